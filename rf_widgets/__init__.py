@@ -1,0 +1,71 @@
+"""rf_widgets: receptive field analysis of convolutional networks.
+
+``analyze(model_or_stack, input_size)`` returns an :class:`Analysis`: per-layer receptive fields (min and
+max over all paths, per axis), feature-map sizes, the paper's verdicts (unproductive, critical, border
+layer) and the feasible input resolutions. Importing this package loads neither torch, matplotlib nor
+ipywidgets; they are imported when a torch model is analysed or a view is drawn.
+
+Examples
+--------
+>>> import rf_widgets as rfw
+>>> stack = rfw.Stack([rfw.conv("c1", 3, stride=2), rfw.conv("c2", 3), rfw.global_pool("gap")])
+>>> rfw.analyze(stack, 5).border_layer
+'c1'
+"""
+
+from rf_widgets._api import analyze, load_stack
+from rf_widgets.core.arithmetic import Diagnostic
+from rf_widgets.core.graph import Stack
+from rf_widgets.core.layers import (
+    INPUT,
+    Layer,
+    adaptive_pool,
+    add,
+    concat,
+    conv,
+    elementwise,
+    flatten,
+    global_pool,
+    mul,
+    pool,
+    unknown,
+)
+from rf_widgets.core.results import Analysis, Box, LayerResult
+from rf_widgets.errors import (
+    GraphError,
+    LayerSpecError,
+    ModelImportError,
+    ResolutionError,
+    RFError,
+    StackFileError,
+)
+
+__all__ = [
+    "analyze",
+    "load_stack",
+    "Stack",
+    "Layer",
+    "INPUT",
+    "conv",
+    "pool",
+    "elementwise",
+    "add",
+    "mul",
+    "concat",
+    "global_pool",
+    "adaptive_pool",
+    "flatten",
+    "unknown",
+    "Analysis",
+    "LayerResult",
+    "Box",
+    "Diagnostic",
+    "RFError",
+    "LayerSpecError",
+    "GraphError",
+    "ResolutionError",
+    "ModelImportError",
+    "StackFileError",
+]
+
+__version__ = "0.1.0"

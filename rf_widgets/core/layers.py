@@ -1,0 +1,360 @@
+"""Layer declarations: what one node of a network does to the receptive field.
+
+A :class:`Layer` is a frozen record of one operation. Its ``kind`` says which rule applies:
+
+``"window"``
+    A sliding window per axis: kernel ``k``, stride ``s``, dilation ``d``, padding ``p_lo``/``p_hi``.
+    Convolutions and pools are windows; elementwise operations and merges (add, multiply, concatenate
+    along channels) are windows with ``k = s = d = 1`` and no padding.
+``"global"``
+    The output at one position depends on every input position (global pooling, a mean over the
+    spatial axes, attention). Its receptive field is infinite.
+``"adaptive"``
+    Adaptive pooling to ``output_size``; resolved with PyTorch's window formula at the analysed input
+    size (global when the output is 1 on every axis).
+``"flatten"``
+    Flattening the spatial axes into features: global when the map is larger than 1 on some axis,
+    elementwise on a 1x1 map.
+``"unknown"``
+    An operation without a rule. It is reported with status ``"unknown"`` and a diagnostic; the values
+    downstream of it assume it adds no context and are therefore lower bounds.
+
+The public constructors (:func:`conv`, :func:`pool`, ...) validate their arguments and accept an int
+(every axis), one value per axis, or for padding one ``(lo, hi)`` pair per axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rf_widgets.errors import LayerSpecError
+
+__all__ = [
+    "INPUT",
+    "Kind",
+    "Layer",
+    "conv",
+    "pool",
+    "elementwise",
+    "add",
+    "mul",
+    "concat",
+    "global_pool",
+    "adaptive_pool",
+    "flatten",
+    "unknown",
+]
+
+INPUT = "input"
+"""The reserved name of the network input in ``inputs=`` lists."""
+
+Kind = Literal["window", "global", "adaptive", "flatten", "unknown"]
+KINDS: tuple[str, ...] = ("window", "global", "adaptive", "flatten", "unknown")
+
+IntPerAxis = int | Sequence[int]
+PaddingPerAxis = int | Sequence[int] | Sequence[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One operation of a network, as the receptive-field arithmetic sees it.
+
+    ``kernel``, ``stride`` and ``dilation`` hold one value per axis and ``padding`` one ``(lo, hi)``
+    pair per axis. A 1-tuple applies to every axis of the stack it is placed in. ``inputs=None`` means
+    "the previous layer" (the network input for the first one).
+
+    Examples
+    --------
+    >>> Layer("conv1", "Conv2d", kernel=(3, 3), stride=(2, 2)).kernel
+    (3, 3)
+    """
+
+    name: str
+    op: str
+    kind: Kind = "window"
+    inputs: tuple[str, ...] | None = None
+    kernel: tuple[int, ...] = (1,)
+    stride: tuple[int, ...] = (1,)
+    dilation: tuple[int, ...] = (1,)
+    padding: tuple[tuple[int, int], ...] = ((0, 0),)
+    ceil_mode: bool = False
+    output_size: tuple[int | None, ...] | None = None
+    module: str | None = None
+    params: int = 0
+    macs_per_position: int = 0
+    note: str | None = None
+    extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise LayerSpecError(f"a layer name must be a non-empty string, got {self.name!r}")
+        if self.name == INPUT:
+            raise LayerSpecError(f"'{INPUT}' is reserved for the network input and cannot name a layer")
+        if self.kind not in KINDS:
+            raise LayerSpecError(
+                f"kind must be one of {', '.join(KINDS)}, got {self.kind!r} for layer '{self.name}'"
+            )
+        for label in ("kernel", "stride", "dilation"):
+            values = getattr(self, label)
+            if not values or any(not _is_int(v) or v < 1 for v in values):
+                raise LayerSpecError(
+                    f"{_parameter_label(label)} must be >= 1 on every axis, got {_show(values)} "
+                    f"for layer '{self.name}'"
+                )
+        if not self.padding or any(
+            len(pair) != 2 or not all(_is_int(v) for v in pair) for pair in self.padding
+        ):
+            raise LayerSpecError(
+                f"padding must be one (lo, hi) pair of ints per axis, got {self.padding!r} "
+                f"for layer '{self.name}'"
+            )
+        if self.kind == "adaptive":
+            if not self.output_size or any(
+                v is not None and (not _is_int(v) or v < 1) for v in self.output_size
+            ):
+                raise LayerSpecError(
+                    f"output_size must be >= 1 (or None) on every axis, got {self.output_size!r} "
+                    f"for layer '{self.name}'"
+                )
+        if self.inputs is not None and (
+            not isinstance(self.inputs, tuple) or any(not isinstance(i, str) for i in self.inputs)
+        ):
+            raise LayerSpecError(
+                f"inputs must be a tuple of layer names, got {self.inputs!r} for layer '{self.name}'"
+            )
+        lengths = {len(self.kernel), len(self.stride), len(self.dilation), len(self.padding)} - {1}
+        if len(lengths) > 1:
+            raise LayerSpecError(
+                f"kernel, stride, dilation and padding disagree on the number of axes "
+                f"({len(self.kernel)}, {len(self.stride)}, {len(self.dilation)}, {len(self.padding)}) "
+                f"for layer '{self.name}'"
+            )
+
+    @property
+    def ndim(self) -> int:
+        """The number of axes this layer declares (1 when every parameter is a broadcast scalar)."""
+        return max(len(self.kernel), len(self.stride), len(self.dilation), len(self.padding))
+
+    def broadcast(self, ndim: int) -> Layer:
+        """This layer with every per-axis parameter spelled out for ``ndim`` axes."""
+        if all(len(v) == ndim for v in (self.kernel, self.stride, self.dilation, self.padding)):
+            return self
+        out = {}
+        for label in ("kernel", "stride", "dilation", "padding"):
+            values = getattr(self, label)
+            if len(values) == 1:
+                values = values * ndim
+            elif len(values) != ndim:
+                raise LayerSpecError(
+                    f"{label} has {len(values)} axes but the stack has {ndim}, "
+                    f"got {_show(values)} for layer '{self.name}'"
+                )
+            out[label] = values
+        if self.output_size is not None and len(self.output_size) not in (1, ndim):
+            raise LayerSpecError(
+                f"output_size has {len(self.output_size)} axes but the stack has {ndim} "
+                f"for layer '{self.name}'"
+            )
+        return _replace(self, **out)
+
+    @property
+    def kernel_effective(self) -> tuple[int, ...]:
+        """``d * (k - 1) + 1`` per axis."""
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
+
+
+def _replace(layer: Layer, **changes: object) -> Layer:
+    from dataclasses import replace
+
+    return replace(layer, **changes)  # type: ignore[arg-type]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(values: tuple[object, ...]) -> str:
+    return "(" + ", ".join(repr(v) for v in values) + ("," if len(values) == 1 else "") + ")"
+
+
+def _parameter_label(label: str) -> str:
+    return "kernel_size" if label == "kernel" else label
+
+
+def _per_axis(value: IntPerAxis, label: str, name: str) -> tuple[int, ...]:
+    if _is_int(value):
+        return (value,)  # type: ignore[return-value]
+    if isinstance(value, Sequence) and not isinstance(value, str) and value:
+        out = tuple(value)
+        if all(_is_int(v) for v in out):
+            return out  # type: ignore[return-value]
+    raise LayerSpecError(
+        f"{_parameter_label(label)} must be an int or a sequence of ints, got {value!r} "
+        f"for layer '{name}'"
+    )
+
+
+def _padding(value: PaddingPerAxis, name: str) -> tuple[tuple[int, int], ...]:
+    if _is_int(value):
+        pairs: tuple[tuple[int, int], ...] = ((value, value),)  # type: ignore[assignment]
+    elif isinstance(value, Sequence) and not isinstance(value, str) and value:
+        items = list(value)
+        if all(_is_int(v) for v in items):
+            pairs = tuple((v, v) for v in items)  # type: ignore[misc]
+        elif all(
+            isinstance(v, Sequence) and len(v) == 2 and all(_is_int(x) for x in v) for v in items
+        ):
+            pairs = tuple((v[0], v[1]) for v in items)  # type: ignore[index]
+        else:
+            raise LayerSpecError(
+                f"padding must be an int, one int per axis or one (lo, hi) pair per axis, "
+                f"got {value!r} for layer '{name}'"
+            )
+    else:
+        raise LayerSpecError(
+            f"padding must be an int, one int per axis or one (lo, hi) pair per axis, "
+            f"got {value!r} for layer '{name}'"
+        )
+    if any(v < 0 for pair in pairs for v in pair):
+        raise LayerSpecError(f"padding must be >= 0 on every axis, got {value!r} for layer '{name}'")
+    return pairs
+
+
+def _inputs(inputs: str | Sequence[str] | None, name: str) -> tuple[str, ...] | None:
+    if inputs is None:
+        return None
+    if isinstance(inputs, str):
+        return (inputs,)
+    if isinstance(inputs, Sequence) and all(isinstance(i, str) for i in inputs):
+        return tuple(inputs)
+    raise LayerSpecError(
+        f"inputs must be a layer name or a list of layer names, got {inputs!r} for layer '{name}'"
+    )
+
+
+def conv(
+    name: str,
+    kernel: IntPerAxis,
+    stride: IntPerAxis = 1,
+    dilation: IntPerAxis = 1,
+    padding: PaddingPerAxis = 0,
+    *,
+    inputs: str | Sequence[str] | None = None,
+    op: str = "conv",
+) -> Layer:
+    """A convolution (any window operation with learned weights).
+
+    Examples
+    --------
+    >>> conv("c1", 3, dilation=2).kernel_effective
+    (5,)
+    """
+    return Layer(
+        name,
+        op,
+        "window",
+        _inputs(inputs, name),
+        kernel=_per_axis(kernel, "kernel", name),
+        stride=_per_axis(stride, "stride", name),
+        dilation=_per_axis(dilation, "dilation", name),
+        padding=_padding(padding, name),
+    )
+
+
+def pool(
+    name: str,
+    kernel: IntPerAxis,
+    stride: IntPerAxis | None = None,
+    dilation: IntPerAxis = 1,
+    padding: PaddingPerAxis = 0,
+    *,
+    ceil_mode: bool = False,
+    inputs: str | Sequence[str] | None = None,
+    op: str = "maxpool",
+) -> Layer:
+    """A pooling window; ``stride`` defaults to the kernel size, as in PyTorch.
+
+    Examples
+    --------
+    >>> pool("p1", 2).stride
+    (2,)
+    """
+    return Layer(
+        name,
+        op,
+        "window",
+        _inputs(inputs, name),
+        kernel=_per_axis(kernel, "kernel", name),
+        stride=_per_axis(kernel if stride is None else stride, "stride", name),
+        dilation=_per_axis(dilation, "dilation", name),
+        padding=_padding(padding, name),
+        ceil_mode=bool(ceil_mode),
+    )
+
+
+def elementwise(name: str, op: str = "relu", *, inputs: str | Sequence[str] | None = None) -> Layer:
+    """An operation on each position alone: activation, normalisation, 1x1 channel mixing."""
+    return Layer(name, op, "window", _inputs(inputs, name))
+
+
+def _merge(name: str, op: str, inputs: Sequence[str]) -> Layer:
+    names = _inputs(inputs, name)
+    if not names:
+        raise LayerSpecError(f"a merge needs at least one input, got {inputs!r} for layer '{name}'")
+    return Layer(name, op, "window", names)
+
+
+def add(name: str, inputs: Sequence[str]) -> Layer:
+    """The elementwise sum of several inputs (a residual connection)."""
+    return _merge(name, "add", inputs)
+
+
+def mul(name: str, inputs: Sequence[str]) -> Layer:
+    """The elementwise product of several inputs (gating, squeeze-and-excitation)."""
+    return _merge(name, "mul", inputs)
+
+
+def concat(name: str, inputs: Sequence[str]) -> Layer:
+    """Concatenation along the channel axis."""
+    return _merge(name, "concat", inputs)
+
+
+def global_pool(
+    name: str, op: str = "global_avgpool", *, inputs: str | Sequence[str] | None = None
+) -> Layer:
+    """An operation whose every output depends on every input position."""
+    return Layer(name, op, "global", _inputs(inputs, name))
+
+
+def adaptive_pool(
+    name: str,
+    output_size: int | None | Sequence[int | None],
+    *,
+    inputs: str | Sequence[str] | None = None,
+    op: str = "adaptive_avgpool",
+) -> Layer:
+    """Adaptive pooling to ``output_size`` (``None`` keeps an axis as it is)."""
+    if output_size is None or _is_int(output_size):
+        sizes: tuple[int | None, ...] = (output_size,)  # type: ignore[assignment]
+    elif isinstance(output_size, Sequence):
+        sizes = tuple(output_size)
+    else:
+        raise LayerSpecError(
+            f"output_size must be an int, None or one per axis, got {output_size!r} "
+            f"for layer '{name}'"
+        )
+    return Layer(name, op, "adaptive", _inputs(inputs, name), output_size=sizes)
+
+
+def flatten(name: str, *, inputs: str | Sequence[str] | None = None) -> Layer:
+    """Flattening the spatial axes into a feature vector (global unless the map is 1x1)."""
+    return Layer(name, "flatten", "flatten", _inputs(inputs, name))
+
+
+def unknown(
+    name: str, op: str, *, inputs: str | Sequence[str] | None = None, note: str | None = None
+) -> Layer:
+    """An operation with no receptive-field rule: reported as unknown, never as identity."""
+    return Layer(name, op, "unknown", _inputs(inputs, name), note=note)

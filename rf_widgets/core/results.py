@@ -1,0 +1,426 @@
+"""Frozen results: :class:`Analysis` (the whole network) and :class:`LayerResult` (one layer).
+
+``repr(analysis)`` is the text report, ``analysis._repr_html_()`` the colour-coded notebook table,
+``analysis.to_dict()`` the JSON document of SPEC section 9.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cached_property
+from typing import Any, Literal
+
+from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Number, Resolved
+from rf_widgets.core.graph import NETWORK_INPUT, Stack
+from rf_widgets.core.layers import INPUT
+from rf_widgets.core.verdicts import Verdicts
+from rf_widgets.errors import GraphError, ResolutionError
+
+__all__ = ["Analysis", "LayerResult", "Box", "SCHEMA_VERSION", "STATUS_COLOURS"]
+
+SCHEMA_VERSION = 1
+STATUS_COLOURS = {
+    "productive": "#d9f2d9",
+    "critical": "#fff2b3",
+    "unproductive": "#f4c7c3",
+    "global": "#dde3f0",
+    "unknown": "#e0e0e0",
+}
+PerAxis = tuple[Number, ...]
+
+
+@dataclass(frozen=True)
+class Box:
+    """The input region one unit sees along every axis: inclusive ``start``/``stop``, ``centre``.
+
+    Coordinates are input pixels; parts below 0 or above ``size - 1`` lie in the padding.
+    """
+
+    start: PerAxis
+    stop: PerAxis
+    centre: PerAxis
+
+    @property
+    def size(self) -> PerAxis:
+        return tuple(b - a + 1 for a, b in zip(self.start, self.stop, strict=True))
+
+    def clipped(self, input_size: tuple[int, ...]) -> Box | None:
+        """The part inside an input of ``input_size`` (None when it is all padding)."""
+        start = tuple(max(0, a) for a in self.start)
+        stop = tuple(min(n - 1, b) for b, n in zip(self.stop, input_size, strict=True))
+        if any(a > b for a, b in zip(start, stop, strict=True)):
+            return None
+        return Box(start, stop, tuple((a + b) / 2 for a, b in zip(start, stop, strict=True)))
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """Everything the analysis says about one layer; per-axis values are tuples (``inf`` = global)."""
+
+    name: str
+    module: str | None
+    op: str
+    inputs: tuple[str, ...]
+    kernel: tuple[int, ...] | None
+    stride: tuple[int, ...] | None
+    dilation: tuple[int, ...] | None
+    padding: tuple[tuple[int, int], ...] | None
+    r_min: PerAxis
+    r_max: PerAxis
+    r_max_local: PerAxis | None
+    jump: PerAxis | None
+    offset: PerAxis | None
+    feature_map: tuple[int, ...]
+    status: str
+    reason: str | None
+    params: int
+    macs: int
+
+    @property
+    def is_global(self) -> bool:
+        return self.r_min[0] == INF
+
+    def to_dict(self) -> dict[str, Any]:
+        """This layer as one entry of the SPEC section 9 ``layers`` list."""
+        return {
+            "name": self.name,
+            "module": self.module,
+            "op": self.op,
+            "inputs": list(self.inputs),
+            "kernel": _list(self.kernel),
+            "stride": _list(self.stride),
+            "dilation": _list(self.dilation),
+            "padding": _padding_json(self.padding),
+            "r_min": _field_json(self.r_min),
+            "r_max": _field_json(self.r_max),
+            "r_max_local": None if self.r_max_local is None else _field_json(self.r_max_local),
+            "jump": _list(self.jump),
+            "effective_padding": _list(self.offset),
+            "feature_map": list(self.feature_map),
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The receptive-field analysis of one network at one input size.
+
+    Attributes are per-layer tuples in topological order; :attr:`layers` gives one
+    :class:`LayerResult` per layer. :meth:`at` re-analyses the same graph at another input size without
+    re-importing the model.
+
+    Examples
+    --------
+    >>> import rf_widgets as rfw
+    >>> stack = rfw.Stack([rfw.conv("c1", 3), rfw.conv("c2", 3)])
+    >>> rfw.analyze(stack, 4).layer("c2").r_max
+    (5, 5)
+    """
+
+    stack: Stack
+    input_size: tuple[int, ...]
+    model: str
+    sizes: tuple[tuple[int, ...], ...]
+    resolved: dict[int, Resolved]
+    field: Field
+    verdicts: Verdicts
+    diagnostics: tuple[Diagnostic, ...]
+    resolution_range: tuple[int | None, int | None]
+
+    # -- access ---------------------------------------------------------------------------------------
+
+    @cached_property
+    def layers(self) -> tuple[LayerResult, ...]:
+        return tuple(self._layer(i) for i in range(len(self.stack.layers)))
+
+    def layer(self, name: str) -> LayerResult:
+        """The result of the layer called ``name``."""
+        return self._layer(self._index(name))
+
+    @property
+    def border_layer(self) -> str | None:
+        """The first border layer in topological order (None when nothing is unproductive)."""
+        border = self.verdicts.border
+        return self.stack.layers[border[0]].name if border else None
+
+    @property
+    def border_layers(self) -> tuple[str, ...]:
+        return tuple(self.stack.layers[i].name for i in self.verdicts.border)
+
+    @property
+    def unproductive_layers(self) -> tuple[str, ...]:
+        return tuple(self.stack.layers[i].name for i in self.verdicts.unproductive)
+
+    def at(self, input_size: object) -> Analysis:
+        """The same network analysed at another input size (no re-tracing)."""
+        from rf_widgets.core.analysis import analyze_stack
+
+        return analyze_stack(self.stack, input_size, self.model)
+
+    def unit_box(
+        self, layer: str, unit: int | tuple[int, ...] | None = None, path: Literal["max", "min", "hull"] = "max"
+    ) -> Box:
+        """The input region seen by ``unit`` of ``layer`` (SPEC section 2).
+
+        ``path="max"`` follows the path with the largest field, ``"min"`` the smallest, ``"hull"`` spans
+        the union of all paths (what the input gradient of the unit can reach). ``unit`` defaults to the
+        centre unit of the layer's feature map.
+        """
+        i = self._index(layer)
+        classes = self.field.classes[i]
+        if not classes[0]:
+            raise GraphError(f"layer '{layer}' is global: every unit sees the whole input")
+        ndim = self.stack.ndim
+        size = self.sizes[i]
+        if unit is None:
+            units = tuple(max(n - 1, 0) // 2 for n in size)
+        elif isinstance(unit, int):
+            units = (unit,) * ndim
+        else:
+            units = tuple(unit)
+        if len(units) != ndim or any(
+            not isinstance(u, int) or u < 0 or (n > 0 and u >= n) for u, n in zip(units, size, strict=True)
+        ):
+            raise ResolutionError(
+                f"unit {unit!r} is outside the {'x'.join(map(str, size))} feature map of layer '{layer}'"
+            )
+        start, stop = [], []
+        for axis, u in zip(classes, units, strict=True):
+            if path == "hull":
+                start.append(min(u * j - c[4] for j, c in axis.items()))
+                stop.append(max(u * j + c[5] for j, c in axis.items()))
+                continue
+            if path == "max":
+                jump, c = max(axis.items(), key=lambda item: (item[1][2], item[0]))
+                r, p = c[2], c[3]
+            elif path == "min":
+                jump, c = min(axis.items(), key=lambda item: (item[1][0], item[0]))
+                r, p = c[0], c[1]
+            else:
+                raise ValueError(f"path must be 'max', 'min' or 'hull', got {path!r}")
+            start.append(u * jump - p)
+            stop.append(u * jump - p + r - 1)
+        return Box(
+            tuple(_plain(v) for v in start),
+            tuple(_plain(v) for v in stop),
+            tuple(_plain(Fraction(a + b) / 2) for a, b in zip(start, stop, strict=True)),
+        )
+
+    def _index(self, name: str) -> int:
+        try:
+            return self.stack.index[name]
+        except KeyError:
+            raise GraphError(f"no layer named '{name}' in '{self.model}'") from None
+
+    def _layer(self, i: int) -> LayerResult:
+        layer = self.stack.layers[i]
+        field = self.field
+        is_window = layer.kind == "window"
+        resolved = self.resolved.get(i)
+        kernel = layer.kernel if is_window else None
+        stride = layer.stride if is_window else None
+        if resolved is not None and resolved[0] == "window":
+            kernel = tuple(_plain(k) for k in resolved[1])  # type: ignore[misc]
+            stride = tuple(_plain(s) for s in resolved[2])  # type: ignore[misc]
+        return LayerResult(
+            name=layer.name,
+            module=layer.module,
+            op=layer.op,
+            inputs=tuple(
+                INPUT if j == NETWORK_INPUT else self.stack.layers[j].name
+                for j in self.stack.input_indices[i]
+            ),
+            kernel=kernel,
+            stride=stride,
+            dilation=layer.dilation if is_window else None,
+            padding=layer.padding if is_window else None,
+            r_min=tuple(_plain(v) for v in field.r_min[i]),
+            r_max=tuple(_plain(v) for v in field.r_max[i]),
+            r_max_local=_maybe(field.r_max_local[i]),
+            jump=_maybe(field.jump[i]),
+            offset=_maybe(field.offset[i]),
+            feature_map=self.sizes[i],
+            status=self.verdicts.status[i],
+            reason=self.verdicts.reason[i],
+            params=layer.params,
+            macs=layer.macs_per_position * math.prod(self.sizes[i]),
+        )
+
+    # -- summaries ------------------------------------------------------------------------------------
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many layers have each status."""
+        out = {status: 0 for status in STATUS_COLOURS}
+        for status in self.verdicts.status:
+            out[status] += 1
+        return out
+
+    def unproductive_share(self) -> dict[str, float | None]:
+        """Share of layers, parameters and multiply-adds that sit in unproductive layers."""
+        layers = self.stack.layers
+        bad = set(self.verdicts.unproductive)
+        params = sum(layer.params for layer in layers)
+        macs = [layer.macs_per_position * math.prod(n) for layer, n in zip(layers, self.sizes, strict=True)]
+        total_macs = sum(macs)
+        return {
+            "layers": len(bad) / len(layers),
+            "params": sum(layers[i].params for i in bad) / params if params else None,
+            "macs": sum(macs[i] for i in bad) / total_macs if total_macs else None,
+        }
+
+    def summary(self) -> str:
+        """Three lines: the border layer, the unproductive layers, the feasible range."""
+        counts = self.counts
+        share = self.unproductive_share()
+        low, high = self.resolution_range
+        size = "x".join(map(str, self.input_size))
+        parts = [
+            f"{self.model} at {size}: border layer {self.border_layer or 'none'}",
+            f"unproductive layers: {counts['unproductive']} of {len(self.stack.layers)}"
+            + (f" ({share['params']:.1%} of the parameters)" if share["params"] is not None else ""),
+            f"feasible input resolutions: {low if low is not None else '?'} to "
+            f"{high if high is not None else 'unbounded'}",
+        ]
+        if counts["unknown"]:
+            unknown = [layer.name for layer, s in zip(self.stack.layers, self.verdicts.status, strict=True) if s == "unknown"]
+            parts.append(f"unknown operations (values after them are lower bounds): {', '.join(unknown)}")
+        return "\n".join(parts)
+
+    # -- export ---------------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The SPEC section 9 document (schema_version 1)."""
+        low, high = self.resolution_range
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model": self.model,
+            "input_size": list(self.input_size),
+            "layers": [layer.to_dict() for layer in self.layers],
+            "border_layer": self.border_layer,
+            "border_layers": list(self.border_layers),
+            "unproductive_layers": list(self.unproductive_layers),
+            "resolution_range": {"min": low, "max": high},
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_pandas(self) -> Any:
+        """One row per layer (requires pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as err:  # pragma: no cover - depends on the environment
+            raise ImportError("to_pandas() needs pandas: pip install pandas") from err
+        rows = []
+        for layer in self.layers:
+            row = layer.to_dict()
+            row["params"] = layer.params
+            row["macs"] = layer.macs
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("name")
+
+    # -- display --------------------------------------------------------------------------------------
+
+    _COLUMNS = ("layer", "op", "kernel", "stride", "r_min", "r_max", "jump", "map", "status")
+
+    def _rows(self) -> list[tuple[str, ...]]:
+        rows = []
+        for layer in self.layers:
+            status = layer.status + (f" ({layer.reason})" if layer.reason else "")
+            if self.verdicts.border and layer.name == self.border_layer:
+                status += " [border]"
+            rows.append(
+                (
+                    layer.name,
+                    layer.op,
+                    _axes(layer.kernel),
+                    _axes(layer.stride),
+                    _axes(layer.r_min),
+                    _axes(layer.r_max),
+                    _axes(layer.jump),
+                    _axes(layer.feature_map),
+                    status,
+                )
+            )
+        return rows
+
+    def table(self) -> str:
+        """The per-layer text table."""
+        rows = [self._COLUMNS, *self._rows()]
+        widths = [max(len(row[c]) for row in rows) for c in range(len(self._COLUMNS))]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        text = self.table() + "\n\n" + self.summary()
+        if self.diagnostics:
+            text += "\n" + "\n".join(f"note: {d.message}" for d in self.diagnostics[:20])
+            if len(self.diagnostics) > 20:
+                text += f"\n... and {len(self.diagnostics) - 20} more notes"
+        return text
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{c}</th>" for c in self._COLUMNS)
+        body = []
+        for layer, row in zip(self.layers, self._rows(), strict=True):
+            style = f"background:{STATUS_COLOURS[layer.status]}"
+            if layer.name == self.border_layer:
+                style += ";font-weight:bold;border-top:2px solid #b00;border-bottom:2px solid #b00"
+            cells = "".join(f"<td>{html.escape(cell)}</td>" for cell in row)
+            body.append(f'<tr style="{style}" data-status="{layer.status}">{cells}</tr>')
+        summary = "<br>".join(html.escape(line) for line in self.summary().splitlines())
+        legend = " ".join(
+            f'<span style="background:{colour};padding:0 4px">{status}</span>'
+            for status, colour in STATUS_COLOURS.items()
+        )
+        notes = "".join(f"<li>{html.escape(d.message)}</li>" for d in self.diagnostics[:50])
+        return (
+            f'<div class="rfw-analysis"><p>{summary}</p><p>{legend}</p>'
+            f'<table class="rfw-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            + (f"<details><summary>{len(self.diagnostics)} notes</summary><ul>{notes}</ul></details>" if notes else "")
+            + "</div>"
+        )
+
+
+def _plain(value: Number | float) -> Any:
+    """Ints stay ints, whole fractions become ints, other fractions floats; inf stays inf."""
+    if isinstance(value, Fraction):
+        return value.numerator if value.denominator == 1 else float(value)
+    return value
+
+
+def _maybe(values: tuple[Number, ...] | None) -> tuple[Any, ...] | None:
+    return None if values is None else tuple(_plain(v) for v in values)
+
+
+def _list(values: tuple[Any, ...] | None) -> list[Any] | None:
+    return None if values is None else list(values)
+
+
+def _field_json(values: tuple[Any, ...]) -> list[Any] | str:
+    return "inf" if any(v == INF for v in values) else list(values)
+
+
+def _padding_json(padding: tuple[tuple[int, int], ...] | None) -> list[Any] | None:
+    if padding is None:
+        return None
+    if all(lo == hi for lo, hi in padding):
+        return [lo for lo, _ in padding]
+    return [[lo, hi] for lo, hi in padding]
+
+
+def _axes(values: tuple[Any, ...] | None) -> str:
+    if values is None:
+        return "-"
+    shown = ["global" if v == INF else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values]
+    return shown[0] if len(set(shown)) == 1 else "x".join(shown)
+
+
