@@ -13,6 +13,7 @@ __all__ = [
     "ResolutionError",
     "ModelImportError",
     "StackFileError",
+    "UnknownOperationWarning",
 ]
 
 
@@ -38,3 +39,7 @@ class ModelImportError(RFError):
 
 class StackFileError(RFError):
     """A JSON/YAML layer-stack file could not be read or does not describe a valid stack."""
+
+
+class UnknownOperationWarning(UserWarning):
+    """An operation without a receptive-field rule was found; it is reported with status "unknown"."""

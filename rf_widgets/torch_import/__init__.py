@@ -1,0 +1,78 @@
+"""Import a ``torch.nn.Module`` as a :class:`~rf_widgets.core.graph.Stack` with torch.fx.
+
+The model is traced symbolically (no forward pass over data); modules and functions are mapped to
+layers by the rule table in :mod:`rf_widgets.torch_import.rules`. Reshapes are followed with tensor
+shapes from a fake-tensor pass (no real data, no weights read) only when the graph has them.
+Operations without a rule become layers of kind ``"unknown"`` with a diagnostic and an
+:class:`~rf_widgets.errors.UnknownOperationWarning`; nothing is silently treated as identity.
+
+The model, its training flags, hooks, parameters and device are left as they were, also on failure.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn as nn
+
+from rf_widgets.core.graph import Stack
+from rf_widgets.errors import ModelImportError, UnknownOperationWarning
+from rf_widgets.torch_import.builder import GraphBuilder
+from rf_widgets.torch_import.rules import module_rules, register_function_rule, register_module_rule
+from rf_widgets.torch_import.tracing import preserved, trace
+
+__all__ = ["import_model", "register_module_rule", "register_function_rule"]
+
+
+def import_model(model: nn.Module, *, name: str | None = None, ndim: int | None = None) -> Stack:
+    """The layer graph of ``model``.
+
+    Parameters
+    ----------
+    model
+        Any ``torch.nn.Module``; it is not modified.
+    name
+        What to call it in reports (default: the class name).
+    ndim
+        Number of spatial axes; by default taken from the first convolution (2 when there is none).
+
+    Examples
+    --------
+    >>> import torch.nn as nn
+    >>> stack = import_model(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()))
+    >>> stack.names
+    ('0', '1')
+    """
+    if not isinstance(model, nn.Module):
+        raise ModelImportError(f"import_model needs a torch.nn.Module, got {type(model).__name__}")
+    label = name or type(model).__name__
+    ndim, in_channels = _input_geometry(model) if ndim is None else (ndim, _input_geometry(model)[1])
+    with preserved(model), torch.no_grad():
+        gm, how, opaque = trace(model, tuple(module_rules()))
+        builder = GraphBuilder(gm, ndim, in_channels)
+        layers = builder.build()
+    if not layers:
+        raise ModelImportError(f"{label} has no operation on its input that rf_widgets can see")
+    if builder.unknown:
+        shown = ", ".join(f"'{n}'" for n in builder.unknown[:8])
+        more = f" and {len(builder.unknown) - 8} more" if len(builder.unknown) > 8 else ""
+        warnings.warn(
+            f"{label}: no receptive-field rule for {shown}{more}; they are reported as unknown",
+            UnknownOperationWarning,
+            stacklevel=2,
+        )
+    return Stack(
+        layers,
+        ndim,
+        label,
+        metadata={"import_method": how, "opaque_modules": opaque, "diagnostics": tuple(builder.diagnostics)},
+    )
+
+
+def _input_geometry(model: nn.Module) -> tuple[int, int]:
+    """Spatial axes and input channels, read off the first convolution."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            return len(m.kernel_size), m.in_channels
+    return 2, 3

@@ -1,0 +1,101 @@
+"""What each dimension of an activation tensor means, followed through reshapes and permutes.
+
+A layout is a tuple with one role per tensor dimension:
+
+``"N"`` batch, ``"C"`` channels (or any per-position feature), ``0 .. ndim-1`` one spatial axis,
+``"T"`` all spatial axes flattened into tokens, ``"X"`` a dimension that holds part of the spatial
+positions mixed with something else (window partitions), ``"F"`` features flattened by a flatten layer
+(that layer already accounts for the spatial mixing).
+
+An operation that mixes values along a dimension is global when the role is spatial (an axis or
+``"T"``), unknown when it is ``"X"``, and elementwise otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+__all__ = ["Role", "Layout", "standard", "is_spatial", "mixing", "regroup"]
+
+Role = str | int
+Layout = tuple[Role, ...]
+
+
+def standard(ndim: int) -> Layout:
+    """``(N, C, 0, 1, ...)``: the layout of a channels-first input."""
+    return ("N", "C", *range(ndim))
+
+
+def is_spatial(role: Role) -> bool:
+    return isinstance(role, int) or role in ("T", "X")
+
+
+def mixing(roles: Sequence[Role]) -> str:
+    """``"global"``, ``"unknown"`` or ``"elementwise"`` for an operation mixing along ``roles``."""
+    if any(isinstance(r, int) or r == "T" for r in roles):
+        return "global"
+    if "X" in roles:
+        return "unknown"
+    return "elementwise"
+
+
+def regroup(layout: Layout, before: Sequence[int], after: Sequence[int], ndim: int) -> Layout | None:
+    """The layout after reshaping a tensor of shape ``before`` (with ``layout``) into ``after``.
+
+    Consecutive dimensions are grouped so that their sizes multiply to the same number on both sides;
+    a group keeps its role when it maps one dimension to one, becomes ``"T"`` when it merges exactly
+    all spatial axes in order, ``"X"`` when it splits or merges spatial positions otherwise, and the
+    non-spatial role of its members (``"C"`` over ``"N"``) when no spatial axis takes part. Dimensions
+    of size 1 carry no positions: dropped on the left, role ``"N"`` on the right. Returns None when
+    the sizes do not factor.
+    """
+    if math.prod(before) != math.prod(after):
+        return None
+    out: list[Role] = []
+    i = j = 0
+    while j < len(after):
+        if i < len(before) and before[i] == after[j]:
+            out.append(layout[i])
+            i, j = i + 1, j + 1
+        elif after[j] == 1:
+            out.append("N")
+            j += 1
+        elif i < len(before) and before[i] == 1:
+            i += 1
+        else:
+            if i >= len(before):
+                return None
+            roles = [layout[i]]
+            have, want, span = before[i], after[j], 1
+            i += 1
+            while have != want:
+                if have < want:
+                    if i >= len(before):
+                        return None
+                    have *= before[i]
+                    if before[i] != 1:
+                        roles.append(layout[i])
+                    i += 1
+                else:
+                    j += 1
+                    if j >= len(after):
+                        return None
+                    want *= after[j]
+                    span += 1
+            out.extend([_group_role(roles, span, ndim)] * span)
+            j += 1
+    return tuple(out)
+
+
+def _group_role(roles: list[Role], span: int, ndim: int) -> Role:
+    spatial = [r for r in roles if is_spatial(r)]
+    if not spatial:
+        return "C" if "C" in roles or "F" in roles else (roles[0] if roles else "N")
+    if span == 1 and len(roles) == 1:
+        return roles[0]
+    if span == 1 and roles == list(range(ndim)):
+        return "T"
+    if span == 1 and roles == ["T"]:
+        return "T"
+    return "X"

@@ -1,0 +1,112 @@
+"""Getting a torch.fx graph out of a model without running it on data, and without changing it."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+import torch.fx as fx
+
+from rf_widgets.errors import ModelImportError
+
+__all__ = ["trace", "preserved"]
+
+MAX_FALLBACK_LEAVES = 64
+
+
+class _Tracer(fx.Tracer):
+    """The default tracer plus extra leaf modules (by identity) and extra leaf types."""
+
+    def __init__(self, leaves: set[int], leaf_types: tuple[type, ...]) -> None:
+        super().__init__()
+        self.leaves = leaves
+        self.leaf_types = leaf_types
+
+    def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
+        if id(m) in self.leaves or (self.leaf_types and isinstance(m, self.leaf_types)):
+            return True
+        return super().is_leaf_module(m, module_qualified_name)
+
+
+def trace(
+    model: torch.nn.Module, leaf_types: tuple[type, ...] = ()
+) -> tuple[fx.GraphModule, str, tuple[str, ...]]:
+    """Trace ``model`` symbolically; on failure, make the failing submodule a leaf and retry.
+
+    Returns the graph module, a sentence saying how the graph was obtained, and the names of the
+    modules that had to be treated as opaque leaves.
+    """
+    names = {id(m): name for name, m in model.named_modules()}
+    leaves: set[int] = set()
+    opaque: list[str] = []
+    while True:
+        tracer = _Tracer(leaves, leaf_types)
+        try:
+            graph = tracer.trace(model)
+        except Exception as err:  # tracing runs arbitrary user code: any failure is possible
+            culprit = _failing_submodule(err, names, leaves, id(model))
+            if culprit is None or len(opaque) >= MAX_FALLBACK_LEAVES:
+                raise ModelImportError(
+                    f"torch.fx could not trace {type(model).__name__}: {_failing_call(err)}"
+                ) from err
+            leaves.add(culprit)
+            opaque.append(names[culprit])
+            continue
+        module = fx.GraphModule(tracer.root, graph, type(model).__name__)
+        if not opaque:
+            return module, "torch.fx symbolic trace", ()
+        how = (
+            "torch.fx symbolic trace with the untraceable submodules "
+            + ", ".join(f"'{n}'" for n in opaque)
+            + " kept as opaque leaves"
+        )
+        return module, how, tuple(opaque)
+
+
+def _failing_submodule(
+    err: BaseException, names: dict[int, str], leaves: set[int], root: int
+) -> int | None:
+    """The deepest submodule (not the root, not already a leaf) whose forward was running."""
+    found = None
+    tb = err.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if isinstance(owner, torch.nn.Module) and id(owner) in names:
+            if id(owner) != root and id(owner) not in leaves:
+                found = id(owner)
+        tb = tb.tb_next
+    return found
+
+
+def _failing_call(err: BaseException) -> str:
+    frames = traceback.extract_tb(err.__traceback__)
+    user = [f for f in frames if "torch/fx" not in f.filename.replace("\\", "/")]
+    where = user[-1] if user else (frames[-1] if frames else None)
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if where is None:
+        return message
+    return f"{message} (in {where.name}, {where.filename}:{where.lineno}: {where.line})"
+
+
+@contextmanager
+def preserved(model: torch.nn.Module) -> Iterator[None]:
+    """Restore every submodule's training flag afterwards, whatever happens inside."""
+    flags = [(m, m.training) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def fetch_attr(module: torch.nn.Module, target: str) -> Any:
+    """The object a ``get_attr`` node refers to."""
+    obj: Any = module
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
