@@ -52,11 +52,10 @@ def to_stack(model: Any) -> Stack:
     if isinstance(model, str):
         from rf_widgets.specs import load_model_spec
 
-        return to_stack(load_model_spec(model))
+        loaded = load_model_spec(model)
+        return loaded if isinstance(loaded, Stack) else _import_torch(loaded, model)
     if _is_torch_module(model):
-        from rf_widgets.torch_import import import_model
-
-        return import_model(model)
+        return _import_torch(model, None)
     if isinstance(model, Sequence) and model and all(isinstance(layer, Layer) for layer in model):
         return Stack(model)
     raise ModelImportError(
@@ -70,6 +69,12 @@ def load_stack(path: str) -> Stack:
     from rf_widgets.stackfile import read_stack
 
     return read_stack(path)
+
+
+def _import_torch(model: Any, name: str | None) -> Stack:
+    from rf_widgets.torch_import import import_model
+
+    return import_model(model, name=name)
 
 
 def _is_torch_module(model: Any) -> bool:

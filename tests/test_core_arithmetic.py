@@ -177,7 +177,7 @@ def _torch_size(run, n):  # type: ignore[no-untyped-def]
     """The output length of ``run`` on a 1-D input of length ``n`` (0 when torch refuses to run)."""
     torch = pytest.importorskip("torch")
     try:
-        return run(torch.zeros(1, 1, n)).shape[-1]
+        return run(torch.zeros(1, 1, n, dtype=torch.float64)).shape[-1]
     except RuntimeError:
         return 0
 
@@ -190,7 +190,7 @@ def test_conv_sizes_match_torch_conv1d():
         ours = rfw.analyze(
             rfw.Stack([conv("c", k, stride=s, dilation=d, padding=((lo, hi),))], ndim=1), n
         ).layer("c")
-        weight = torch.ones(1, 1, k)
+        weight = torch.ones(1, 1, k, dtype=torch.float64)
 
         def run(x, k=k, s=s, d=d, lo=lo, hi=hi, weight=weight):  # type: ignore[no-untyped-def]
             return functional.conv1d(functional.pad(x, (lo, hi)), weight, stride=s, dilation=d)
@@ -224,16 +224,33 @@ def test_pool_sizes_match_torch_maxpool1d(ceil_mode):
         (8, 4),  # ceil(5 / 2) + 1 = 4, the last window starts at 6 < 8
         (9, 4),
         (10, 5),
-        (2, 0),  # the kernel does not fit
+        (3, 1),
+        (2, 1),  # ceil(-1 / 2) + 1 = 1: PyTorch keeps a window wider than the input
+        (1, 0),  # ceil(-2 / 2) + 1 = 0
     ],
 )
 def test_ceil_mode_pool_sizes(n, expected):
     torch = pytest.importorskip("torch")
     stack = rfw.Stack([pool("p", 3, stride=2, ceil_mode=True)])
     assert rfw.analyze(stack, n).layer("p").feature_map == (expected, expected)
+    module = torch.nn.MaxPool2d(3, stride=2, ceil_mode=True)
     if expected:
-        out = torch.nn.MaxPool2d(3, stride=2, ceil_mode=True)(torch.zeros(1, 1, n, n))
-        assert tuple(out.shape[-2:]) == (expected, expected)
+        assert tuple(module(torch.zeros(1, 1, n, n)).shape[-2:]) == (expected, expected)
+    else:
+        with pytest.raises(RuntimeError):
+            module(torch.zeros(1, 1, n, n))
+
+
+def test_ceil_mode_pool_on_a_map_smaller_than_its_kernel():
+    """GoogLeNet's ``MaxPool2d(2, 2, ceil_mode=True)`` maps a 1x1 map to 1x1: nothing is empty."""
+    torch = pytest.importorskip("torch")
+    stack = rfw.Stack([conv("c1", 3, stride=2), pool("p1", 2, ceil_mode=True), conv("c2", 1)])
+    result = rfw.analyze(stack, 4)
+    out = torch.nn.MaxPool2d(2, 2, ceil_mode=True)(torch.nn.Conv2d(1, 1, 3, 2)(torch.zeros(1, 1, 4, 4)))
+    assert result.layer("c1").feature_map == (1, 1)
+    assert result.layer("p1").feature_map == tuple(out.shape[-2:]) == (1, 1)
+    assert result.layer("c2").feature_map == (1, 1)
+    assert kinds(result, "empty-output") == []
 
 
 def test_ceil_mode_drops_a_window_that_starts_in_the_right_padding():
@@ -533,7 +550,7 @@ def test_adaptive_pool_uses_the_pytorch_window_formula(n, m):
     out = torch.nn.AdaptiveAvgPool1d(m)(x)
     widths = []
     for i in range(m):
-        (grad,) = torch.autograd.grad(out[0, 0, i], x)
+        (grad,) = torch.autograd.grad(out[0, 0, i], x, retain_graph=True)
         support = torch.nonzero(grad[0, 0]).flatten().tolist()
         assert support == list(range(support[0], support[-1] + 1))
         widths.append(len(support))

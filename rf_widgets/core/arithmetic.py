@@ -18,6 +18,7 @@ The field depends on the input size only through the resolved adaptive/flatten l
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Union
@@ -48,14 +49,16 @@ class Diagnostic:
 
 def _window_size(n: int, k: int, s: int, lo: int, hi: int, ceil_mode: bool) -> int:
     span = n + lo + hi - k
-    if n <= 0 or span < 0:
+    if n <= 0:
         return 0
     if not ceil_mode:
-        return span // s + 1
+        return span // s + 1 if span >= 0 else 0
+    # ceil((n + lo + hi - k) / s) + 1 can be 1 with a kernel wider than the padded input (PyTorch keeps
+    # that window: MaxPool2d(2, ceil_mode=True) maps 1x1 to 1x1)
     out = -(-span // s) + 1
-    if (out - 1) * s >= n + lo:  # PyTorch: the last window must start inside the input or left pad
+    if out > 0 and (out - 1) * s >= n + lo:  # PyTorch: the last window starts inside the input or left pad
         out -= 1
-    return out
+    return max(out, 0)
 
 
 def _adaptive_axis(n: int, m: int | None) -> tuple[int, Number, Number] | None:
@@ -66,6 +69,42 @@ def _adaptive_axis(n: int, m: int | None) -> tuple[int, Number, Number] | None:
         return m, n // m, n // m
     widest = max(-(-(i + 1) * n // m) - (i * n // m) for i in range(m))
     return m, widest, Fraction(n, m)
+
+
+@dataclass(frozen=True)
+class SizePlan:
+    """A stack compiled for the size pass: one step per layer, cheap ones recognised up front.
+
+    ``steps[i]`` is ``(code, source, params)``: code 0 is a single-input window without ceil mode
+    (``params`` holds ``(lo + hi - k_eff, stride)`` per axis), code 1 a single-input operation that
+    keeps the size, code 2 anything else (computed by :func:`_layer_size`).
+    """
+
+    steps: tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]
+
+
+_PLANS: weakref.WeakKeyDictionary[Stack, SizePlan] = weakref.WeakKeyDictionary()
+
+
+def size_plan(stack: Stack) -> SizePlan:
+    """The compiled size pass of ``stack`` (memoised per stack)."""
+    plan = _PLANS.get(stack)
+    if plan is not None:
+        return plan
+    steps = []
+    for i, layer in enumerate(stack.layers):
+        sources = stack.input_indices[i]
+        if len(sources) == 1 and layer.kind == WINDOW and not layer.ceil_mode:
+            params = tuple(
+                (lo + hi - (d * (k - 1) + 1), s)
+                for k, d, s, (lo, hi) in zip(layer.kernel, layer.dilation, layer.stride, layer.padding, strict=True)
+            )
+            code = 1 if all(p == (-1, 1) for p in params) else 0  # k_eff 1, stride 1, no padding
+            steps.append((code, sources[0], params))
+        else:
+            steps.append((2, -1, ()))
+    plan = _PLANS[stack] = SizePlan(tuple(steps))
+    return plan
 
 
 def feature_maps(
@@ -79,73 +118,98 @@ def feature_maps(
     sizes: list[tuple[int, ...]] = []
     resolved: dict[int, Resolved] = {}
     diagnostics: list[Diagnostic] = []
-    ndim = stack.ndim
-    for i, layer in enumerate(stack.layers):
-        sources = stack.input_indices[i]
-        ins = [input_size if j == NETWORK_INPUT else sizes[j] for j in sources]
-        if len(ins) == 1:
-            n_in = ins[0]
+    append = sizes.append
+    for i, (code, source, params) in enumerate(size_plan(stack).steps):
+        if code == 2:
+            out = _layer_size(stack, i, input_size, sizes, resolved, diagnostics)
         else:
-            n_in = tuple(max(s[a] for s in ins) for a in range(ndim))
-            if any(s[a] not in (1, n_in[a]) for s in ins for a in range(ndim)):
-                shown = ", ".join("x".join(map(str, s)) for s in ins)
-                diagnostics.append(
-                    Diagnostic(layer.name, "size-mismatch", f"'{layer.name}' merges maps of sizes {shown}")
-                )
-        kind = layer.kind
-        if kind == WINDOW:
-            out = tuple(
-                _window_size(
-                    n_in[a],
-                    layer.dilation[a] * (layer.kernel[a] - 1) + 1,
-                    layer.stride[a],
-                    layer.padding[a][0],
-                    layer.padding[a][1],
-                    layer.ceil_mode,
-                )
-                for a in range(ndim)
-            )
-        elif kind == GLOBAL:
-            out = tuple(1 if n > 0 else 0 for n in n_in)
-        elif kind == "adaptive":
-            target = layer.output_size or (None,)
-            if len(target) == 1:
-                target = target * ndim
-            if all(m == 1 for m in target):
-                resolved[i] = (GLOBAL, (), (), ())
-                out = tuple(1 if n > 0 else 0 for n in n_in)
+            n_in = input_size if source == NETWORK_INPUT else sizes[source]
+            if code == 1:
+                out = n_in
             else:
-                axes = [_adaptive_axis(n_in[a], target[a]) for a in range(ndim)]
-                out = tuple(
-                    0 if n_in[a] <= 0 else (n_in[a] if target[a] is None else target[a])
-                    for a in range(ndim)
-                )
-                if all(ax is None for ax in axes):
-                    resolved[i] = (IDENTITY, (), (), ())
-                else:
-                    resolved[i] = (
-                        WINDOW,
-                        tuple(1 if ax is None else ax[1] for ax in axes),
-                        tuple(1 if ax is None else ax[2] for ax in axes),
-                        (0,) * ndim,
-                    )
-        elif kind == "flatten":
-            spread = any(n > 1 for n in n_in)
-            resolved[i] = (GLOBAL if spread else IDENTITY, (), (), ())
-            out = (1 if all(n > 0 for n in n_in) else 0,) * ndim
-        else:  # unknown: assume the size is kept
-            out = n_in
-        if any(n == 0 for n in out) and all(all(n > 0 for n in s) for s in ins):
-            diagnostics.append(
-                Diagnostic(
-                    layer.name,
-                    "empty-output",
-                    f"'{layer.name}' gets an input of {'x'.join(map(str, n_in))} and its output is "
-                    f"empty at input size {'x'.join(map(str, input_size))}",
-                )
-            )
-        sizes.append(out)
+                out = tuple([(n + t) // s + 1 if n > 0 and n + t >= 0 else 0 for n, (t, s) in zip(n_in, params)])
+                if 0 in out and 0 not in n_in:
+                    diagnostics.append(_empty(stack, i, n_in, input_size))
+        append(out)
     return sizes, resolved, diagnostics
+
+
+def _empty(stack: Stack, i: int, n_in: tuple[int, ...], input_size: tuple[int, ...]) -> Diagnostic:
+    name = stack.layers[i].name
+    return Diagnostic(
+        name,
+        "empty-output",
+        f"'{name}' gets an input of {'x'.join(map(str, n_in))} and its output is "
+        f"empty at input size {'x'.join(map(str, input_size))}",
+    )
+
+
+def _layer_size(
+    stack: Stack,
+    i: int,
+    input_size: tuple[int, ...],
+    sizes: list[tuple[int, ...]],
+    resolved: dict[int, Resolved],
+    diagnostics: list[Diagnostic],
+) -> tuple[int, ...]:
+    """The output size of layer ``i`` in the general case (merges, ceil mode, size-dependent kinds)."""
+    layer = stack.layers[i]
+    ndim = stack.ndim
+    ins = [input_size if j == NETWORK_INPUT else sizes[j] for j in stack.input_indices[i]]
+    if len(ins) == 1:
+        n_in = ins[0]
+    else:
+        n_in = tuple(max(s[a] for s in ins) for a in range(ndim))
+        if any(s[a] not in (1, n_in[a]) for s in ins for a in range(ndim)):
+            shown = ", ".join("x".join(map(str, s)) for s in ins)
+            diagnostics.append(
+                Diagnostic(layer.name, "size-mismatch", f"'{layer.name}' merges maps of sizes {shown}")
+            )
+    kind = layer.kind
+    if kind == WINDOW:
+        out = tuple(
+            _window_size(
+                n_in[a],
+                layer.dilation[a] * (layer.kernel[a] - 1) + 1,
+                layer.stride[a],
+                layer.padding[a][0],
+                layer.padding[a][1],
+                layer.ceil_mode,
+            )
+            for a in range(ndim)
+        )
+    elif kind == GLOBAL:
+        out = tuple(1 if n > 0 else 0 for n in n_in)
+    elif kind == "adaptive":
+        target = layer.output_size or (None,)
+        if len(target) == 1:
+            target = target * ndim
+        if all(m == 1 for m in target):
+            resolved[i] = (GLOBAL, (), (), ())
+            out = tuple(1 if n > 0 else 0 for n in n_in)
+        else:
+            axes = [_adaptive_axis(n_in[a], target[a]) for a in range(ndim)]
+            out = tuple(
+                0 if n_in[a] <= 0 else (n_in[a] if target[a] is None else target[a]) for a in range(ndim)
+            )
+            if all(ax is None for ax in axes):
+                resolved[i] = (IDENTITY, (), (), ())
+            else:
+                resolved[i] = (
+                    WINDOW,
+                    tuple(1 if ax is None else ax[1] for ax in axes),
+                    tuple(1 if ax is None else ax[2] for ax in axes),
+                    (0,) * ndim,
+                )
+    elif kind == "flatten":
+        spread = any(n > 1 for n in n_in)
+        resolved[i] = (GLOBAL if spread else IDENTITY, (), (), ())
+        out = (1 if all(n > 0 for n in n_in) else 0,) * ndim
+    else:  # unknown: assume the size is kept
+        out = n_in
+    if 0 in out and all(0 not in s for s in ins):
+        diagnostics.append(_empty(stack, i, n_in, input_size))
+    return out
 
 
 # A path class: (r_min, offset of the r_min path, r_max, offset of the r_max path,
@@ -154,7 +218,7 @@ PathClass = tuple[Number, Number, Number, Number, Number, Number]
 _START: dict[Number, PathClass] = {1: (1, 0, 1, 0, 0, 0)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Field:
     """Receptive fields of every layer, per axis (see the module docstring).
 

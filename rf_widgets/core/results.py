@@ -309,8 +309,17 @@ class Analysis:
             "diagnostics": [d.to_dict() for d in self.diagnostics],
         }
 
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text, one line per layer and per diagnostic."""
+        document = self.to_dict()
+        lines = []
+        for key, value in document.items():
+            if key in ("layers", "diagnostics") and value:
+                items = ",\n".join("    " + json.dumps(item) for item in value)
+                lines.append(f'  "{key}": [\n{items}\n  ]')
+            else:
+                lines.append(f"  {json.dumps(key)}: {json.dumps(value)}")
+        return "{\n" + ",\n".join(lines) + "\n}"
 
     def to_pandas(self) -> Any:
         """One row per layer (requires pandas)."""

@@ -14,9 +14,12 @@ holds on every axis, ``feature-map-covered`` otherwise. Layers whose every path 
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
-from rf_widgets.core.arithmetic import GLOBAL, IDENTITY, WINDOW, Field, Resolved
+import numpy as np
+
+from rf_widgets.core.arithmetic import IDENTITY, WINDOW, Field, Resolved
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 
 __all__ = ["Verdicts", "judge", "STATUSES"]
@@ -36,21 +39,69 @@ class Verdicts:
     unproductive: tuple[int, ...]
 
 
-def _kernels(stack: Stack, resolved: dict[int, Resolved]) -> list[tuple[int, ...] | None]:
-    """``k_eff`` per layer for rule (B); None where the kernel is not finite or not known."""
-    ndim = stack.ndim
-    out: list[tuple[int, ...] | None] = []
-    for i, layer in enumerate(stack.layers):
-        how = resolved[i][0] if i in resolved else layer.kind
-        if i in resolved and how == WINDOW:
-            out.append(tuple(int(k) for k in resolved[i][1]))
-        elif how == IDENTITY:
-            out.append((1,) * ndim)
-        elif how == WINDOW:
-            out.append(layer.kernel_effective)
-        else:
-            out.append(None)
-    return out
+_STATUS_OF_CODE = ("productive", "critical", "unproductive", "global", "unknown")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Index arrays of a stack for the vectorised rules (one row per layer, plus a sentinel row)."""
+
+    sources: np.ndarray  # flat layer-input indices; a layer without layer inputs points at the sentinel
+    starts: np.ndarray  # where each layer's run begins in ``sources``
+    has_sources: np.ndarray
+    edge_from: np.ndarray
+    edge_to: np.ndarray
+    kernel: np.ndarray  # k_eff per axis for rule (B); -1 where the kernel is not finite
+    unknown: np.ndarray
+
+
+_PLANS: weakref.WeakKeyDictionary[Stack, _Plan] = weakref.WeakKeyDictionary()
+_FIELD_ARRAYS: weakref.WeakKeyDictionary[Field, tuple[np.ndarray, np.ndarray]] = weakref.WeakKeyDictionary()
+
+
+def _plan(stack: Stack) -> _Plan:
+    plan = _PLANS.get(stack)
+    if plan is not None:
+        return plan
+    count = len(stack.layers)
+    sources: list[int] = []
+    starts: list[int] = []
+    edge_from: list[int] = []
+    edge_to: list[int] = []
+    for i, inputs in enumerate(stack.input_indices):
+        starts.append(len(sources))
+        layer_inputs = [j for j in inputs if j != NETWORK_INPUT]
+        sources.extend(layer_inputs or [count])
+        edge_from.extend(layer_inputs)
+        edge_to.extend([i] * len(layer_inputs))
+    kernel = np.array(
+        [
+            layer.kernel_effective if layer.kind == WINDOW else (-1,) * stack.ndim
+            for layer in stack.layers
+        ],
+        dtype=float,
+    )
+    plan = _PLANS[stack] = _Plan(
+        np.array(sources, dtype=np.intp),
+        np.array(starts, dtype=np.intp),
+        np.array([any(j != NETWORK_INPUT for j in inputs) for inputs in stack.input_indices]),
+        np.array(edge_from, dtype=np.intp),
+        np.array(edge_to, dtype=np.intp),
+        kernel,
+        np.array([layer.kind == "unknown" for layer in stack.layers]),
+    )
+    return plan
+
+
+def _field_arrays(field: Field, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+    """``r_min`` per layer and the smallest ``r_min`` over each layer's inputs (inf: none)."""
+    found = _FIELD_ARRAYS.get(field)
+    if found is None:
+        r_min = np.array([[float(v) for v in row] for row in field.r_min], dtype=float)
+        padded = np.vstack([r_min, np.full((1, r_min.shape[1]), np.inf)])
+        smallest_input = np.minimum.reduceat(padded[plan.sources], plan.starts, axis=0)
+        found = _FIELD_ARRAYS[field] = (r_min, smallest_input)
+    return found
 
 
 def judge(
@@ -61,45 +112,31 @@ def judge(
     resolution: tuple[int, ...],
 ) -> Verdicts:
     """Apply rules (A) and (B) to every layer at ``resolution`` (one int per axis)."""
-    kernels = _kernels(stack, resolved)
-    r_min = field.r_min
-    axes = range(stack.ndim)
-    status: list[str] = []
-    reason: list[str | None] = []
-    for i, layer in enumerate(stack.layers):
-        own = r_min[i]
-        if layer.kind == "unknown":
-            status.append("unknown")
-            reason.append(None)
-            continue
-        if own[0] == float("inf") or (i in resolved and resolved[i][0] == GLOBAL):
-            status.append("global")
-            reason.append(None)
-            continue
-        sources = [j for j in stack.input_indices[i] if j != NETWORK_INPUT]
-        rule_a = [
-            own[a] > resolution[a] and all(r_min[j][a] >= resolution[a] for j in sources)
-            for a in axes
-        ]
-        kernel = kernels[i]
-        rule_b = [
-            kernel is not None and bool(sources) and all(sizes[j][a] <= kernel[a] for j in sources)
-            for a in axes
-        ]
-        if all(a or b for a, b in zip(rule_a, rule_b, strict=True)):
-            status.append("unproductive")
-            reason.append(RF_EXCEEDS_INPUT if all(rule_a) else FEATURE_MAP_COVERED)
-        elif all(own[a] > resolution[a] for a in axes):
-            status.append("critical")
-            reason.append(None)
-        else:
-            status.append("productive")
-            reason.append(None)
-    unproductive = tuple(i for i, s in enumerate(status) if s == "unproductive")
-    border = tuple(
-        i
-        for i, s in enumerate(status)
-        if s in ("productive", "critical")
-        and any(status[j] == "unproductive" for j in stack.successors[i])
+    plan = _plan(stack)
+    r_min, smallest_input = _field_arrays(field, plan)
+    kernel = plan.kernel
+    if resolved:
+        kernel = kernel.copy()
+        for i, (how, k, _, _) in resolved.items():
+            kernel[i] = [float(v) for v in k] if how == WINDOW else (1.0 if how == IDENTITY else -1.0)
+    size = np.array([*sizes, (0,) * stack.ndim], dtype=float)
+    largest_input = np.maximum.reduceat(size[plan.sources], plan.starts, axis=0)
+    target = np.array(resolution, dtype=float)
+    rule_a = (r_min > target) & (smallest_input >= target)
+    rule_b = plan.has_sources[:, None] & (largest_input <= kernel)
+    judged = ~(plan.unknown | np.isinf(r_min[:, 0]))
+    unproductive = judged & np.all(rule_a | rule_b, axis=1)
+    critical = judged & ~unproductive & np.all(r_min > target, axis=1)
+    codes = np.where(unproductive, 2, np.where(critical, 1, 0))
+    codes = np.where(np.isinf(r_min[:, 0]), 3, codes)
+    codes = np.where(plan.unknown, 4, codes)
+    by_a = np.all(rule_a, axis=1)
+    status = tuple(_STATUS_OF_CODE[c] for c in codes.tolist())
+    reason = tuple(
+        (RF_EXCEEDS_INPUT if a else FEATURE_MAP_COVERED) if u else None
+        for u, a in zip(unproductive.tolist(), by_a.tolist(), strict=True)
     )
-    return Verdicts(tuple(status), tuple(reason), border, unproductive)
+    feeds_unproductive = np.zeros(len(status), dtype=bool)
+    feeds_unproductive[plan.edge_from[unproductive[plan.edge_to]]] = True
+    border = np.flatnonzero(feeds_unproductive & (codes <= 1))
+    return Verdicts(status, reason, tuple(border.tolist()), tuple(np.flatnonzero(unproductive).tolist()))

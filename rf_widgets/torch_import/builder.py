@@ -38,6 +38,8 @@ class Act:
 
 
 CONST = object()
+_METADATA_ATTRIBUTES = {"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "layout", "is_sparse"}
+_CHECKS = {torch._assert, len, isinstance, torch.is_tensor}
 
 
 class GraphBuilder:
@@ -197,6 +199,13 @@ class GraphBuilder:
             return self._fields(node, op, acts, x, dict(custom(*plain_args, **plain_kwargs)))
         if target is operator.getitem:
             return self._getitem(node, args[0], args[1])
+        if target is getattr:
+            if args[1] in _METADATA_ATTRIBUTES:
+                return CONST
+            if args[1] in ("T", "mT") and isinstance(args[0], Act):
+                return Act(x.source, x.layout[:-2] + (x.layout[-1], x.layout[-2]))
+        if target in _CHECKS:
+            return CONST
         if target in R.BINARY_OPS:
             return self._binary(node, R.BINARY_OPS[target], acts)
         if target in R.ELEMENTWISE_FUNCTIONS:
@@ -327,8 +336,12 @@ class GraphBuilder:
                 else:
                     out.append(role)
             elif isinstance(item, int):
-                if isinstance(role, int) or role in ("T", "X"):
+                if isinstance(role, int):
                     return self._unknown(node, "getitem", [value], value.layout, "selecting one position of a spatial axis")
+                if role in ("T", "X"):
+                    # One token (ViT's class token): its field is that of any unit of the map.
+                    rest = tuple(out) + tuple(layout[d + 1 :])
+                    return self._emit(node, "select", [value], rest)
             else:
                 return self._unknown(node, "getitem", [value], value.layout, f"indexing with {type(item).__name__}")
             d += 1
