@@ -338,9 +338,13 @@ class GraphBuilder:
             elif isinstance(item, int):
                 if isinstance(role, int):
                     return self._unknown(node, "getitem", [value], value.layout, "selecting one position of a spatial axis")
-                if role in ("T", "X"):
-                    # One token (ViT's class token): its field is that of any unit of the map.
+                if role in ("T", "Tc", "X"):
                     rest = tuple(out) + tuple(layout[d + 1 :])
+                    if role == "Tc" and item == 0:
+                        # A token concatenated as a constant (ViT's class token): it has no local path
+                        # and sees the image only through the attention that mixed all tokens.
+                        return self._global(node, "select", [value], rest)
+                    # One token of the map: its field is that of any unit of the map.
                     return self._emit(node, "select", [value], rest)
             else:
                 return self._unknown(node, "getitem", [value], value.layout, f"indexing with {type(item).__name__}")
@@ -464,7 +468,11 @@ def _cat(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: list[A
         return b._elementwise(node, "concat" if len(acts) > 1 else "cat", acts, x.layout)
     if len(acts) == 1:
         # One activation and constants (a class token): positions are added, none are mixed.
-        return b._elementwise(node, "cat", acts, x.layout)
+        tensors = args[0] if isinstance(args[0], (list, tuple)) else args
+        layout = x.layout
+        if role in ("T", "Tc") and not isinstance(tensors[0], Act):
+            layout = x.layout[:dim] + ("Tc",) + x.layout[dim + 1 :]
+        return b._elementwise(node, "cat", acts, layout)
     return b._unknown(node, "cat", acts, x.layout, "concatenating activations along a spatial axis")
 
 

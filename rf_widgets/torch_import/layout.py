@@ -3,7 +3,8 @@
 A layout is a tuple with one role per tensor dimension:
 
 ``"N"`` batch, ``"C"`` channels (or any per-position feature), ``0 .. ndim-1`` one spatial axis,
-``"T"`` all spatial axes flattened into tokens, ``"X"`` a dimension that holds part of the spatial
+``"T"`` all spatial axes flattened into tokens (``"Tc"``: with constant tokens such as ViT's class
+token concatenated in front), ``"X"`` a dimension that holds part of the spatial
 positions mixed with something else (window partitions), ``"F"`` features flattened by a flatten layer
 (that layer already accounts for the spatial mixing).
 
@@ -28,12 +29,12 @@ def standard(ndim: int) -> Layout:
 
 
 def is_spatial(role: Role) -> bool:
-    return isinstance(role, int) or role in ("T", "X")
+    return isinstance(role, int) or role in ("T", "Tc", "X")
 
 
 def mixing(roles: Sequence[Role]) -> str:
     """``"global"``, ``"unknown"`` or ``"elementwise"`` for an operation mixing along ``roles``."""
-    if any(isinstance(r, int) or r == "T" for r in roles):
+    if any(isinstance(r, int) or r in ("T", "Tc") for r in roles):
         return "global"
     if "X" in roles:
         return "unknown"
@@ -96,6 +97,6 @@ def _group_role(roles: list[Role], span: int, ndim: int) -> Role:
         return roles[0]
     if span == 1 and roles == list(range(ndim)):
         return "T"
-    if span == 1 and roles == ["T"]:
-        return "T"
+    if span == 1 and len(roles) == 1 and roles[0] in ("T", "Tc"):
+        return roles[0]
     return "X"
