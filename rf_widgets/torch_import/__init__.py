@@ -50,7 +50,7 @@ def import_model(model: nn.Module, *, name: str | None = None, ndim: int | None 
     ndim, in_channels = _input_geometry(model) if ndim is None else (ndim, _input_geometry(model)[1])
     with preserved(model), torch.no_grad():
         gm, how, opaque = trace(model, tuple(module_rules()))
-        builder = GraphBuilder(gm, ndim, in_channels)
+        builder = GraphBuilder(gm, ndim, in_channels, _native_size(model, ndim))
         layers = builder.build()
     if not layers:
         raise ModelImportError(f"{label} has no operation on its input that rf_widgets can see")
@@ -68,6 +68,15 @@ def import_model(model: nn.Module, *, name: str | None = None, ndim: int | None 
         label,
         metadata={"import_method": how, "opaque_modules": opaque, "diagnostics": tuple(builder.diagnostics)},
     )
+
+
+def _native_size(model: nn.Module, ndim: int) -> tuple[int, ...] | None:
+    """The input size a model was built for, when it says so (timm's ``pretrained_cfg``)."""
+    config = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
+    size = config.get("input_size") if isinstance(config, dict) else None
+    if isinstance(size, (tuple, list)) and len(size) == ndim + 1:
+        return tuple(int(n) for n in size[1:])
+    return None
 
 
 def _input_geometry(model: nn.Module) -> tuple[int, int]:

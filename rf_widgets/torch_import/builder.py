@@ -7,8 +7,10 @@ shapes or literals alone, which adds no receptive field).
 
 from __future__ import annotations
 
+import io
 import operator
 import re
+from contextlib import redirect_stderr
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -45,10 +47,13 @@ _CHECKS = {torch._assert, len, isinstance, torch.is_tensor}
 class GraphBuilder:
     """Turns the nodes of one traced graph into layers, in graph order."""
 
-    def __init__(self, gm: fx.GraphModule, ndim: int, in_channels: int) -> None:
+    def __init__(
+        self, gm: fx.GraphModule, ndim: int, in_channels: int, reference: tuple[int, ...] | None = None
+    ) -> None:
         self.gm = gm
         self.ndim = ndim
         self.in_channels = in_channels
+        self.reference = reference or (REFERENCE_SIZE[ndim],) * ndim
         self.layers: list[Layer] = []
         self.values: dict[fx.Node, Any] = {}
         self.diagnostics: list[Diagnostic] = []
@@ -77,11 +82,19 @@ class GraphBuilder:
         kwargs = fx.node.map_arg(node.kwargs, lambda n: self.values[n])
         if not _acts(args) and not _acts(kwargs):
             return CONST
-        if node.op == "call_module":
-            return self._module(node, self.gm.get_submodule(node.target), args, kwargs)
-        if node.op == "call_method":
-            return self._method(node, node.target, args, kwargs)
-        return self._function(node, node.target, args, kwargs)
+        try:
+            if node.op == "call_module":
+                return self._module(node, self.gm.get_submodule(node.target), args, kwargs)
+            if node.op == "call_method":
+                return self._method(node, node.target, args, kwargs)
+            return self._function(node, node.target, args, kwargs)
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError) as err:
+            # A rule met arguments it cannot read (computed kernel sizes, unusual signatures).
+            acts = _acts(args) + _acts(kwargs)
+            op = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+            if node.op == "call_module":
+                op = type(self.gm.get_submodule(node.target)).__name__
+            return self._unknown(node, str(op), acts, acts[0].layout, f"its arguments could not be read ({err})")
 
     # -- emitting layers ------------------------------------------------------------------------------
 
@@ -358,7 +371,7 @@ class GraphBuilder:
 
     def shape_of(self, node: fx.Node) -> tuple[int, ...] | None:
         if self._shapes is None:
-            self._shapes = _propagate_shapes(self.gm, self.ndim, self.in_channels)
+            self._shapes = _propagate_shapes(self.gm, self.reference, self.in_channels)
         return self._shapes.get(node.name)
 
 
@@ -733,22 +746,26 @@ def _static_tensor(gm: fx.GraphModule, node: Any) -> torch.Tensor | None:
     return None
 
 
-def _propagate_shapes(gm: fx.GraphModule, ndim: int, in_channels: int) -> dict[str, tuple[int, ...]]:
+def _propagate_shapes(
+    gm: fx.GraphModule, reference: tuple[int, ...], in_channels: int
+) -> dict[str, tuple[int, ...]]:
     """Tensor shapes of every node at a reference size, computed on fake tensors (no real data)."""
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.passes.shape_prop import ShapeProp
 
     shapes: dict[str, tuple[int, ...]] = {}
-    size = REFERENCE_SIZE[ndim]
     flags = [(m, m.training) for m in gm.modules()]
     try:
         for m, _ in flags:
             m.training = False  # no running statistics are touched, even on fake data
-        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
-            x = mode.from_tensor(torch.empty(1, in_channels, *([size] * ndim)))
-            ShapeProp(gm).propagate(x)
-    except Exception:  # shape propagation is best effort: reshapes become unknown without it
-        pass
+        for channels in dict.fromkeys((in_channels, 3, 1)):
+            try:
+                with FakeTensorMode(allow_non_fake_inputs=True) as mode, redirect_stderr(io.StringIO()):
+                    x = mode.from_tensor(torch.empty(1, channels, *reference))
+                    ShapeProp(gm).propagate(x)
+                break
+            except Exception:  # best effort: reshapes whose shapes stay unknown become unknown layers
+                continue
     finally:
         for m, flag in flags:
             m.training = flag
