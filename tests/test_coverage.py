@@ -1,0 +1,92 @@
+"""Every torchvision classification model and a broad sample of timm CNNs analyse without error."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+
+torchvision = pytest.importorskip("torchvision")
+
+import rf_widgets as rfw  # noqa: E402
+from rf_widgets.errors import UnknownOperationWarning  # noqa: E402
+
+TORCHVISION_MODELS = torchvision.models.list_models(module=torchvision.models)
+
+# Operations that have no exact rule yet, reported as unknown (with a warning) rather than guessed.
+EXPECTED_UNKNOWN_OPS = {
+    "swin": {"shifted_window_attention"},
+    "maxvit": {"softmax", "einsum", "Linear", "add", "Conv2d", "mul"},
+}
+
+
+def _family(name: str) -> str | None:
+    return next((family for family in EXPECTED_UNKNOWN_OPS if name.startswith(family)), None)
+
+
+def _analyze(model, name):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnknownOperationWarning)
+        result = rfw.analyze(model, 224, name=name)
+    return result, [w for w in caught if issubclass(w.category, UnknownOperationWarning)]
+
+
+def test_there_are_80_classification_models():
+    assert len(TORCHVISION_MODELS) >= 80
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TORCHVISION_MODELS)
+def test_torchvision_model(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        model = torchvision.models.get_model(name)
+    result, unknown_warnings = _analyze(model, name)
+    unknown = {layer.op for layer in result.layers if layer.status == "unknown"}
+    family = _family(name)
+    if family is None:
+        assert not unknown, f"{name}: unknown operations {unknown}"
+        assert not unknown_warnings
+    else:
+        assert unknown <= EXPECTED_UNKNOWN_OPS[family]
+        assert unknown_warnings, "unknown operations must be announced"
+    first = result.layers[0]
+    assert first.r_max[0] < math.inf
+    assert result.layers[-1].status in ("global", "unknown")
+    low, high = result.resolution_range
+    assert low is not None and high is not None and low >= 1
+    again = result.at(32)
+    assert again.input_size == (32, 32)
+
+
+TIMM_MODELS = [
+    "resnet50d",  # residual, deep stem
+    "seresnet50",  # squeeze-and-excitation
+    "densenet121",  # dense
+    "inception_v3",  # inception-style
+    "xception41",  # depthwise separable
+    "efficientnet_b0",  # depthwise + SE
+    "mobilenetv3_large_100",
+    "convnext_tiny",  # ConvNeXt
+    "regnety_016",
+    "dpn68",
+    "ghostnet_100",
+    "dla34",
+    "repvgg_a2",
+    "nfnet_f0",
+    "selecsls42b",
+    "poolformer_s12",
+    "vit_small_patch16_224",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TIMM_MODELS)
+def test_timm_model(name):
+    timm = pytest.importorskip("timm")
+    result, unknown_warnings = _analyze(timm.create_model(name, pretrained=False), name)
+    assert not unknown_warnings
+    assert all(layer.status != "unknown" for layer in result.layers)
+    assert result.layers[0].r_max[0] < math.inf
+    assert result.resolution_range[0] is not None

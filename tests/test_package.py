@@ -1,0 +1,81 @@
+"""Package-level promises: a light import, a small public surface, the display formats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import rf_widgets as rfw
+
+
+def test_import_loads_no_heavy_dependency_and_is_fast():
+    code = (
+        "import sys, time\n"
+        "t = time.perf_counter()\n"
+        "import rf_widgets\n"
+        "elapsed = time.perf_counter() - t\n"
+        "heavy = [m for m in ('torch', 'matplotlib', 'ipywidgets') if m in sys.modules]\n"
+        "print(elapsed, ','.join(heavy))\n"
+    )
+    timings = []
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        elapsed, heavy = done.stdout.split()[0], done.stdout.split()[1:]
+        assert heavy == [], f"import rf_widgets loaded {heavy}"
+        timings.append(float(elapsed))
+    assert min(timings) < 0.3, timings
+
+
+def test_public_surface_is_explicit():
+    assert "analyze" in rfw.__all__
+    for name in rfw.__all__:
+        assert hasattr(rfw, name), name
+
+
+def _sample() -> rfw.Analysis:
+    stack = rfw.Stack(
+        [
+            rfw.conv("c1", 3, stride=2),
+            rfw.conv("c2", 3),
+            rfw.conv("c3", 3),
+            rfw.global_pool("gap"),
+        ],
+        name="sample",
+    )
+    return rfw.analyze(stack, 9)
+
+
+def test_text_report():
+    result = _sample()
+    text = repr(result)
+    header = text.splitlines()[0].split()
+    assert header == ["layer", "op", "kernel", "stride", "r_min", "r_max", "jump", "map", "status"]
+    assert "sample at 9x9: border layer c2" in text
+    assert "unproductive (" in text
+    assert "global" in text
+
+
+def test_html_report_is_colour_coded():
+    result = _sample()
+    html = result._repr_html_()
+    assert html.count("<tr") == len(result.layers) + 1
+    assert 'data-status="unproductive"' in html
+    assert "#f4c7c3" in html  # the unproductive colour
+    assert "border layer c2" in html
+
+
+def test_to_dict_is_json():
+    document = json.loads(json.dumps(_sample().to_dict()))
+    assert document["layers"][-1]["r_max"] == "inf"
+    assert document["border_layer"] == "c2"
+
+
+def test_to_pandas():
+    pd = pytest.importorskip("pandas")
+    frame = _sample().to_pandas()
+    assert isinstance(frame, pd.DataFrame)
+    assert list(frame.index) == ["c1", "c2", "c3", "gap"]
+    assert frame.loc["c3", "status"] == "unproductive"
