@@ -30,7 +30,7 @@ def run(*args: str | Path) -> None:
 
 def setup() -> None:
     """Create the virtual environment and install the package with its test extras."""
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - this file must run on any Python 3
         sys.exit(f"rf_widgets needs Python 3.10 or newer, this is {sys.version.split()[0]}")
     if not PYTHON.exists():
         print(f"creating {VENV}", flush=True)

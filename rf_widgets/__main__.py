@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--resolution", "-r", type=int, default=224, help="square input size (default 224)")
-    size.add_argument("--input-size", nargs="+", type=int, metavar="N", help="one input size per spatial axis")
+    size.add_argument(
+        "--input-size", nargs="+", type=int, metavar="N", help="one input size per spatial axis"
+    )
     parser.add_argument("--json", action="store_true", help="print the JSON document (schema_version 1)")
     parser.add_argument("--summary", action="store_true", help="print the summary only, without the table")
     return parser

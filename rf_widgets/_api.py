@@ -12,7 +12,7 @@ from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
 from rf_widgets.errors import ModelImportError
 
-__all__ = ["analyze", "to_stack", "load_stack"]
+__all__ = ["analyze", "load_stack", "to_stack"]
 
 
 def analyze(model: Any, input_size: int | Sequence[int] = 224, *, name: str | None = None) -> Analysis:

@@ -7,11 +7,11 @@ the input without reading a traceback.
 from __future__ import annotations
 
 __all__ = [
-    "RFError",
-    "LayerSpecError",
     "GraphError",
-    "ResolutionError",
+    "LayerSpecError",
     "ModelImportError",
+    "RFError",
+    "ResolutionError",
     "StackFileError",
     "UnknownOperationWarning",
 ]

@@ -43,7 +43,9 @@ def _torchvision(name: str) -> Any:
     try:
         import torchvision
     except ImportError:
-        raise ModelImportError("torchvision:… specs need torchvision: pip install 'rf-widgets[torch]'") from None
+        raise ModelImportError(
+            "torchvision:… specs need torchvision: pip install 'rf-widgets[torch]'"
+        ) from None
     known = torchvision.models.list_models()
     if name not in known:
         raise ModelImportError(f"torchvision has no model '{name}'{_suggest(name, known)}")
@@ -65,7 +67,9 @@ def _factory(module_name: str, attribute: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
-        raise ModelImportError(f"cannot import '{module_name}' for the spec '{module_name}:{attribute}': {err}") from None
+        raise ModelImportError(
+            f"cannot import '{module_name}' for the spec '{module_name}:{attribute}': {err}"
+        ) from None
     target: Any = module
     for part in attribute.split("."):
         if not hasattr(target, part):
@@ -75,7 +79,9 @@ def _factory(module_name: str, attribute: str) -> Any:
         try:
             target = target()
         except Exception as err:
-            raise ModelImportError(f"calling '{module_name}:{attribute}()' failed: {type(err).__name__}: {err}") from None
+            raise ModelImportError(
+                f"calling '{module_name}:{attribute}()' failed: {type(err).__name__}: {err}"
+            ) from None
     return target
 
 

@@ -27,7 +27,7 @@ from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.errors import RFError, StackFileError
 
-__all__ = ["read_stack", "stack_from_dict", "stack_to_dict", "write_stack", "LAYER_TYPES"]
+__all__ = ["LAYER_TYPES", "read_stack", "stack_from_dict", "stack_to_dict", "write_stack"]
 
 
 def _window(make: Callable[..., Layer], keys: tuple[str, ...]) -> Callable[[str, dict[str, Any]], Layer]:
@@ -65,7 +65,18 @@ LAYER_TYPES: dict[str, Callable[[str, dict[str, Any]], Layer]] = {
     "flatten": _window(L.flatten, ()),
     "unknown": lambda name, spec: L.unknown(name, spec.get("op", "unknown"), inputs=spec.get("inputs")),
 }
-_KNOWN_KEYS = {"name", "type", "op", "inputs", "kernel", "stride", "dilation", "padding", "ceil_mode", "output_size"}
+_KNOWN_KEYS = {
+    "name",
+    "type",
+    "op",
+    "inputs",
+    "kernel",
+    "stride",
+    "dilation",
+    "padding",
+    "ceil_mode",
+    "output_size",
+}
 
 
 def _tupled(value: Any) -> Any:
@@ -143,8 +154,10 @@ def stack_to_dict(stack: Stack) -> dict[str, Any]:
         if layer.kind == "window":
             if layer.op in _TYPE_OF_OP and layer.inputs and len(layer.inputs) > 1:
                 spec["type"] = _TYPE_OF_OP[layer.op]
-            elif layer.kernel == (1,) * stack.ndim and layer.stride == (1,) * stack.ndim and not any(
-                lo or hi for lo, hi in layer.padding
+            elif (
+                layer.kernel == (1,) * stack.ndim
+                and layer.stride == (1,) * stack.ndim
+                and not any(lo or hi for lo, hi in layer.padding)
             ):
                 spec["type"] = "elementwise"
                 spec["op"] = layer.op

@@ -24,7 +24,8 @@ def test_table_and_summary_for_resnet18_at_32():
     assert "border layer layer2.0.conv2" in out
     assert "unproductive layers: 24 of 69" in out
     assert "feasible input resolutions: 139 to 435" in out
-    assert "layer3.0.conv2" in out and "feature-map-covered" in out
+    assert "layer3.0.conv2" in out
+    assert "feature-map-covered" in out
 
 
 def test_json_document():
@@ -100,7 +101,8 @@ def test_invalid_stack_file_gives_one_line(tmp_path):
     path.write_text(json.dumps({"layers": [{"name": "c1", "type": "conv", "kernel": 0}]}))
     done = run(str(path))
     assert done.returncode == 2
-    assert "kernel_size must be >= 1" in done.stderr and "'c1'" in done.stderr
+    assert "kernel_size must be >= 1" in done.stderr
+    assert "'c1'" in done.stderr
     assert "Traceback" not in done.stderr
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")

@@ -52,7 +52,8 @@ def test_torchvision_model(name):
         assert not unknown_warnings
     else:
         expected = EXPECTED_UNKNOWN_OPS[family]
-        assert unknown and (expected is None or unknown == expected)
+        assert unknown
+        assert expected is None or unknown == expected
         assert unknown_warnings, "unknown operations must be announced"
         noted = {d.layer for d in result.diagnostics if d.kind == "unknown-op"}
         assert noted == {layer.name for layer in result.layers if layer.status == "unknown"}
@@ -60,7 +61,9 @@ def test_torchvision_model(name):
     assert first.r_max[0] < math.inf
     assert result.layers[-1].status in ("global", "unknown")
     low, high = result.resolution_range
-    assert low is not None and high is not None and low >= 1
+    assert low is not None
+    assert high is not None
+    assert low >= 1
     again = result.at(32)
     assert again.input_size == (32, 32)
 

@@ -85,7 +85,11 @@ def test_vision_transformer_is_patch_embedding_then_global():
     assert attention.status == "global"
     # Patch tokens keep a local path through the residual connections ...
     last_block = result.layer("encoder.ln")
-    assert (last_block.r_max, last_block.r_max_local, last_block.r_min) == ((math.inf,) * 2, (16, 16), (16, 16))
+    assert (last_block.r_max, last_block.r_max_local, last_block.r_min) == (
+        (math.inf,) * 2,
+        (16, 16),
+        (16, 16),
+    )
     # ... the class token, concatenated as a constant, sees the image only through attention.
     assert result.layer("select").status == "global"
     assert result.layer("heads.head").status == "global"

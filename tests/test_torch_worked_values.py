@@ -67,9 +67,7 @@ def test_resnet18_every_residual_add_keeps_r_min_11(resnet18_32):
 
 def test_resnet18_verdicts_at_32(resnet18_32):
     convs = {
-        layer.name
-        for layer in resnet18_32.layers
-        if layer.op == "Conv2d" and layer.status == "unproductive"
+        layer.name for layer in resnet18_32.layers if layer.op == "Conv2d" and layer.status == "unproductive"
     }
     assert convs == {
         "layer3.0.conv2",

@@ -10,12 +10,12 @@ import numbers
 import weakref
 from collections.abc import Sequence
 
-from rf_widgets.core.arithmetic import INF, Field, Resolved, feature_maps, fields
+from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Resolved, feature_maps, fields
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.verdicts import Verdicts, judge
 from rf_widgets.errors import ResolutionError
 
-__all__ = ["analyze_stack", "normalize_resolution", "evaluate", "resolution_range"]
+__all__ = ["analyze_stack", "evaluate", "normalize_resolution", "resolution_range"]
 
 _FIELDS: weakref.WeakKeyDictionary[Stack, dict[tuple[tuple[int, Resolved], ...], Field]] = (
     weakref.WeakKeyDictionary()
@@ -32,16 +32,12 @@ def normalize_resolution(value: object, ndim: int) -> tuple[int, ...]:
     elif isinstance(value, Sequence) and not isinstance(value, str):
         values = tuple(value)
         if len(values) != ndim:
-            raise ResolutionError(
-                f"input size must have one value per spatial axis ({ndim}), got {value!r}"
-            )
+            raise ResolutionError(f"input size must have one value per spatial axis ({ndim}), got {value!r}")
     else:
         raise ResolutionError(f"input size must be a positive integer (or one per axis), got {value!r}")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or int(v) < 1:
-            raise ResolutionError(
-                f"input size must be a positive integer on every axis, got {value!r}"
-            )
+            raise ResolutionError(f"input size must be a positive integer on every axis, got {value!r}")
     return tuple(int(v) for v in values)  # type: ignore[call-overload]
 
 
@@ -64,7 +60,9 @@ def evaluate(
     return sizes, resolved, field, judge(stack, field, sizes, resolved, resolution), diagnostics
 
 
-def resolution_range(stack: Stack, resolution: tuple[int, ...], field: Field) -> tuple[int | None, int | None]:
+def resolution_range(
+    stack: Stack, resolution: tuple[int, ...], field: Field
+) -> tuple[int | None, int | None]:
     """The feasible square resolutions ``(min, max)`` of SPEC section 6.
 
     ``min`` is found by doubling then bisection (the unproductive set only shrinks as the resolution
@@ -113,6 +111,12 @@ def analyze_stack(stack: Stack, input_size: object, model: str | None = None):  
         resolved=resolved,
         field=field,
         verdicts=verdicts,
-        diagnostics=tuple(stack.metadata.get("diagnostics", ())) + field.diagnostics + tuple(diagnostics),
+        diagnostics=_imported_diagnostics(stack) + field.diagnostics + tuple(diagnostics),
         resolution_range=(low, high),
     )
+
+
+def _imported_diagnostics(stack: Stack) -> tuple[Diagnostic, ...]:
+    """What the model import noticed (unknown operations), kept with the stack."""
+    found = stack.metadata.get("diagnostics", ())
+    return tuple(d for d in found if isinstance(d, Diagnostic)) if isinstance(found, tuple) else ()

@@ -25,10 +25,10 @@ from typing import Union
 
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 
-__all__ = ["INF", "Resolved", "feature_maps", "fields", "Field", "Diagnostic"]
+__all__ = ["INF", "Diagnostic", "Field", "Resolved", "feature_maps", "fields"]
 
 INF = math.inf
-Number = Union[int, Fraction]
+Number = Union[int, float, Fraction]  # float only for inf
 
 # One resolved operation per layer: ("window", k_eff, stride, pad_lo) per axis, or a marker.
 WINDOW, GLOBAL, IDENTITY, UNKNOWN = "window", "global", "identity", "unknown"
@@ -97,7 +97,9 @@ def size_plan(stack: Stack) -> SizePlan:
         if len(sources) == 1 and layer.kind == WINDOW and not layer.ceil_mode:
             params = tuple(
                 (lo + hi - (d * (k - 1) + 1), s)
-                for k, d, s, (lo, hi) in zip(layer.kernel, layer.dilation, layer.stride, layer.padding, strict=True)
+                for k, d, s, (lo, hi) in zip(
+                    layer.kernel, layer.dilation, layer.stride, layer.padding, strict=True
+                )
             )
             code = 1 if all(p == (-1, 1) for p in params) else 0  # k_eff 1, stride 1, no padding
             steps.append((code, sources[0], params))
@@ -127,7 +129,12 @@ def feature_maps(
             if code == 1:
                 out = n_in
             else:
-                out = tuple([(n + t) // s + 1 if n > 0 and n + t >= 0 else 0 for n, (t, s) in zip(n_in, params)])
+                out = tuple(
+                    [
+                        (n + t) // s + 1 if n > 0 and n + t >= 0 else 0
+                        for n, (t, s) in zip(n_in, params, strict=True)
+                    ]
+                )
                 if 0 in out and 0 not in n_in:
                     diagnostics.append(_empty(stack, i, n_in, input_size))
         append(out)
@@ -189,9 +196,7 @@ def _layer_size(
             out = tuple(1 if n > 0 else 0 for n in n_in)
         else:
             axes = [_adaptive_axis(n_in[a], target[a]) for a in range(ndim)]
-            out = tuple(
-                0 if n_in[a] <= 0 else (n_in[a] if target[a] is None else target[a]) for a in range(ndim)
-            )
+            out = tuple(0 if n_in[a] <= 0 else int(target[a] or n_in[a]) for a in range(ndim))
             if all(ax is None for ax in axes):
                 resolved[i] = (IDENTITY, (), (), ())
             else:
@@ -284,8 +289,11 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
         if i in resolved:
             how, kernel, stride, lo = resolved[i]
         elif layer.kind == WINDOW:
-            how, kernel, stride, lo = WINDOW, layer.kernel_effective, layer.stride, tuple(
-                p[0] for p in layer.padding
+            how, kernel, stride, lo = (
+                WINDOW,
+                layer.kernel_effective,
+                layer.stride,
+                tuple(p[0] for p in layer.padding),
             )
         elif layer.kind == GLOBAL:
             how, kernel, stride, lo = GLOBAL, (), (), ()
@@ -311,7 +319,11 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
             diagnostics.extend(_misalignment(stack, i, ins))
         classes.append(out)
         has_global.append(glob)
-    r_min, r_max, r_max_local, jumps, offsets = [], [], [], [], []
+    r_min: list[tuple[Number, ...]] = []
+    r_max: list[tuple[Number, ...]] = []
+    r_max_local: list[tuple[Number, ...] | None] = []
+    jumps: list[tuple[Number, ...] | None] = []
+    offsets: list[tuple[Number, ...] | None] = []
     for cls, glob in zip(classes, has_global, strict=True):
         if cls[0]:
             lows = tuple(min(c[0] for c in axis.values()) for axis in cls)
@@ -339,9 +351,7 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
     )
 
 
-def _misalignment(
-    stack: Stack, i: int, ins: list[tuple[dict[Number, PathClass], ...]]
-) -> list[Diagnostic]:
+def _misalignment(stack: Stack, i: int, ins: list[tuple[dict[Number, PathClass], ...]]) -> list[Diagnostic]:
     """A diagnostic when the inputs of a merge disagree on jump or on the centre of unit 0."""
     seen: list[tuple[tuple[Number, ...], tuple[Number, ...]]] = []
     for cls in ins:
@@ -349,7 +359,7 @@ def _misalignment(
             continue
         reps = [max(axis.items(), key=lambda item: item[1][2]) for axis in cls]
         jumps = tuple(jump for jump, _ in reps)
-        centres = tuple(Fraction(c[2] - 1, 2) - c[3] for _, c in reps)
+        centres: tuple[Number, ...] = tuple(Fraction(c[2] - 1) / 2 - c[3] for _, c in reps)
         seen.append((jumps, centres))
     out = []
     name = stack.layers[i].name

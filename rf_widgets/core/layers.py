@@ -35,15 +35,15 @@ __all__ = [
     "INPUT",
     "Kind",
     "Layer",
-    "conv",
-    "pool",
-    "elementwise",
-    "add",
-    "mul",
-    "concat",
-    "global_pool",
     "adaptive_pool",
+    "add",
+    "concat",
+    "conv",
+    "elementwise",
     "flatten",
+    "global_pool",
+    "mul",
+    "pool",
     "unknown",
 ]
 
@@ -110,14 +110,13 @@ class Layer:
                 f"padding must be one (lo, hi) pair of ints per axis, got {self.padding!r} "
                 f"for layer '{self.name}'"
             )
-        if self.kind == "adaptive":
-            if not self.output_size or any(
-                v is not None and (not _is_int(v) or v < 1) for v in self.output_size
-            ):
-                raise LayerSpecError(
-                    f"output_size must be >= 1 (or None) on every axis, got {self.output_size!r} "
-                    f"for layer '{self.name}'"
-                )
+        if self.kind == "adaptive" and (
+            not self.output_size or any(v is not None and (not _is_int(v) or v < 1) for v in self.output_size)
+        ):
+            raise LayerSpecError(
+                f"output_size must be >= 1 (or None) on every axis, got {self.output_size!r} "
+                f"for layer '{self.name}'"
+            )
         if self.inputs is not None and (
             not isinstance(self.inputs, tuple) or any(not isinstance(i, str) for i in self.inputs)
         ):
@@ -191,8 +190,7 @@ def _per_axis(value: IntPerAxis, label: str, name: str) -> tuple[int, ...]:
         if all(_is_int(v) for v in out):
             return out  # type: ignore[return-value]
     raise LayerSpecError(
-        f"{_parameter_label(label)} must be an int or a sequence of ints, got {value!r} "
-        f"for layer '{name}'"
+        f"{_parameter_label(label)} must be an int or a sequence of ints, got {value!r} for layer '{name}'"
     )
 
 
@@ -203,9 +201,7 @@ def _padding(value: PaddingPerAxis, name: str) -> tuple[tuple[int, int], ...]:
         items = list(value)
         if all(_is_int(v) for v in items):
             pairs = tuple((v, v) for v in items)  # type: ignore[misc]
-        elif all(
-            isinstance(v, Sequence) and len(v) == 2 and all(_is_int(x) for x in v) for v in items
-        ):
+        elif all(isinstance(v, Sequence) and len(v) == 2 and all(_is_int(x) for x in v) for v in items):
             pairs = tuple((v[0], v[1]) for v in items)  # type: ignore[index]
         else:
             raise LayerSpecError(
@@ -321,16 +317,14 @@ def concat(name: str, inputs: Sequence[str]) -> Layer:
     return _merge(name, "concat", inputs)
 
 
-def global_pool(
-    name: str, op: str = "global_avgpool", *, inputs: str | Sequence[str] | None = None
-) -> Layer:
+def global_pool(name: str, op: str = "global_avgpool", *, inputs: str | Sequence[str] | None = None) -> Layer:
     """An operation whose every output depends on every input position."""
     return Layer(name, op, "global", _inputs(inputs, name))
 
 
 def adaptive_pool(
     name: str,
-    output_size: int | None | Sequence[int | None],
+    output_size: int | Sequence[int | None] | None,
     *,
     inputs: str | Sequence[str] | None = None,
     op: str = "adaptive_avgpool",
@@ -342,8 +336,7 @@ def adaptive_pool(
         sizes = tuple(output_size)
     else:
         raise LayerSpecError(
-            f"output_size must be an int, None or one per axis, got {output_size!r} "
-            f"for layer '{name}'"
+            f"output_size must be an int, None or one per axis, got {output_size!r} for layer '{name}'"
         )
     return Layer(name, op, "adaptive", _inputs(inputs, name), output_size=sizes)
 

@@ -18,9 +18,9 @@ from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Number, Resolved
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 from rf_widgets.core.layers import INPUT
 from rf_widgets.core.verdicts import Verdicts
-from rf_widgets.errors import GraphError, ResolutionError
+from rf_widgets.errors import GraphError, ResolutionError, RFError
 
-__all__ = ["Analysis", "LayerResult", "Box", "SCHEMA_VERSION", "STATUS_COLOURS"]
+__all__ = ["SCHEMA_VERSION", "STATUS_COLOURS", "Analysis", "Box", "LayerResult"]
 
 SCHEMA_VERSION = 1
 STATUS_COLOURS = {
@@ -163,7 +163,10 @@ class Analysis:
         return analyze_stack(self.stack, input_size, self.model)
 
     def unit_box(
-        self, layer: str, unit: int | tuple[int, ...] | None = None, path: Literal["max", "min", "hull"] = "max"
+        self,
+        layer: str,
+        unit: int | tuple[int, ...] | None = None,
+        path: Literal["max", "min", "hull"] = "max",
     ) -> Box:
         """The input region seen by ``unit`` of ``layer`` (SPEC section 2).
 
@@ -202,7 +205,7 @@ class Analysis:
                 jump, c = min(axis.items(), key=lambda item: (item[1][0], item[0]))
                 r, p = c[0], c[1]
             else:
-                raise ValueError(f"path must be 'max', 'min' or 'hull', got {path!r}")
+                raise RFError(f"path must be 'max', 'min' or 'hull', got {path!r}")
             start.append(u * jump - p)
             stop.append(u * jump - p + r - 1)
         return Box(
@@ -256,7 +259,7 @@ class Analysis:
     @property
     def counts(self) -> dict[str, int]:
         """How many layers have each status."""
-        out = {status: 0 for status in STATUS_COLOURS}
+        out = dict.fromkeys(STATUS_COLOURS, 0)
         for status in self.verdicts.status:
             out[status] += 1
         return out
@@ -288,7 +291,11 @@ class Analysis:
             f"{high if high is not None else 'unbounded'}",
         ]
         if counts["unknown"]:
-            unknown = [layer.name for layer, s in zip(self.stack.layers, self.verdicts.status, strict=True) if s == "unknown"]
+            unknown = [
+                layer.name
+                for layer, s in zip(self.stack.layers, self.verdicts.status, strict=True)
+                if s == "unknown"
+            ]
             parts.append(f"unknown operations (values after them are lower bounds): {', '.join(unknown)}")
         return "\n".join(parts)
 
@@ -340,7 +347,7 @@ class Analysis:
     _COLUMNS = ("layer", "op", "kernel", "stride", "r_min", "r_max", "jump", "map", "status")
 
     def _rows(self) -> list[tuple[str, ...]]:
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for layer in self.layers:
             status = layer.status + (f" ({layer.reason})" if layer.reason else "")
             if self.verdicts.border and layer.name == self.border_layer:
@@ -364,7 +371,9 @@ class Analysis:
         """The per-layer text table."""
         rows = [self._COLUMNS, *self._rows()]
         widths = [max(len(row[c]) for row in rows) for c in range(len(self._COLUMNS))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+        ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
@@ -394,7 +403,11 @@ class Analysis:
         return (
             f'<div class="rfw-analysis"><p>{summary}</p><p>{legend}</p>'
             f'<table class="rfw-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-            + (f"<details><summary>{len(self.diagnostics)} notes</summary><ul>{notes}</ul></details>" if notes else "")
+            + (
+                f"<details><summary>{len(self.diagnostics)} notes</summary><ul>{notes}</ul></details>"
+                if notes
+                else ""
+            )
             + "</div>"
         )
 
@@ -431,5 +444,3 @@ def _axes(values: tuple[Any, ...] | None) -> str:
         return "-"
     shown = ["global" if v == INF else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values]
     return shown[0] if len(set(shown)) == 1 else "x".join(shown)
-
-

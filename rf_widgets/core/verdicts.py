@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 from rf_widgets.core.arithmetic import IDENTITY, WINDOW, Field, Resolved
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 
-__all__ = ["Verdicts", "judge", "STATUSES"]
+__all__ = ["STATUSES", "Verdicts", "judge"]
 
 STATUSES = ("productive", "critical", "unproductive", "global", "unknown")
 RF_EXCEEDS_INPUT = "rf-exceeds-input"
@@ -60,6 +62,8 @@ _FIELD_ARRAYS: weakref.WeakKeyDictionary[Field, tuple[np.ndarray, np.ndarray]] =
 
 
 def _plan(stack: Stack) -> _Plan:
+    import numpy as np  # imported on first use: ``import rf_widgets`` stays light
+
     plan = _PLANS.get(stack)
     if plan is not None:
         return plan
@@ -75,10 +79,7 @@ def _plan(stack: Stack) -> _Plan:
         edge_from.extend(layer_inputs)
         edge_to.extend([i] * len(layer_inputs))
     kernel = np.array(
-        [
-            layer.kernel_effective if layer.kind == WINDOW else (-1,) * stack.ndim
-            for layer in stack.layers
-        ],
+        [layer.kernel_effective if layer.kind == WINDOW else (-1,) * stack.ndim for layer in stack.layers],
         dtype=float,
     )
     plan = _PLANS[stack] = _Plan(
@@ -95,6 +96,8 @@ def _plan(stack: Stack) -> _Plan:
 
 def _field_arrays(field: Field, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
     """``r_min`` per layer and the smallest ``r_min`` over each layer's inputs (inf: none)."""
+    import numpy as np
+
     found = _FIELD_ARRAYS.get(field)
     if found is None:
         r_min = np.array([[float(v) for v in row] for row in field.r_min], dtype=float)
@@ -112,6 +115,8 @@ def judge(
     resolution: tuple[int, ...],
 ) -> Verdicts:
     """Apply rules (A) and (B) to every layer at ``resolution`` (one int per axis)."""
+    import numpy as np
+
     plan = _plan(stack)
     r_min, smallest_input = _field_arrays(field, plan)
     kernel = plan.kernel

@@ -22,7 +22,7 @@ from rf_widgets.torch_import.builder import GraphBuilder
 from rf_widgets.torch_import.rules import module_rules, register_function_rule, register_module_rule
 from rf_widgets.torch_import.tracing import preserved, trace
 
-__all__ = ["import_model", "register_module_rule", "register_function_rule"]
+__all__ = ["import_model", "register_function_rule", "register_module_rule"]
 
 
 def import_model(model: nn.Module, *, name: str | None = None, ndim: int | None = None) -> Stack:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import io
 import operator
 import re
-from contextlib import redirect_stderr
 from collections.abc import Iterable
+from contextlib import redirect_stderr
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,29 +84,37 @@ class GraphBuilder:
             return CONST
         try:
             if node.op == "call_module":
-                return self._module(node, self.gm.get_submodule(node.target), args, kwargs)
+                return self._module(node, self.gm.get_submodule(str(node.target)), args, kwargs)
             if node.op == "call_method":
-                return self._method(node, node.target, args, kwargs)
+                return self._method(node, str(node.target), args, kwargs)
             return self._function(node, node.target, args, kwargs)
         except (TypeError, ValueError, IndexError, KeyError, AttributeError) as err:
             # A rule met arguments it cannot read (computed kernel sizes, unusual signatures).
             acts = _acts(args) + _acts(kwargs)
-            op = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+            op = (
+                node.target
+                if isinstance(node.target, str)
+                else getattr(node.target, "__name__", str(node.target))
+            )
             if node.op == "call_module":
-                op = type(self.gm.get_submodule(node.target)).__name__
-            return self._unknown(node, str(op), acts, acts[0].layout, f"its arguments could not be read ({err})")
+                op = type(self.gm.get_submodule(str(node.target))).__name__
+            return self._unknown(
+                node, str(op), acts, acts[0].layout, f"its arguments could not be read ({err})"
+            )
 
     # -- emitting layers ------------------------------------------------------------------------------
 
     def _emit(self, node: fx.Node, op: str, inputs: Iterable[Act], layout: Layout, **fields: Any) -> Act:
         sources = tuple(dict.fromkeys(a.source for a in inputs))
-        module = node.target if node.op == "call_module" else None
+        module = str(node.target) if node.op == "call_module" else None
         name = self._name(node, op)
         layer = Layer(name, op, inputs=sources, module=module, **fields)
         self.layers.append(layer)
         return Act(name, layout)
 
-    def _elementwise(self, node: fx.Node, op: str, inputs: Iterable[Act], layout: Layout, **extra: Any) -> Act:
+    def _elementwise(
+        self, node: fx.Node, op: str, inputs: Iterable[Act], layout: Layout, **extra: Any
+    ) -> Act:
         return self._emit(node, op, inputs, layout, **extra)
 
     def _global(self, node: fx.Node, op: str, inputs: Iterable[Act], layout: Layout, **extra: Any) -> Act:
@@ -125,12 +133,21 @@ class GraphBuilder:
         )
         return act
 
-    def _mix(self, node: fx.Node, op: str, inputs: list[Act], roles: list[Any], layout: Layout, **extra: Any) -> Act:
+    def _mix(
+        self, node: fx.Node, op: str, inputs: list[Act], roles: list[Any], layout: Layout, **extra: Any
+    ) -> Act:
         how = mixing(roles)
         if how == "global":
             return self._global(node, op, inputs, layout, **extra)
         if how == "unknown":
-            return self._unknown(node, op, inputs, layout, "it mixes positions along a dimension that holds part of the spatial positions (a window or grid partition)")
+            return self._unknown(
+                node,
+                op,
+                inputs,
+                layout,
+                "it mixes positions along a dimension that holds part of the spatial positions "
+                "(a window or grid partition)",
+            )
         return self._elementwise(node, op, inputs, layout, **extra)
 
     def _name(self, node: fx.Node, op: str) -> str:
@@ -179,14 +196,28 @@ class GraphBuilder:
             seq = 1 if module.batch_first else 0
             out = self._mix(node, op, acts, [a.layout[seq] for a in acts], x.layout, **params)
             return (out, CONST)
-        if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer, nn.TransformerEncoder, nn.TransformerDecoder, nn.Transformer)):
+        if isinstance(
+            module,
+            (
+                nn.TransformerEncoderLayer,
+                nn.TransformerDecoderLayer,
+                nn.TransformerEncoder,
+                nn.TransformerDecoder,
+                nn.Transformer,
+            ),
+        ):
             seq = 1 if getattr(module, "batch_first", False) else 0
             return self._mix(node, op, acts, [a.layout[seq] for a in acts], x.layout, **params)
         for cls, why in R.UNKNOWN_MODULES.items():
             if isinstance(module, cls):
                 return self._unknown(node, op, acts, x.layout, why)
         return self._unknown(
-            node, op, acts, x.layout, f"the module type {type(module).__module__}.{op} has no rule (register one with rf_widgets.torch_import.register_module_rule)"
+            node,
+            op,
+            acts,
+            x.layout,
+            f"the module type {type(module).__module__}.{op} has no rule "
+            "(register one with rf_widgets.torch_import.register_module_rule)",
         )
 
     def _fields(self, node: fx.Node, op: str, acts: list[Act], x: Act, fields: dict, **extra: Any) -> Any:
@@ -196,7 +227,13 @@ class GraphBuilder:
         if fields.get("kind", "window") == "window" and not _is_channels_first(x.layout, self.ndim):
             if mixing(list(x.layout)) == "elementwise":
                 return self._elementwise(node, op, acts, x.layout, **extra)
-            return self._unknown(node, op, acts, x.layout, f"a spatial window applied to a tensor with dimensions {_show_layout(x.layout)}")
+            return self._unknown(
+                node,
+                op,
+                acts,
+                x.layout,
+                f"a spatial window applied to a tensor with dimensions {_show_layout(x.layout)}",
+            )
         return self._emit(node, op, acts, x.layout, **fields, **extra)
 
     # -- functions and methods ------------------------------------------------------------------------
@@ -224,7 +261,13 @@ class GraphBuilder:
         if target in R.ELEMENTWISE_FUNCTIONS:
             return self._elementwise(node, op, acts, x.layout)
         if target in R.REDUCTIONS:
-            return self._reduce(node, R.REDUCTIONS[target], x, _arg(args, kwargs, 1, "dim", None), _arg(args, kwargs, 2, "keepdim", False))
+            return self._reduce(
+                node,
+                R.REDUCTIONS[target],
+                x,
+                _arg(args, kwargs, 1, "dim", None),
+                _arg(args, kwargs, 2, "keepdim", False),
+            )
         if target in R.UNKNOWN_FUNCTIONS:
             return self._unknown(node, op, acts, x.layout, R.UNKNOWN_FUNCTIONS[target])
         handler = _FUNCTIONS.get(target)
@@ -236,12 +279,25 @@ class GraphBuilder:
         if name == "stochastic_depth":
             return self._elementwise(node, op, acts, x.layout)
         if name == "shifted_window_attention":
-            return self._unknown(node, "shifted_window_attention", acts, x.layout, "Swin's shifted window attention has no exact receptive-field rule yet")
+            return self._unknown(
+                node,
+                "shifted_window_attention",
+                acts,
+                x.layout,
+                "Swin's shifted window attention has no exact receptive-field rule yet",
+            )
         if name == "_patch_merging_pad":
             # Pads H and W at the high end up to an even size: no change to r, jump or offset.
             return self._elementwise(node, "pad_to_even", acts, x.layout)
         module_name = getattr(target, "__module__", None) or "builtins"
-        return self._unknown(node, op, acts, x.layout, f"the function {module_name}.{name} has no rule (register one with rf_widgets.torch_import.register_function_rule)")
+        return self._unknown(
+            node,
+            op,
+            acts,
+            x.layout,
+            f"the function {module_name}.{name} has no rule "
+            "(register one with rf_widgets.torch_import.register_function_rule)",
+        )
 
     def _method(self, node: fx.Node, name: str, args: tuple, kwargs: dict) -> Any:
         this = args[0]
@@ -249,7 +305,13 @@ class GraphBuilder:
             acts = _acts(args) + _acts(kwargs)
             if name in R.BINARY_OPS:
                 return self._binary(node, R.BINARY_OPS[name], acts)
-            return self._unknown(node, name, acts, acts[0].layout, f"the method '{name}' on a constant with activation arguments has no rule")
+            return self._unknown(
+                node,
+                name,
+                acts,
+                acts[0].layout,
+                f"the method '{name}' on a constant with activation arguments has no rule",
+            )
         acts = _acts(args) + _acts(kwargs)
         if name in R.LAYOUT_METHODS:
             return this
@@ -260,7 +322,13 @@ class GraphBuilder:
         if name in R.BINARY_OPS:
             return self._binary(node, R.BINARY_OPS[name], acts)
         if name in R.REDUCTIONS:
-            return self._reduce(node, R.REDUCTIONS[name], this, _arg(args, kwargs, 1, "dim", None), _arg(args, kwargs, 2, "keepdim", False))
+            return self._reduce(
+                node,
+                R.REDUCTIONS[name],
+                this,
+                _arg(args, kwargs, 1, "dim", None),
+                _arg(args, kwargs, 2, "keepdim", False),
+            )
         handler = _METHODS.get(name)
         if handler is not None:
             return handler(self, node, args, kwargs, acts)
@@ -319,7 +387,9 @@ class GraphBuilder:
         index = index if isinstance(index, tuple) else (index,)
         layout = list(value.layout)
         if any(isinstance(i, Act) for i in index):
-            return self._unknown(node, "getitem", [value], value.layout, "indexing with a tensor of positions")
+            return self._unknown(
+                node, "getitem", [value], value.layout, "indexing with a tensor of positions"
+            )
         if Ellipsis in index:
             at = index.index(Ellipsis)
             fill = len(layout) - (len([i for i in index if i is not None]) - 1)
@@ -340,7 +410,13 @@ class GraphBuilder:
                 elif isinstance(role, int):
                     start, stop, step = item.start or 0, item.stop, item.step or 1
                     if start < 0 or (stop is not None and stop > 0) or step < 1:
-                        return self._unknown(node, "getitem", [value], value.layout, f"the slice {item} of a spatial axis depends on its size")
+                        return self._unknown(
+                            node,
+                            "getitem",
+                            [value],
+                            value.layout,
+                            f"the slice {item} of a spatial axis depends on its size",
+                        )
                     stride[role] = step
                     padding[role] = (-start, 0 if stop is None else stop)
                     out.append(role)
@@ -350,7 +426,9 @@ class GraphBuilder:
                     out.append(role)
             elif isinstance(item, int):
                 if isinstance(role, int):
-                    return self._unknown(node, "getitem", [value], value.layout, "selecting one position of a spatial axis")
+                    return self._unknown(
+                        node, "getitem", [value], value.layout, "selecting one position of a spatial axis"
+                    )
                 if role in ("T", "Tc", "X"):
                     rest = tuple(out) + tuple(layout[d + 1 :])
                     if role == "Tc" and item == 0:
@@ -360,11 +438,21 @@ class GraphBuilder:
                     # One token of the map: its field is that of any unit of the map.
                     return self._emit(node, "select", [value], rest)
             else:
-                return self._unknown(node, "getitem", [value], value.layout, f"indexing with {type(item).__name__}")
+                return self._unknown(
+                    node, "getitem", [value], value.layout, f"indexing with {type(item).__name__}"
+                )
             d += 1
         out.extend(layout[d:])
         if stride != [1] * self.ndim or padding != [(0, 0)] * self.ndim:
-            return self._emit(node, "slice", [value], tuple(out), kernel=tuple(kernel), stride=tuple(stride), padding=tuple(padding))
+            return self._emit(
+                node,
+                "slice",
+                [value],
+                tuple(out),
+                kernel=tuple(kernel),
+                stride=tuple(stride),
+                padding=tuple(padding),
+            )
         return Act(value.source, tuple(out))
 
     # -- shapes, for reshapes -------------------------------------------------------------------------
@@ -383,7 +471,13 @@ def _reshape(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: li
     before = b.shape_of(node.args[0]) if isinstance(node.args[0], fx.Node) else None
     after = b.shape_of(node)
     if before is None or after is None:
-        return b._unknown(node, node.target if isinstance(node.target, str) else "reshape", acts, x.layout, "the shapes around this reshape could not be worked out")
+        return b._unknown(
+            node,
+            node.target if isinstance(node.target, str) else "reshape",
+            acts,
+            x.layout,
+            "the shapes around this reshape could not be worked out",
+        )
     layout = regroup(x.layout, before, after, b.ndim)
     if layout is None:
         return b._unknown(node, "reshape", acts, x.layout, f"a reshape from {before} to {after}")
@@ -392,9 +486,9 @@ def _reshape(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: li
 
 def _permute(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: list[Act]) -> Any:
     x = acts[0]
-    dims = args[1:] if len(args) > 2 or isinstance(args[1] if len(args) > 1 else None, int) else args[1] if len(args) > 1 else kwargs.get("dims")
-    dims = tuple(int(d) % len(x.layout) for d in dims)
-    return Act(x.source, tuple(x.layout[d] for d in dims))
+    given = args[1:] if len(args) > 1 else (kwargs.get("dims") or ())
+    dims = given[0] if len(given) == 1 and isinstance(given[0], (tuple, list)) else given
+    return Act(x.source, tuple(x.layout[int(d) % len(x.layout)] for d in dims))
 
 
 def _transpose(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: list[Act]) -> Any:
@@ -437,7 +531,9 @@ def _squeeze(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: li
     if dim is None:
         shape = b.shape_of(node.args[0]) if isinstance(node.args[0], fx.Node) else None
         if shape is None:
-            return b._unknown(node, "squeeze", acts, x.layout, "squeeze without a dimension on a tensor of unknown shape")
+            return b._unknown(
+                node, "squeeze", acts, x.layout, "squeeze without a dimension on a tensor of unknown shape"
+            )
         dims = {d for d, n in enumerate(shape) if n == 1}
     else:
         dims = set(_dims(dim, len(x.layout)))
@@ -450,7 +546,7 @@ def _same(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: list[
 
 def _split(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: list[Act]) -> Any:
     x = acts[0]
-    name = node.target if isinstance(node.target, str) else node.target.__name__
+    name = _target_name(node)
     dim = int(_arg(args, kwargs, 2, "dim", 0)) % len(x.layout)
     if is_spatial(x.layout[dim]):
         return b._unknown(node, name, acts, x.layout, "splitting along a spatial axis")
@@ -472,7 +568,7 @@ def _unbind(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: lis
 
 def _cat(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: list[Act]) -> Any:
     x = acts[0]
-    name = node.target.__name__ if callable(node.target) else str(node.target)
+    name = _target_name(node)
     dim = int(_arg(args, kwargs, 1, "dim", 0)) % len(x.layout)
     if name == "stack":
         return b._elementwise(node, "stack", acts, x.layout[:dim] + ("C",) + x.layout[dim:])
@@ -544,7 +640,9 @@ def _conv_fn(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: li
     weight_node = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
     weight = _static_tensor(b.gm, weight_node)
     if weight is None:
-        return b._unknown(node, "conv", acts, x.layout, "a functional convolution whose weight is not a parameter")
+        return b._unknown(
+            node, "conv", acts, x.layout, "a functional convolution whose weight is not a parameter"
+        )
     ndim = weight.dim() - 2
     fields = R.conv_rule(
         tuple(weight.shape[2:]),
@@ -558,7 +656,7 @@ def _conv_fn(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: li
 
 def _pool_fn(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: list[Act]) -> Any:
     x = acts[0]
-    name = node.target.__name__
+    name = _target_name(node)
     ndim = int(name[-2])
     kernel = _arg(args, kwargs, 1, "kernel_size", 1)
     stride = _arg(args, kwargs, 2, "stride", None)
@@ -575,11 +673,13 @@ def _pool_fn(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: li
 
 def _adaptive_fn(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: list[Act]) -> Any:
     x = acts[0]
-    name = node.target.__name__
+    name = _target_name(node)
     ndim = int(name[-2])
     size = _arg(args, kwargs, 1, "output_size", 1)
     sizes = (size,) * ndim if size is None or isinstance(size, int) else tuple(size)
-    return b._fields(node, name.removesuffix("_with_indices"), acts, x, {"kind": "adaptive", "output_size": sizes})
+    return b._fields(
+        node, name.removesuffix("_with_indices"), acts, x, {"kind": "adaptive", "output_size": sizes}
+    )
 
 
 def _pad_fn(b: GraphBuilder, node: fx.Node, args: tuple, kwargs: dict, acts: list[Act]) -> Any:
@@ -702,6 +802,11 @@ def _arg(args: tuple, kwargs: dict, position: int, name: str, default: Any) -> A
     return kwargs.get(name, default)
 
 
+def _target_name(node: fx.Node) -> str:
+    target = node.target
+    return target if isinstance(target, str) else getattr(target, "__name__", str(target))
+
+
 def _dims(dim: Any, rank: int) -> list[int]:
     if dim is None or dim is CONST:
         return list(range(rank))
@@ -727,7 +832,11 @@ def _is_channels_first(layout: Layout, ndim: int) -> bool:
 
 def _show_layout(layout: Layout) -> str:
     names = {"N": "batch", "C": "channels", "T": "tokens", "X": "partitioned positions", "F": "features"}
-    return "(" + ", ".join(names.get(r, f"axis {r}") if isinstance(r, str) else f"spatial axis {r}" for r in layout) + ")"
+    return (
+        "("
+        + ", ".join(names.get(r, f"axis {r}") if isinstance(r, str) else f"spatial axis {r}" for r in layout)
+        + ")"
+    )
 
 
 def _scope(node: fx.Node) -> str:
@@ -776,5 +885,3 @@ def _propagate_shapes(
         elif isinstance(meta, (tuple, list)):
             shapes[node.name] = tuple(range(len(meta)))  # type: ignore[assignment]
     return shapes
-
-

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["Role", "Layout", "standard", "is_spatial", "mixing", "regroup"]
+__all__ = ["Layout", "Role", "is_spatial", "mixing", "regroup", "standard"]
 
 Role = str | int
 Layout = tuple[Role, ...]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -17,20 +18,20 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = [
-    "register_module_rule",
-    "register_function_rule",
-    "module_rules",
-    "function_rules",
-    "ELEMENTWISE_MODULES",
+    "BINARY_OPS",
     "ELEMENTWISE_FUNCTIONS",
     "ELEMENTWISE_METHODS",
+    "ELEMENTWISE_MODULES",
     "LAYOUT_METHODS",
-    "BINARY_OPS",
     "REDUCTIONS",
-    "UNKNOWN_MODULES",
     "UNKNOWN_FUNCTIONS",
+    "UNKNOWN_MODULES",
     "conv_rule",
+    "function_rules",
+    "module_rules",
     "pool_rule",
+    "register_function_rule",
+    "register_module_rule",
 ]
 
 LayerFields = dict[str, Any]
@@ -54,7 +55,8 @@ def register_module_rule(module_type: type, rule: ModuleRule) -> None:
     >>> class Blur(nn.Module):
     ...     def forward(self, x):
     ...         return x
-    >>> register_module_rule(Blur, lambda m: {"kind": "window", "kernel": (3, 3), "padding": ((1, 1), (1, 1))})
+    >>> blur = {"kind": "window", "kernel": (3, 3), "padding": ((1, 1), (1, 1))}
+    >>> register_module_rule(Blur, lambda m: blur)
     """
     if not isinstance(module_type, type) or not issubclass(module_type, nn.Module):
         raise TypeError(f"register_module_rule needs an nn.Module subclass, got {module_type!r}")
@@ -137,18 +139,19 @@ def _adaptive_module(m: Any, ndim: int) -> LayerFields:
     return {"kind": "adaptive", "output_size": sizes}
 
 
-def _pad_module(m: Any, ndim: int) -> LayerFields:
+def _pad_module(m: Any) -> LayerFields:
     return {"kind": "pad", "pad": tuple(m.padding)}
 
 
+_cls: type[nn.Module]
 for _cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
     _MODULE_RULES[_cls] = _conv_module
 for _cls, _n in ((nn.MaxPool1d, 1), (nn.MaxPool2d, 2), (nn.MaxPool3d, 3)):
-    _MODULE_RULES[_cls] = lambda m, n=_n: _maxpool_module(m, n)
+    _MODULE_RULES[_cls] = partial(_maxpool_module, ndim=_n)
 for _cls, _n in ((nn.AvgPool1d, 1), (nn.AvgPool2d, 2), (nn.AvgPool3d, 3)):
-    _MODULE_RULES[_cls] = lambda m, n=_n: _avgpool_module(m, n)
+    _MODULE_RULES[_cls] = partial(_avgpool_module, ndim=_n)
 for _cls, _n in ((nn.LPPool1d, 1), (nn.LPPool2d, 2)):
-    _MODULE_RULES[_cls] = lambda m, n=_n: _lppool_module(m, n)
+    _MODULE_RULES[_cls] = partial(_lppool_module, ndim=_n)
 for _cls, _n in (
     (nn.AdaptiveAvgPool1d, 1),
     (nn.AdaptiveAvgPool2d, 2),
@@ -157,7 +160,7 @@ for _cls, _n in (
     (nn.AdaptiveMaxPool2d, 2),
     (nn.AdaptiveMaxPool3d, 3),
 ):
-    _MODULE_RULES[_cls] = lambda m, n=_n: _adaptive_module(m, n)
+    _MODULE_RULES[_cls] = partial(_adaptive_module, ndim=_n)
 for _cls in (
     nn.ZeroPad1d,
     nn.ZeroPad2d,
@@ -175,7 +178,7 @@ for _cls in (
     nn.CircularPad2d,
     nn.CircularPad3d,
 ):
-    _MODULE_RULES[_cls] = lambda m: _pad_module(m, 0)
+    _MODULE_RULES[_cls] = _pad_module
 
 ELEMENTWISE_MODULES: tuple[type, ...] = (
     nn.BatchNorm1d,

@@ -12,7 +12,7 @@ import torch.fx as fx
 
 from rf_widgets.errors import ModelImportError
 
-__all__ = ["trace", "preserved"]
+__all__ = ["preserved", "trace"]
 
 MAX_FALLBACK_LEAVES = 64
 
@@ -66,17 +66,19 @@ def trace(
         return module, how, tuple(opaque)
 
 
-def _failing_submodule(
-    err: BaseException, names: dict[int, str], leaves: set[int], root: int
-) -> int | None:
+def _failing_submodule(err: BaseException, names: dict[int, str], leaves: set[int], root: int) -> int | None:
     """The deepest submodule (not the root, not already a leaf) whose forward was running."""
     found = None
     tb = err.__traceback__
     while tb is not None:
         owner = tb.tb_frame.f_locals.get("self")
-        if isinstance(owner, torch.nn.Module) and id(owner) in names:
-            if id(owner) != root and id(owner) not in leaves:
-                found = id(owner)
+        if (
+            isinstance(owner, torch.nn.Module)
+            and id(owner) in names
+            and id(owner) != root
+            and id(owner) not in leaves
+        ):
+            found = id(owner)
         tb = tb.tb_next
     return found
 
@@ -108,5 +110,3 @@ def fetch_attr(module: torch.nn.Module, target: str) -> Any:
     for part in target.split("."):
         obj = getattr(obj, part)
     return obj
-
-
