@@ -69,3 +69,17 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def explore(model: object, image: object = None, input_size: int = 224) -> object:
+    """Open the interactive Explorer on ``model`` (imports ipywidgets and matplotlib on first use)."""
+    from rf_widgets.widgets.explorer import Explorer
+
+    return Explorer(model, image=image, input_size=input_size)
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext rf_widgets``: adds the ``%rfa MODEL --resolution N`` magic."""
+    from rf_widgets.widgets.magic import register
+
+    register(ipython)

@@ -14,11 +14,11 @@ from rf_widgets.core.layers import INPUT, Layer
 from rf_widgets.errors import GraphError, LayerSpecError
 
 __all__ = [
-    "insert_layer",
-    "remove_layer",
-    "move_layer",
-    "change_layer",
     "bypass_layer",
+    "change_layer",
+    "insert_layer",
+    "move_layer",
+    "remove_layer",
     "to_python",
 ]
 

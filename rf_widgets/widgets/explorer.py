@@ -1,0 +1,591 @@
+"""The Explorer: change the input resolution or the layer stack and see the verdicts and fields at once.
+
+Built from core ipywidgets only, so it renders in JupyterLab, Notebook 7, Voila and VS Code. The
+widget only wires: the arithmetic lives in :mod:`rf_widgets.core`, the edits in
+:mod:`rf_widgets.editing`, the drawing in :mod:`rf_widgets.plotting`. All views share one matplotlib
+figure rendered to JPEG bytes in an ``Image`` widget (no layout shift while dragging).
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import io
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+
+from rf_widgets import editing
+from rf_widgets._api import to_stack
+from rf_widgets.core.analysis import analyze_stack
+from rf_widgets.core.graph import Stack
+from rf_widgets.core.layers import Layer, conv, elementwise, global_pool, pool
+from rf_widgets.core.results import Analysis
+from rf_widgets.data import SAMPLE_IMAGES, load_image, sample_image
+from rf_widgets.errors import RFError
+from rf_widgets.plotting import draw_unit_field, plot_architecture, plot_growth
+from rf_widgets.stackfile import stack_to_dict
+from rf_widgets.widgets.parsing import format_padding, format_per_axis, parse_padding, parse_per_axis
+
+__all__ = ["Explorer", "explore"]
+
+NEW_LAYER_TYPES = ("conv", "pool", "elementwise", "global_pool")
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_LABELLED_CELLS = 60
+
+
+def explore(model: Any, image: Any = None, input_size: int = 224, **kwargs: Any) -> Explorer:
+    """Open the :class:`Explorer` on ``model`` (a torch module, a Stack, a list of layers or a spec)."""
+    return Explorer(model, image=image, input_size=input_size, **kwargs)
+
+
+def _guarded(method: Callable[..., None]) -> Callable[..., None]:
+    """Show any error raised in a callback in the widget instead of losing it in a log."""
+
+    @functools.wraps(method)
+    def wrapper(self: Explorer, *args: Any, **kwargs: Any) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except RFError as err:
+            self._report(str(err))
+        except Exception as err:  # a callback must never fail silently
+            self._report(f"{type(err).__name__}: {err}")
+            raise
+
+    return wrapper
+
+
+class Explorer(widgets.VBox):
+    """Interactive receptive-field analysis of one network.
+
+    Parameters
+    ----------
+    model
+        A ``torch.nn.Module`` (traced once; edits never re-trace), a :class:`Stack`, a list of layers,
+        or a spec string such as ``"torchvision:resnet18"``.
+    image
+        A numpy image, or the name of a built-in sample (see ``rf_widgets.data.SAMPLE_IMAGES``).
+    input_size
+        The initial input resolution.
+
+    Attributes
+    ----------
+    controls : dict
+        Every control by name (``"resolution"``, ``"layer"``, ``"unit_0"``, ``"image"``, ...), to drive the
+        Explorer from code or tests.
+    figure : matplotlib.figure.Figure
+        The figure behind the picture.
+    result : Analysis
+        The analysis shown now.
+
+    Examples
+    --------
+    >>> import rf_widgets as rfw
+    >>> ex = rfw.explore([rfw.conv("c1", 3, stride=2), rfw.conv("c2", 3)], input_size=16)
+    >>> ex.controls["resolution"].value = 5
+    >>> ex.result.border_layer
+    'c1'
+    """
+
+    def __init__(self, model: Any, image: Any = None, input_size: int | tuple[int, ...] = 224, **kwargs: Any):
+        super().__init__(**kwargs)
+        stack = to_stack(model)
+        self.is_torch = "import_method" in stack.metadata
+        self._original = stack
+        self._history: list[Stack] = [stack]
+        size = input_size if isinstance(input_size, int) else int(next(iter(input_size)))
+        self.result: Analysis = analyze_stack(stack, size, stack.name)
+        self._image = self._resolve_image(image)
+        self.figure = Figure(figsize=(11, 7), dpi=80, layout="constrained")
+        FigureCanvasAgg(self.figure)
+        self._build_views()
+        self.controls: dict[str, widgets.Widget] = {}
+        self.summary = widgets.HTML().add_class("rfw-summary")
+        self.message = widgets.HTML().add_class("rfw-message")
+        self.table = widgets.HTML(layout=widgets.Layout(max_height="320px", overflow="auto"))
+        self.picture = widgets.Image(format="jpeg", layout=widgets.Layout(width="100%"))
+        self.export_text = widgets.Textarea(layout=widgets.Layout(width="100%", height="180px"))
+        self.children = self._layout()
+        self._background: Any = None
+        self._background_key: tuple[Any, ...] = ()
+        self._refresh()
+
+    # -- building ---------------------------------------------------------------------------------------
+
+    def _build_views(self) -> None:
+        grid = self.figure.add_gridspec(2, 2, height_ratios=(3, 1.2), width_ratios=(1.3, 1))
+        self._growth = plot_growth(self.result, ax=self.figure.add_subplot(grid[0, 0]))
+        layer = self._default_layer(self.result)
+        self._overlay = draw_unit_field(
+            self.result, layer, None, self._image, ax=self.figure.add_subplot(grid[0, 1])
+        )
+        self._strip = plot_architecture(self.result, ax=self.figure.add_subplot(grid[1, :]))
+        overlay = self._overlay.ax
+        # The overlay's limits follow the input size; without ticks its frame stays in the background.
+        overlay.xaxis.set_major_locator(NullLocator())
+        overlay.yaxis.set_major_locator(NullLocator())
+
+    def _layout(self) -> tuple[widgets.Widget, ...]:
+        tabs = widgets.Tab(
+            children=[self._view_panel(), self._stack_panel(), self._image_panel(), self._export_panel()]
+        )
+        for i, title in enumerate(("Resolution and unit", "Layer stack", "Image", "Export")):
+            tabs.set_title(i, title)
+        return (self.summary, tabs, self.message, self.picture, self.table)
+
+    def _view_panel(self) -> widgets.Widget:
+        size = self.result.input_size[0]
+        top = max(1024, 2 * size)
+        resolution = widgets.IntSlider(
+            value=size,
+            min=1,
+            max=top,
+            description="Input size",
+            continuous_update=True,
+            layout=widgets.Layout(width="520px"),
+        ).add_class("rfw-resolution")
+        number = widgets.BoundedIntText(value=size, min=1, max=top, layout=widgets.Layout(width="90px"))
+        widgets.jslink((resolution, "value"), (number, "value"))
+        feasible = widgets.IntRangeSlider(
+            value=(1, 1),
+            min=1,
+            max=top,
+            description="Feasible",
+            disabled=True,
+            layout=widgets.Layout(width="520px"),
+        ).add_class("rfw-feasible")
+        layer = widgets.Dropdown(
+            options=self.result.stack.names, value=self._overlay_layer(), description="Layer"
+        )
+        units = [
+            widgets.IntSlider(
+                value=0, min=0, max=0, description=f"Unit ({'hwd'[a] if self.result.stack.ndim <= 3 else a})"
+            )
+            for a in range(self.result.stack.ndim)
+        ]
+        log = widgets.Checkbox(value=False, description="log scale")
+        self.controls.update(
+            resolution=resolution, resolution_text=number, feasible=feasible, layer=layer, log=log
+        )
+        for a, slider in enumerate(units):
+            self.controls[f"unit_{a}"] = slider
+            slider.observe(self._on_unit, names="value")
+        resolution.observe(self._on_resolution, names="value")
+        layer.observe(self._on_layer, names="value")
+        log.observe(self._on_log, names="value")
+        return widgets.VBox(
+            [widgets.HBox([resolution, number]), feasible, widgets.HBox([layer, log]), widgets.HBox(units)]
+        )
+
+    def _stack_panel(self) -> widgets.Widget:
+        names = widgets.Select(options=self.result.stack.names, rows=8, description="Layers")
+        kind = widgets.Dropdown(options=NEW_LAYER_TYPES, value="conv", description="Type")
+        new_name = widgets.Text(description="Name", placeholder="new layer name")
+        kernel = widgets.Text(value="3", description="Kernel")
+        stride = widgets.Text(value="1", description="Stride")
+        dilation = widgets.Text(value="1", description="Dilation")
+        padding = widgets.Text(value="0", description="Padding")
+        buttons = {
+            "apply": widgets.Button(
+                description="Apply to layer", tooltip="set kernel/stride/dilation/padding"
+            ),
+            "bypass": widgets.Button(description="Bypass", tooltip="make the layer an identity"),
+            "add": widgets.Button(
+                description="Add after", tooltip="insert a new layer after the selected one"
+            ),
+            "remove": widgets.Button(description="Remove"),
+            "up": widgets.Button(description="Move up"),
+            "down": widgets.Button(description="Move down"),
+            "undo": widgets.Button(description="Undo"),
+            "reset": widgets.Button(description="Reset"),
+        }
+        self.controls.update(
+            stack=names,
+            new_type=kind,
+            new_name=new_name,
+            kernel=kernel,
+            stride=stride,
+            dilation=dilation,
+            padding=padding,
+        )
+        for key, button in buttons.items():
+            self.controls[key] = button
+            button.on_click(getattr(self, f"_on_{key}"))
+        names.observe(self._on_stack_select, names="value")
+        structural = [buttons["add"], buttons["remove"], buttons["up"], buttons["down"]]
+        if self.is_torch:  # a traced model keeps its graph: override or bypass layers only
+            for button in structural:
+                button.disabled = True
+                button.tooltip = "a torch model's graph is fixed; override or bypass a layer instead"
+        return widgets.HBox(
+            [
+                names,
+                widgets.VBox([kind, new_name, kernel, stride, dilation, padding]),
+                widgets.VBox(
+                    [buttons["apply"], buttons["bypass"], *structural, buttons["undo"], buttons["reset"]]
+                ),
+            ]
+        )
+
+    def _image_panel(self) -> widgets.Widget:
+        choice = widgets.Dropdown(
+            options=("none", *SAMPLE_IMAGES), value=self._image_name, description="Sample"
+        )
+        upload = widgets.FileUpload(accept="image/png,image/jpeg", multiple=False, description="Upload")
+        self.controls.update(image=choice, upload=upload)
+        choice.observe(self._on_image, names="value")
+        upload.observe(self._on_upload, names="value")
+        return widgets.HBox([choice, upload])
+
+    def _export_panel(self) -> widgets.Widget:
+        as_json = widgets.Button(description="Stack as JSON")
+        as_python = widgets.Button(description="Stack as Python")
+        self.controls.update(export_json=as_json, export_python=as_python, export_text=self.export_text)
+        as_json.on_click(self._on_export_json)
+        as_python.on_click(self._on_export_python)
+        return widgets.VBox([widgets.HBox([as_json, as_python]), self.export_text])
+
+    # -- state ------------------------------------------------------------------------------------------
+
+    @property
+    def stack(self) -> Stack:
+        """The layer stack shown now (after the user's edits)."""
+        return self._history[-1]
+
+    def _resolve_image(self, image: Any) -> np.ndarray | None:
+        if image is None or (isinstance(image, str) and image == "none"):
+            self._image_name = "none"
+            return None
+        if isinstance(image, str):
+            self._image_name = image
+            return sample_image(image)
+        self._image_name = "none"
+        return np.asarray(image)
+
+    def _default_layer(self, result: Analysis) -> str:
+        local = [layer.name for layer in result.layers if not layer.is_global]
+        if result.border_layer:
+            return result.border_layer
+        return local[-1] if local else result.layers[0].name
+
+    def _overlay_layer(self) -> str:
+        return getattr(self, "_layer", None) or self._default_layer(self.result)
+
+    def _unit(self) -> tuple[int, ...]:
+        return tuple(int(self.controls[f"unit_{a}"].value) for a in range(self.stack.ndim))
+
+    # -- callbacks --------------------------------------------------------------------------------------
+
+    @_guarded
+    def _on_resolution(self, change: dict[str, Any]) -> None:
+        self.result = analyze_stack(self.stack, int(change["new"]), self.stack.name)
+        self._refresh()
+
+    @_guarded
+    def _on_layer(self, change: dict[str, Any]) -> None:
+        self._layer = change["new"]
+        self._refresh(views_only=True, centre_unit=True)
+
+    @_guarded
+    def _on_unit(self, change: dict[str, Any]) -> None:
+        if not getattr(self, "_quiet", False):
+            self._refresh(views_only=True)
+
+    @_guarded
+    def _on_log(self, change: dict[str, Any]) -> None:
+        self._growth.ax.set_yscale("log" if change["new"] else "linear")
+        self._render()
+
+    @_guarded
+    def _on_stack_select(self, change: dict[str, Any]) -> None:
+        name = change["new"]
+        if not name:
+            return
+        layer = self.stack[name]
+        with self.hold_sync():
+            self.controls["kernel"].value = format_per_axis(layer.kernel)
+            self.controls["stride"].value = format_per_axis(layer.stride)
+            self.controls["dilation"].value = format_per_axis(layer.dilation)
+            self.controls["padding"].value = format_padding(layer.padding)
+            self.controls["layer"].value = name
+
+    def _selected(self) -> str:
+        name = self.controls["stack"].value
+        if not name:
+            raise RFError("select a layer in the list first")
+        return str(name)
+
+    def _window_fields(self) -> dict[str, Any]:
+        return {
+            "kernel": parse_per_axis(self.controls["kernel"].value, "kernel"),
+            "stride": parse_per_axis(self.controls["stride"].value, "stride"),
+            "dilation": parse_per_axis(self.controls["dilation"].value, "dilation"),
+            "padding": parse_padding(self.controls["padding"].value),
+        }
+
+    @_guarded
+    def _on_apply(self, _: Any = None) -> None:
+        name = self._selected()
+        self._commit(editing.change_layer(self.stack, name, **self._window_fields()), f"changed '{name}'")
+
+    @_guarded
+    def _on_bypass(self, _: Any = None) -> None:
+        name = self._selected()
+        self._commit(editing.bypass_layer(self.stack, name), f"bypassed '{name}'")
+
+    @_guarded
+    def _on_add(self, _: Any = None) -> None:
+        after = self.controls["stack"].value
+        position = self.stack.names.index(after) + 1 if after else len(self.stack.layers)
+        layer = self._new_layer()
+        self._commit(editing.insert_layer(self.stack, position, layer), f"added '{layer.name}'")
+
+    def _new_layer(self) -> Layer:
+        name = self.controls["new_name"].value.strip() or self._fresh_name(self.controls["new_type"].value)
+        kind = self.controls["new_type"].value
+        if kind == "elementwise":
+            return elementwise(name)
+        if kind == "global_pool":
+            return global_pool(name)
+        fields = self._window_fields()
+        make = conv if kind == "conv" else pool
+        return make(name, fields["kernel"], fields["stride"], fields["dilation"], fields["padding"])
+
+    def _fresh_name(self, kind: str) -> str:
+        count = 1
+        while f"{kind}{count}" in self.stack.index:
+            count += 1
+        return f"{kind}{count}"
+
+    @_guarded
+    def _on_remove(self, _: Any = None) -> None:
+        name = self._selected()
+        self._commit(editing.remove_layer(self.stack, name), f"removed '{name}'")
+
+    @_guarded
+    def _on_up(self, _: Any = None) -> None:
+        name = self._selected()
+        self._commit(editing.move_layer(self.stack, name, -1), f"moved '{name}' up", select=name)
+
+    @_guarded
+    def _on_down(self, _: Any = None) -> None:
+        name = self._selected()
+        self._commit(editing.move_layer(self.stack, name, 1), f"moved '{name}' down", select=name)
+
+    @_guarded
+    def _on_undo(self, _: Any = None) -> None:
+        if len(self._history) == 1:
+            raise RFError("nothing to undo")
+        self._history.pop()
+        self._after_edit("undone")
+
+    @_guarded
+    def _on_reset(self, _: Any = None) -> None:
+        self._history = [self._original]
+        self._after_edit("reset to the original stack")
+
+    @_guarded
+    def _on_image(self, change: dict[str, Any]) -> None:
+        self._image = self._resolve_image(change["new"])
+        self._overlay.set_image(self._image)
+        self._render()
+
+    @_guarded
+    def _on_upload(self, change: dict[str, Any]) -> None:
+        files = change["new"]
+        if not files:
+            return
+        item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
+        content = bytes(item["content"])
+        name = item.get("name", "upload")
+        if len(content) > MAX_UPLOAD_BYTES:
+            raise RFError(
+                f"'{name}' is {len(content) / 2**20:.1f} MiB; "
+                f"images up to {MAX_UPLOAD_BYTES // 2**20} MiB are accepted"
+            )
+        try:
+            image = load_image(content)
+        except RFError as err:
+            raise RFError(f"'{name}': {err}; the previous image is kept") from None
+        self._image = image
+        self._image_name = "none"
+        self._overlay.set_image(image)
+        self._report(f"showing '{name}' ({image.shape[1]}x{image.shape[0]})", error=False)
+        self._render()
+
+    @_guarded
+    def _on_export_json(self, _: Any = None) -> None:
+        import json
+
+        self.export_text.value = json.dumps(stack_to_dict(self.stack), indent=2)
+
+    @_guarded
+    def _on_export_python(self, _: Any = None) -> None:
+        self.export_text.value = editing.to_python(self.stack)
+
+    # -- updates ----------------------------------------------------------------------------------------
+
+    def _commit(self, stack: Stack, what: str, select: str | None = None) -> None:
+        """Show an edited stack; an edit that raised never gets here, so the old stack stays."""
+        self._history.append(stack)
+        self._after_edit(what, select)
+
+    def _after_edit(self, what: str, select: str | None = None) -> None:
+        self.result = analyze_stack(self.stack, self.result.input_size[0], self.stack.name)
+        names = self.stack.names
+        with self.hold_sync():
+            current = self.controls["stack"].value
+            self.controls["stack"].options = names
+            self.controls["stack"].value = (
+                select if select in names else (current if current in names else None)
+            )
+            layer = self._overlay_layer()
+            self.controls["layer"].options = names
+            self._layer = layer if layer in names else self._default_layer(self.result)
+            self.controls["layer"].value = self._layer
+        self._refresh(centre_unit=True)
+        self._report(what, error=False)
+
+    def _report(self, text: str, error: bool = True) -> None:
+        colour = "#b00020" if error else "#333"
+        prefix = "Not applied: " if error else ""
+        self.message.value = f'<span style="color:{colour}">{prefix}{html.escape(text)}</span>'
+        if error:
+            self.message.add_class("rfw-error")
+        else:
+            self.message.remove_class("rfw-error")
+
+    def _refresh(self, views_only: bool = False, centre_unit: bool = False) -> None:
+        """Push ``self.result`` to every view and control, then draw once."""
+        result = self.result
+        layer = self._overlay_layer()
+        if layer not in result.stack.index:
+            layer = self._default_layer(result)
+        self._layer = layer
+        size = result.layer(layer).feature_map
+        self._quiet = True
+        try:
+            with self.hold_sync():
+                for a, n in enumerate(size):
+                    slider = self.controls[f"unit_{a}"]
+                    slider.max = max(n - 1, 0)
+                    if centre_unit or slider.value > slider.max:
+                        slider.value = max(n - 1, 0) // 2
+                if not views_only:
+                    low, high = result.resolution_range
+                    feasible = self.controls["feasible"]
+                    if low is not None and high is not None and low <= high:
+                        feasible.value = (min(low, feasible.max), min(high, feasible.max))
+                        feasible.description = "Feasible"
+                    else:
+                        feasible.description = "No range"
+                    self.summary.value = self._summary_html(result)
+                    self.table.value = result._repr_html_()
+        finally:
+            self._quiet = False
+        if not views_only:
+            self._growth.update(result)
+            self._strip.update(result)
+        unit = None if result.layer(layer).is_global or 0 in size else self._unit()
+        self._overlay.update(result, layer, unit)
+        self._render()
+
+    def _dynamic_artists(self) -> list[Any]:
+        """The artists an update may change; everything else is drawn once into a cached background."""
+        growth = self._growth.artists
+        names = (
+            *("unproductive", "band", "resolution", "resolution_label", "r_max", "r_min"),
+            *("critical", "global", "border", "border_label", "note"),
+        )
+        found = [growth[k] for k in names] + [self._growth.ax.title]
+        strip = self._strip
+        labels = strip.artists["labels"].values()
+        if len(strip.cells) > MAX_LABELLED_CELLS:
+            # Cell labels of a big network are unreadable at this size and cost a glyph pass each.
+            for label in labels:
+                label.set_visible(False)
+        found += [*strip.cells.values(), *labels, strip.artists["border_label"]]
+        found.append(strip.ax.title)
+        overlay = self._overlay.artists
+        found += [
+            overlay[k] for k in ("padding", "image", "frame", "r_max", "r_min", "centres", "unit", "title")
+        ]
+        return sorted(found, key=lambda artist: artist.get_zorder())
+
+    def _static_key(self) -> tuple[Any, ...]:
+        """What the cached background shows; when it changes the whole figure is drawn again."""
+        growth, strip = self._growth.ax, self._strip.ax
+        return (
+            growth.get_xlim(),
+            growth.get_ylim(),
+            growth.get_yscale(),
+            strip.get_xlim(),
+            strip.get_ylim(),
+            self._growth.layer_names,
+            self._growth.artists["band_label"].get_text(),
+        )
+
+    def _render(self) -> None:
+        """Draw the figure and send it as JPEG (steady in the browser, small on the wire).
+
+        The parts that no control changes (axes, ticks, legends, edges) are drawn once into a cached
+        background; an update restores it and draws only the changing artists on top (blitting).
+        """
+        from PIL import Image
+
+        canvas = self.figure.canvas
+        dynamic = self._dynamic_artists()
+        key = self._static_key()
+        if self._background is None or key != self._background_key:
+            for artist in dynamic:
+                artist.set_animated(True)
+            canvas.draw()
+            if self.figure.get_layout_engine() is not None:
+                # Laid out on the first draw, then kept: solving the layout again on every update
+                # would cost more than drawing, and a fixed layout does not jump while dragging.
+                self.figure.set_layout_engine("none")
+            self._background = canvas.copy_from_bbox(self.figure.bbox)  # type: ignore[attr-defined]
+            self._background_key = self._static_key()
+        else:
+            canvas.restore_region(self._background)  # type: ignore[attr-defined]
+        for artist in dynamic:
+            artist.set_animated(True)
+            if artist.get_visible():
+                self.figure.draw_artist(artist)
+        rgba = np.asarray(canvas.buffer_rgba())  # type: ignore[attr-defined]
+        buffer = io.BytesIO()
+        Image.fromarray(rgba[..., :3]).save(buffer, format="JPEG", quality=85)
+        self.picture.value = buffer.getvalue()
+
+    def _summary_html(self, result: Analysis) -> str:
+        counts = result.counts
+        share = result.unproductive_share()
+        low, high = result.resolution_range
+        rows = [
+            ("Model", html.escape(result.model)),
+            ("Input", "x".join(map(str, result.input_size))),
+            ("Border layer", html.escape(result.border_layer or "none")),
+            (
+                "Unproductive layers",
+                f"{counts['unproductive']} of {len(result.layers)} ({share['layers']:.0%})",
+            ),
+        ]
+        if share["params"] is not None:
+            rows.append(("Parameters in unproductive layers", f"{share['params']:.1%}"))
+        if share["macs"] is not None:
+            rows.append(("Multiply-adds in unproductive layers", f"{share['macs']:.1%}"))
+        rows.append(
+            (
+                "Feasible input sizes",
+                f"{low if low is not None else '?'} to {high if high is not None else 'unbounded'}",
+            )
+        )
+        if counts["unknown"]:
+            rows.append(("Unknown operations", f"{counts['unknown']} (values after them are lower bounds)"))
+        cells = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in rows)
+        return f"<table class='rfw-summary-table'>{cells}</table>"

@@ -1,0 +1,196 @@
+"""The Explorer driven from Python, as the front end drives it: values, clicks, uploads."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+
+import numpy as np
+import pytest
+
+import rf_widgets as rfw
+from rf_widgets.widgets import Explorer
+
+
+@pytest.fixture
+def declared() -> Explorer:
+    stack = rfw.Stack(
+        [
+            rfw.conv("c1", 3, padding=1),
+            rfw.pool("p1", 2),
+            rfw.conv("c2", 3, padding=1),
+            rfw.pool("p2", 2),
+            rfw.conv("c3", 3, padding=1),
+            rfw.global_pool("gap"),
+        ],
+        name="small",
+    )
+    return Explorer(stack, image="checkerboard", input_size=32)
+
+
+def _summary(ex: Explorer) -> str:
+    return ex.summary.value
+
+
+def _message(ex: Explorer) -> str:
+    return html.unescape(ex.message.value)
+
+
+def test_initial_state(declared):
+    assert "rfw-summary" in declared.summary._dom_classes
+    assert "rfw-resolution" in declared.controls["resolution"]._dom_classes
+    assert declared.controls["resolution"].value == 32
+    assert declared.picture.value[:2] == b"\xff\xd8"  # a JPEG
+    assert "small" in _summary(declared)
+    assert declared.result.input_size == (32, 32)
+
+
+def test_resolution_changes_verdicts_and_summary(declared):
+    # At 8 px: c2 sees r 8 (not more than the image), p2 r 10 with an input of r 8 >= 8 (rule A),
+    # c3 a 2x2 map under a 3x3 kernel (rule B). So c2 is the border layer.
+    assert declared.result.border_layer is None
+    declared.controls["resolution"].value = 8
+    assert declared.result.input_size == (8, 8)
+    assert declared.result.border_layer == "c2"
+    assert declared.result.unproductive_layers == ("p2", "c3")
+    assert "<td>c2</td>" in _summary(declared)
+    low, high = declared.result.resolution_range
+    assert declared.controls["feasible"].value == (low, high)
+    assert 'data-status="unproductive"' in declared.table.value
+
+
+def test_layer_and_unit_move_the_boxes(declared):
+    declared.controls["layer"].value = "c2"
+    assert declared.controls["unit_0"].max == 15
+    declared.controls["unit_0"].value = 3
+    declared.controls["unit_1"].value = 5
+    box = declared.result.unit_box("c2", (3, 5))
+    overlay = declared._overlay
+    rect = overlay.artists["r_max"]
+    assert rect.get_x() == pytest.approx(box.start[1] - 0.5)
+    assert rect.get_y() == pytest.approx(box.start[0] - 0.5)
+    assert rect.get_width() == pytest.approx(box.stop[1] - box.start[1] + 1)
+
+
+def test_invalid_edit_keeps_the_stack_and_says_why(declared):
+    before = declared.stack
+    declared.controls["stack"].value = "c2"
+    declared.controls["kernel"].value = "0"
+    declared.controls["apply"].click()
+    assert declared.stack is before
+    assert "kernel_size must be >= 1" in _message(declared)
+    assert "rfw-error" in declared.message._dom_classes
+    declared.controls["kernel"].value = "three"
+    declared.controls["apply"].click()
+    assert declared.stack is before
+    assert "kernel must be whole numbers" in _message(declared)
+
+
+def test_edit_undo_reset(declared):
+    declared.controls["stack"].value = "p1"
+    declared.controls["bypass"].click()
+    assert declared.stack["p1"].stride == (1, 1)
+    assert declared.result.layer("c3").jump == (2, 2)
+    declared.controls["stack"].value = "c1"
+    declared.controls["new_type"].value = "conv"
+    declared.controls["new_name"].value = "extra"
+    declared.controls["kernel"].value = "5"
+    declared.controls["stride"].value = "2"
+    declared.controls["dilation"].value = "1"
+    declared.controls["padding"].value = "2"
+    declared.controls["add"].click()
+    assert declared.stack.names[:2] == ("c1", "extra")
+    assert "extra" in declared.controls["layer"].options
+    declared.controls["stack"].value = "extra"
+    declared.controls["down"].click()
+    assert declared.stack.names[:3] == ("c1", "p1", "extra")
+    declared.controls["remove"].click()
+    assert "extra" not in declared.stack.names
+    declared.controls["undo"].click()
+    assert "extra" in declared.stack.names
+    declared.controls["reset"].click()
+    assert declared.stack is declared._original
+    assert declared.result.layer("c3").jump == (4, 4)
+
+
+def test_export(declared):
+    declared.controls["export_json"].click()
+    document = json.loads(declared.export_text.value)
+    assert [layer["name"] for layer in document["layers"]] == list(declared.stack.names)
+    declared.controls["export_python"].click()
+    namespace: dict[str, object] = {}
+    exec(declared.export_text.value, namespace)
+    assert namespace["stack"].names == declared.stack.names
+
+
+def _png_bytes(shape=(20, 30, 3)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full(shape, 120, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _upload(ex: Explorer, name: str, content: bytes) -> None:
+    ex.controls["upload"].set_state(
+        {
+            "value": [
+                {
+                    "name": name,
+                    "type": "image/png",
+                    "size": len(content),
+                    "content": content,
+                    "last_modified": 0,
+                }
+            ]
+        }
+    )
+
+
+def test_upload_image_and_reject_bad_files(declared):
+    _upload(declared, "good.png", _png_bytes())
+    assert "showing 'good.png' (30x20)" in _message(declared)
+    shown = declared._image
+    _upload(declared, "notes.txt", b"hello, not an image")
+    assert "notes.txt" in _message(declared)
+    assert "rfw-error" in declared.message._dom_classes
+    assert declared._image is shown
+    _upload(declared, "broken.png", _png_bytes()[:40])
+    assert "broken.png" in _message(declared)
+    assert declared._image is shown
+
+
+def test_sample_image_choice(declared):
+    declared.controls["image"].value = "grace_hopper"
+    assert declared._image.shape[2] == 3
+    declared.controls["image"].value = "none"
+    assert declared._image is None
+
+
+def test_torch_model_override_without_retracing(monkeypatch):
+    torchvision = pytest.importorskip("torchvision")
+    ex = Explorer(torchvision.models.resnet18(), input_size=224)
+    import rf_widgets.torch_import.tracing as tracing
+
+    monkeypatch.setattr(tracing, "trace", lambda *a, **k: pytest.fail("re-traced"))
+    assert ex.controls["add"].disabled
+    ex.controls["resolution"].value = 32
+    assert "layer2.0.conv2" in ex.summary.value
+    assert "Parameters in unproductive layers" in ex.summary.value
+    ex.controls["stack"].value = "maxpool"
+    ex.controls["bypass"].click()
+    assert ex.result.layer("layer4.1.conv2").jump == (16, 16)
+    assert ex.result.border_layer != "layer2.0.conv2"
+
+
+def test_explore_entry_point_and_magic():
+    ex = rfw.explore([rfw.conv("c1", 3, stride=2), rfw.conv("c2", 3)], input_size=16)
+    ex.controls["resolution"].value = 5
+    assert ex.result.border_layer == "c1"
+    from rf_widgets.widgets.magic import rfa
+
+    shown = rfa("model --resolution 9", {"model": ex.stack})
+    assert shown.result.input_size == (9, 9)
+    with pytest.raises(rfw.RFError, match="usage"):
+        rfa("--resolution", {})
