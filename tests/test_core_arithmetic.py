@@ -19,6 +19,16 @@ from rf_widgets import INPUT, adaptive_pool, add, concat, conv, elementwise, fla
 INF = math.inf
 
 
+@pytest.fixture(scope="module")
+def torch():
+    """torch with one intra-op thread: the tensors here are tiny and a second thread only adds overhead."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield torch
+    torch.set_num_threads(threads)
+
+
 def kinds(analysis: rfw.Analysis, kind: str) -> list[rfw.Diagnostic]:
     return [d for d in analysis.diagnostics if d.kind == kind]
 
@@ -148,7 +158,11 @@ def test_non_square_kernel_and_stride():
 
 def test_asymmetric_padding_effective_offset():
     stack = rfw.Stack(
-        [conv("c1", 3, padding=((2, 0),)), pool("p1", 2, padding=((1, 0),)), conv("c2", 3, padding=((0, 2),))],
+        [
+            conv("c1", 3, padding=((2, 0),)),
+            pool("p1", 2, padding=((1, 0),)),
+            conv("c2", 3, padding=((0, 2),)),
+        ],
         ndim=1,
     )
     result = rfw.analyze(stack, 10)
@@ -173,36 +187,35 @@ def test_padding_on_the_high_side_only_does_not_move_the_centre():
 # -- feature-map sizes against torch ------------------------------------------------------------------
 
 
-def _torch_size(run, n):  # type: ignore[no-untyped-def]
+def _torch_size(torch, run, n):
     """The output length of ``run`` on a 1-D input of length ``n`` (0 when torch refuses to run)."""
-    torch = pytest.importorskip("torch")
     try:
         return run(torch.zeros(1, 1, n, dtype=torch.float64)).shape[-1]
     except RuntimeError:
         return 0
 
 
-def test_conv_sizes_match_torch_conv1d():
-    torch = pytest.importorskip("torch")
+def test_conv_sizes_match_torch_conv1d(torch):
     functional = torch.nn.functional
     checked = 0
-    for n, k, s, lo, hi, d in itertools.product(range(1, 12), range(1, 5), (1, 2, 3), (0, 1, 2), (0, 2), (1, 2)):
+    for n, k, s, lo, hi, d in itertools.product(
+        range(1, 12), range(1, 5), (1, 2, 3), (0, 1, 2), (0, 2), (1, 2)
+    ):
         ours = rfw.analyze(
             rfw.Stack([conv("c", k, stride=s, dilation=d, padding=((lo, hi),))], ndim=1), n
         ).layer("c")
         weight = torch.ones(1, 1, k, dtype=torch.float64)
 
-        def run(x, k=k, s=s, d=d, lo=lo, hi=hi, weight=weight):  # type: ignore[no-untyped-def]
+        def run(x, k=k, s=s, d=d, lo=lo, hi=hi, weight=weight):
             return functional.conv1d(functional.pad(x, (lo, hi)), weight, stride=s, dilation=d)
 
-        assert ours.feature_map == (_torch_size(run, n),), (n, k, s, lo, hi, d)
+        assert ours.feature_map == (_torch_size(torch, run, n),), (n, k, s, lo, hi, d)
         checked += 1
     assert checked == 11 * 4 * 3 * 3 * 2 * 2
 
 
 @pytest.mark.parametrize("ceil_mode", [False, True])
-def test_pool_sizes_match_torch_maxpool1d(ceil_mode):
-    torch = pytest.importorskip("torch")
+def test_pool_sizes_match_torch_maxpool1d(ceil_mode, torch):
     checked = 0
     for n, k, s, p, d in itertools.product(range(1, 14), range(1, 6), (1, 2, 3), (0, 1, 2), (1, 2)):
         if p > k // 2:  # torch: padding at most half the kernel
@@ -211,7 +224,7 @@ def test_pool_sizes_match_torch_maxpool1d(ceil_mode):
             rfw.Stack([pool("p", k, stride=s, dilation=d, padding=p, ceil_mode=ceil_mode)], ndim=1), n
         ).layer("p")
         module = torch.nn.MaxPool1d(k, stride=s, padding=p, dilation=d, ceil_mode=ceil_mode)
-        assert ours.feature_map == (_torch_size(module, n),), (n, k, s, p, d)
+        assert ours.feature_map == (_torch_size(torch, module, n),), (n, k, s, p, d)
         checked += 1
     assert checked > 500
 
@@ -229,8 +242,7 @@ def test_pool_sizes_match_torch_maxpool1d(ceil_mode):
         (1, 0),  # ceil(-2 / 2) + 1 = 0
     ],
 )
-def test_ceil_mode_pool_sizes(n, expected):
-    torch = pytest.importorskip("torch")
+def test_ceil_mode_pool_sizes(n, expected, torch):
     stack = rfw.Stack([pool("p", 3, stride=2, ceil_mode=True)])
     assert rfw.analyze(stack, n).layer("p").feature_map == (expected, expected)
     module = torch.nn.MaxPool2d(3, stride=2, ceil_mode=True)
@@ -241,9 +253,8 @@ def test_ceil_mode_pool_sizes(n, expected):
             module(torch.zeros(1, 1, n, n))
 
 
-def test_ceil_mode_pool_on_a_map_smaller_than_its_kernel():
+def test_ceil_mode_pool_on_a_map_smaller_than_its_kernel(torch):
     """GoogLeNet's ``MaxPool2d(2, 2, ceil_mode=True)`` maps a 1x1 map to 1x1: nothing is empty."""
-    torch = pytest.importorskip("torch")
     stack = rfw.Stack([conv("c1", 3, stride=2), pool("p1", 2, ceil_mode=True), conv("c2", 1)])
     result = rfw.analyze(stack, 4)
     out = torch.nn.MaxPool2d(2, 2, ceil_mode=True)(torch.nn.Conv2d(1, 1, 3, 2)(torch.zeros(1, 1, 4, 4)))
@@ -253,8 +264,7 @@ def test_ceil_mode_pool_on_a_map_smaller_than_its_kernel():
     assert kinds(result, "empty-output") == []
 
 
-def test_ceil_mode_drops_a_window_that_starts_in_the_right_padding():
-    torch = pytest.importorskip("torch")
+def test_ceil_mode_drops_a_window_that_starts_in_the_right_padding(torch):
     # k 3, s 3, p 1, n 5: ceil((5 + 2 - 3) / 3) + 1 = 3, but window 2 would start at 2*3 = 6 >= 5 + 1
     stack = rfw.Stack([pool("p", 3, stride=3, padding=1, ceil_mode=True)])
     result = rfw.analyze(stack, (5, 7))
@@ -264,8 +274,7 @@ def test_ceil_mode_drops_a_window_that_starts_in_the_right_padding():
     assert result.layer("p").r_max == (3, 3)
 
 
-def test_2d_sizes_match_torch_modules_per_axis():
-    torch = pytest.importorskip("torch")
+def test_2d_sizes_match_torch_modules_per_axis(torch):
     cases = itertools.product(((3, 1), (2, 5)), ((1, 2), (3, 1)), ((0, 1), (2, 0)), ((1, 2), (2, 1)))
     for (kh, kw), (sh, sw), (ph, pw), (dh, dw) in cases:
         for size in ((13, 9), (8, 17)):
@@ -281,7 +290,12 @@ def test_2d_sizes_match_torch_modules_per_axis():
                         (kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), ceil_mode=ceil_mode
                     )
                     layer = pool(
-                        "p", (kh, kw), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), ceil_mode=ceil_mode
+                        "p",
+                        (kh, kw),
+                        stride=(sh, sw),
+                        padding=(ph, pw),
+                        dilation=(dh, dw),
+                        ceil_mode=ceil_mode,
                     )
                     assert rfw.analyze([layer], size).layer("p").feature_map == tuple(module(x).shape[-2:])
 
@@ -323,7 +337,9 @@ def test_add_and_concat_take_min_and_max_over_paths():
     }
     for name, (r_min, r_max) in expected.items():
         layer = result.layer(name)
-        assert (layer.r_min, layer.r_max, layer.r_max_local) == ((r_min,) * 2, (r_max,) * 2, (r_max,) * 2), name
+        assert (layer.r_min, layer.r_max, layer.r_max_local) == ((r_min,) * 2, (r_max,) * 2, (r_max,) * 2), (
+            name
+        )
         assert layer.jump == (1, 1)
         assert layer.feature_map == (16, 16)
     assert result.layer("cat").inputs == ("m", "s")
@@ -430,7 +446,9 @@ def resnet18_stack() -> rfw.Stack:
 
 def test_merge_of_paths_with_different_jumps_is_misaligned():
     # a: k 3, s 3 on 9 -> 3 units, J 3; b: k 7, s 1 on 9 -> 3 units, J 1
-    stack = rfw.Stack([conv("a", 3, stride=3, inputs=INPUT), conv("b", 7, inputs=INPUT), add("m", ["a", "b"])])
+    stack = rfw.Stack(
+        [conv("a", 3, stride=3, inputs=INPUT), conv("b", 7, inputs=INPUT), add("m", ["a", "b"])]
+    )
     result = rfw.analyze(stack, 9)
     merged = result.layer("m")
     assert merged.feature_map == (3, 3)
@@ -462,7 +480,11 @@ def test_merge_of_paths_with_different_centres_is_misaligned():
 
 def test_concat_of_paths_with_different_centres_is_misaligned_too():
     stack = rfw.Stack(
-        [conv("a", 3, padding=((0, 2),), inputs=INPUT), conv("b", 3, padding=1, inputs=INPUT), concat("cat", ["a", "b"])],
+        [
+            conv("a", 3, padding=((0, 2),), inputs=INPUT),
+            conv("b", 3, padding=1, inputs=INPUT),
+            concat("cat", ["a", "b"]),
+        ],
         ndim=1,
     )
     result = rfw.analyze(stack, 12)
@@ -541,8 +563,7 @@ def test_adaptive_pool_is_identity_when_the_size_matches():
 
 
 @pytest.mark.parametrize(("n", "m"), [(12, 4), (10, 4), (7, 4), (7, 3), (9, 2), (13, 5), (6, 5)])
-def test_adaptive_pool_uses_the_pytorch_window_formula(n, m):
-    torch = pytest.importorskip("torch")
+def test_adaptive_pool_uses_the_pytorch_window_formula(n, m, torch):
     result = rfw.analyze(rfw.Stack([adaptive_pool("ap", m)], ndim=1), n)
     layer = result.layer("ap")
     # measure the windows from torch: the input support of each output's gradient
@@ -707,9 +728,10 @@ def test_unknown_operation_is_never_unproductive():
 # -- 1-D and 3-D --------------------------------------------------------------------------------------
 
 
-def test_1d_stack():
-    torch = pytest.importorskip("torch")
-    stack = rfw.Stack([conv("c1", 3, stride=2), pool("p1", 3, stride=2, ceil_mode=True), conv("c2", 3, dilation=2)], ndim=1)
+def test_1d_stack(torch):
+    stack = rfw.Stack(
+        [conv("c1", 3, stride=2), pool("p1", 3, stride=2, ceil_mode=True), conv("c2", 3, dilation=2)], ndim=1
+    )
     result = rfw.analyze(stack, 21)
     assert result.input_size == (21,)
     c1, p1, c2 = (result.layer(n) for n in ("c1", "p1", "c2"))
@@ -726,8 +748,7 @@ def test_1d_stack():
     assert result.unit_box("c2", 0) == rfw.Box((0,), (22,), (11,))
 
 
-def test_3d_stack():
-    torch = pytest.importorskip("torch")
+def test_3d_stack(torch):
     stack = rfw.Stack(
         [
             conv("c1", (3, 3, 1), stride=(1, 2, 2), padding=(1, 1, 0)),
@@ -761,7 +782,9 @@ def test_3d_stack():
 
 def _stacks_for_range() -> list[rfw.Stack]:
     return [
-        rfw.Stack([conv("c1", 3, padding=1), conv("c2", 3, padding=1), elementwise("bn"), conv("c3", 3, padding=1)]),
+        rfw.Stack(
+            [conv("c1", 3, padding=1), conv("c2", 3, padding=1), elementwise("bn"), conv("c3", 3, padding=1)]
+        ),
         rfw.Stack([conv("c1", 3, dilation=2), conv("c2", 3)]),
         rfw.Stack(
             [

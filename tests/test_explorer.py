@@ -194,3 +194,20 @@ def test_explore_entry_point_and_magic():
     assert shown.result.input_size == (9, 9)
     with pytest.raises(rfw.RFError, match="usage"):
         rfa("--resolution", {})
+
+
+def test_blitted_picture_equals_a_full_redraw(declared):
+    """Updates redraw only what changes; the picture must still be exactly what a full draw gives."""
+    from PIL import Image
+
+    declared.controls["resolution"].value = 12
+    declared.controls["layer"].value = "c2"
+    declared.controls["unit_1"].value = 2
+    declared.controls["resolution"].value = 20
+    declared.controls["unit_0"].value = 4
+    blitted = np.asarray(Image.open(io.BytesIO(declared.picture.value)))
+    declared._background = None
+    declared._render()
+    full = np.asarray(Image.open(io.BytesIO(declared.picture.value)))
+    assert blitted.shape == full.shape
+    assert np.array_equal(blitted, full)

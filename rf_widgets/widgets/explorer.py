@@ -37,6 +37,7 @@ __all__ = ["Explorer", "explore"]
 NEW_LAYER_TYPES = ("conv", "pool", "elementwise", "global_pool")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_LABELLED_CELLS = 60
+ALL_VIEWS = ("growth", "strip", "overlay")
 
 
 def explore(model: Any, image: Any = None, input_size: int = 224, **kwargs: Any) -> Explorer:
@@ -113,6 +114,7 @@ class Explorer(widgets.VBox):
         self.children = self._layout()
         self._background: Any = None
         self._background_key: tuple[Any, ...] = ()
+        self._regions: dict[str, tuple[int, int, int, int]] = {}
         self._refresh()
 
     # -- building ---------------------------------------------------------------------------------------
@@ -393,7 +395,7 @@ class Explorer(widgets.VBox):
     def _on_image(self, change: dict[str, Any]) -> None:
         self._image = self._resolve_image(change["new"])
         self._overlay.set_image(self._image)
-        self._render()
+        self._render(("overlay",))
 
     @_guarded
     def _on_upload(self, change: dict[str, Any]) -> None:
@@ -416,7 +418,7 @@ class Explorer(widgets.VBox):
         self._image_name = "none"
         self._overlay.set_image(image)
         self._report(f"showing '{name}' ({image.shape[1]}x{image.shape[0]})", error=False)
-        self._render()
+        self._render(("overlay",))
 
     @_guarded
     def _on_export_json(self, _: Any = None) -> None:
@@ -493,29 +495,31 @@ class Explorer(widgets.VBox):
             self._strip.update(result)
         unit = None if result.layer(layer).is_global or 0 in size else self._unit()
         self._overlay.update(result, layer, unit)
-        self._render()
+        self._render(("overlay",) if views_only else ALL_VIEWS)
 
-    def _dynamic_artists(self) -> list[Any]:
-        """The artists an update may change; everything else is drawn once into a cached background."""
+    def _dynamic_artists(self) -> dict[str, list[Any]]:
+        """Per view, the artists an update may change; the rest is drawn once into a background."""
         growth = self._growth.artists
         names = (
             *("unproductive", "band", "resolution", "resolution_label", "r_max", "r_min"),
             *("critical", "global", "border", "border_label", "note"),
         )
-        found = [growth[k] for k in names] + [self._growth.ax.title]
         strip = self._strip
-        labels = strip.artists["labels"].values()
+        labels = list(strip.artists["labels"].values())
         if len(strip.cells) > MAX_LABELLED_CELLS:
             # Cell labels of a big network are unreadable at this size and cost a glyph pass each.
             for label in labels:
                 label.set_visible(False)
-        found += [*strip.cells.values(), *labels, strip.artists["border_label"]]
-        found.append(strip.ax.title)
         overlay = self._overlay.artists
-        found += [
-            overlay[k] for k in ("padding", "image", "frame", "r_max", "r_min", "centres", "unit", "title")
-        ]
-        return sorted(found, key=lambda artist: artist.get_zorder())
+        found = {
+            "growth": [*(growth[k] for k in names), self._growth.ax.title],
+            "strip": [*strip.cells.values(), *labels, strip.artists["border_label"], strip.ax.title],
+            "overlay": [
+                overlay[k]
+                for k in ("padding", "image", "frame", "r_max", "r_min", "centres", "unit", "title")
+            ],
+        }
+        return {view: sorted(artists, key=lambda a: a.get_zorder()) for view, artists in found.items()}
 
     def _static_key(self) -> tuple[Any, ...]:
         """What the cached background shows; when it changes the whole figure is drawn again."""
@@ -528,13 +532,15 @@ class Explorer(widgets.VBox):
             strip.get_ylim(),
             self._growth.layer_names,
             self._growth.artists["band_label"].get_text(),
+            tuple(len(v) for v in self._dynamic_artists().values()),
         )
 
-    def _render(self) -> None:
-        """Draw the figure and send it as JPEG (steady in the browser, small on the wire).
+    def _render(self, views: tuple[str, ...] = ALL_VIEWS) -> None:
+        """Draw the changed views and send the figure as JPEG (steady in the browser, small on the wire).
 
         The parts that no control changes (axes, ticks, legends, edges) are drawn once into a cached
-        background; an update restores it and draws only the changing artists on top (blitting).
+        background; an update restores the region of each changed view and draws only its changing
+        artists on top (blitting), so moving a unit does not redraw the whole network.
         """
         from PIL import Image
 
@@ -542,7 +548,7 @@ class Explorer(widgets.VBox):
         dynamic = self._dynamic_artists()
         key = self._static_key()
         if self._background is None or key != self._background_key:
-            for artist in dynamic:
+            for artist in (a for artists in dynamic.values() for a in artists):
                 artist.set_animated(True)
             canvas.draw()
             if self.figure.get_layout_engine() is not None:
@@ -551,16 +557,36 @@ class Explorer(widgets.VBox):
                 self.figure.set_layout_engine("none")
             self._background = canvas.copy_from_bbox(self.figure.bbox)  # type: ignore[attr-defined]
             self._background_key = self._static_key()
-        else:
-            canvas.restore_region(self._background)  # type: ignore[attr-defined]
-        for artist in dynamic:
-            artist.set_animated(True)
-            if artist.get_visible():
-                self.figure.draw_artist(artist)
+            self._regions = self._view_regions(canvas.get_renderer())  # type: ignore[attr-defined]
+            views = ALL_VIEWS
+        if "overlay" in views or "growth" in views:
+            views = tuple(dict.fromkeys((*views, "growth", "overlay")))  # they share one region
+        for region in {self._regions[view] for view in views}:
+            canvas.restore_region(self._background, bbox=region, xy=region[:2])  # type: ignore[attr-defined]
+        for view in views:
+            for artist in dynamic[view]:
+                artist.set_animated(True)
+                if artist.get_visible():
+                    self.figure.draw_artist(artist)
         rgba = np.asarray(canvas.buffer_rgba())  # type: ignore[attr-defined]
         buffer = io.BytesIO()
         Image.fromarray(rgba[..., :3]).save(buffer, format="JPEG", quality=85)
         self.picture.value = buffer.getvalue()
+
+    def _view_regions(self, renderer: Any) -> dict[str, tuple[int, int, int, int]]:
+        """The pixel box of each view, in Agg's buffer coordinates (origin top left).
+
+        The figure is cut between the top row and the strip. The growth plot and the overlay share the
+        top row because the overlay's title may reach over the growth plot's legend.
+        """
+        width, height = self.figure.canvas.get_width_height()
+        top = min(self._growth.ax.get_tightbbox(renderer).y0, self._overlay.ax.get_tightbbox(renderer).y0)
+        split = height - int((self._strip.ax.get_tightbbox(renderer).y1 + top) / 2)
+        return {
+            "growth": (0, 0, width, split),
+            "overlay": (0, 0, width, split),
+            "strip": (0, split, width, height),
+        }
 
     def _summary_html(self, result: Analysis) -> str:
         counts = result.counts
