@@ -327,7 +327,7 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
     for cls, glob in zip(classes, has_global, strict=True):
         if cls[0]:
             lows = tuple(min(c[0] for c in axis.values()) for axis in cls)
-            highs = tuple(max(axis.values(), key=lambda c: c[2]) for axis in cls)
+            highs = tuple(widest_class(axis)[1] for axis in cls)
             r_min.append(lows)
             r_max_local.append(tuple(h[2] for h in highs))
             r_max.append((INF,) * ndim if glob else tuple(h[2] for h in highs))
@@ -351,13 +351,18 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
     )
 
 
+def widest_class(axis: dict[Number, PathClass]) -> tuple[Number, PathClass]:
+    """The path class with the largest field; ties go to the larger jump (as ``unit_box`` does)."""
+    return max(axis.items(), key=lambda item: (item[1][2], item[0]))
+
+
 def _misalignment(stack: Stack, i: int, ins: list[tuple[dict[Number, PathClass], ...]]) -> list[Diagnostic]:
     """A diagnostic when the inputs of a merge disagree on jump or on the centre of unit 0."""
     seen: list[tuple[tuple[Number, ...], tuple[Number, ...]]] = []
     for cls in ins:
         if not cls[0]:
             continue
-        reps = [max(axis.items(), key=lambda item: item[1][2]) for axis in cls]
+        reps = [widest_class(axis) for axis in cls]
         jumps = tuple(jump for jump, _ in reps)
         centres: tuple[Number, ...] = tuple(Fraction(c[2] - 1) / 2 - c[3] for _, c in reps)
         seen.append((jumps, centres))

@@ -14,7 +14,7 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Any, Literal
 
-from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Number, Resolved
+from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Number, Resolved, widest_class
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 from rf_widgets.core.layers import INPUT
 from rf_widgets.core.verdicts import Verdicts
@@ -199,7 +199,7 @@ class Analysis:
                 stop.append(max(u * j + c[5] for j, c in axis.items()))
                 continue
             if path == "max":
-                jump, c = max(axis.items(), key=lambda item: (item[1][2], item[0]))
+                jump, c = widest_class(axis)
                 r, p = c[2], c[3]
             elif path == "min":
                 jump, c = min(axis.items(), key=lambda item: (item[1][0], item[0]))

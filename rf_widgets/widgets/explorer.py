@@ -580,8 +580,11 @@ class Explorer(widgets.VBox):
         top row because the overlay's title may reach over the growth plot's legend.
         """
         width, height = self.figure.canvas.get_width_height()
-        top = min(self._growth.ax.get_tightbbox(renderer).y0, self._overlay.ax.get_tightbbox(renderer).y0)
-        split = height - int((self._strip.ax.get_tightbbox(renderer).y1 + top) / 2)
+        growth, overlay, strip = (
+            ax.get_window_extent(renderer) for ax in (self._growth.ax, self._overlay.ax, self._strip.ax)
+        )
+        # Halfway between the top row's axes and the strip's axes: clear of both rows' labels.
+        split = height - int((strip.y1 + min(growth.y0, overlay.y0)) / 2)
         return {
             "growth": (0, 0, width, split),
             "overlay": (0, 0, width, split),
