@@ -517,10 +517,13 @@ class FieldOverlay:
         return (min(left, image[0]), min(top, image[1]), max(right, image[2]), max(bottom, image[3]))
 
     def _set_limits(self, region: tuple[float, float, float, float]) -> None:
+        # Square limits around the region: with an equal aspect the axes box then keeps its size
+        # whatever the input size or the boxes, so the view does not jump between updates.
         left, top, right, bottom = region
-        margin = 0.03 * max(right - left, bottom - top)
-        self.ax.set_xlim(left - margin, right + margin)
-        self.ax.set_ylim(bottom + margin, top - margin)  # row 0 at the top, as images are shown
+        half = 0.53 * max(right - left, bottom - top)
+        x, y = (left + right) / 2, (top + bottom) / 2
+        self.ax.set_xlim(x - half, x + half)
+        self.ax.set_ylim(y + half, y - half)  # row 0 at the top, as images are shown
 
     def _set_title(self, result: Analysis, info: LayerResult, unit: Unit) -> None:
         verdict = info.status + (f" ({info.reason})" if info.reason else "")

@@ -211,3 +211,21 @@ def test_blitted_picture_equals_a_full_redraw(declared):
     full = np.asarray(Image.open(io.BytesIO(declared.picture.value)))
     assert blitted.shape == full.shape
     assert np.array_equal(blitted, full)
+
+
+def test_blitted_picture_equals_a_full_redraw_on_resnet18():
+    torchvision = pytest.importorskip("torchvision")
+    from PIL import Image
+
+    ex = Explorer(torchvision.models.resnet18(), image="grace_hopper", input_size=224)
+    for size in (64, 32, 100):
+        ex.controls["resolution"].value = size
+    ex.controls["layer"].value = "layer3.0.conv2"
+    ex.controls["unit_0"].value = 1
+    ex.controls["layer"].value = "layer1.0.conv2"  # a small box: the view zooms in
+    ex.controls["unit_1"].value = 3
+    ex.controls["resolution"].value = 48
+    blitted = np.asarray(Image.open(io.BytesIO(ex.picture.value)))
+    ex._background = None
+    ex._render()
+    assert np.array_equal(blitted, np.asarray(Image.open(io.BytesIO(ex.picture.value))))

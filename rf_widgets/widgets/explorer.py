@@ -128,7 +128,8 @@ class Explorer(widgets.VBox):
         )
         self._strip = plot_architecture(self.result, ax=self.figure.add_subplot(grid[1, :]))
         overlay = self._overlay.ax
-        # The overlay's limits follow the input size; without ticks its frame stays in the background.
+        # The overlay's limits follow the input size and the boxes; without ticks, and with square
+        # limits (the plotting module keeps them square), its frame stays the same in the background.
         overlay.xaxis.set_major_locator(NullLocator())
         overlay.yaxis.set_major_locator(NullLocator())
 
@@ -562,7 +563,8 @@ class Explorer(widgets.VBox):
         if "overlay" in views or "growth" in views:
             views = tuple(dict.fromkeys((*views, "growth", "overlay")))  # they share one region
         for region in {self._regions[view] for view in views}:
-            canvas.restore_region(self._background, bbox=region, xy=region[:2])  # type: ignore[attr-defined]
+            # xy places the saved figure-sized region itself, so its origin restores it in place.
+            canvas.restore_region(self._background, bbox=region, xy=(0, 0))  # type: ignore[attr-defined]
         for view in views:
             for artist in dynamic[view]:
                 artist.set_animated(True)
