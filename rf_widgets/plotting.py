@@ -44,7 +44,7 @@ from typing import Any, Literal, SupportsFloat
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.collections import LineCollection, PatchCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, Locator
@@ -644,9 +644,10 @@ def _compact(lanes: list[int]) -> list[int]:
 class ArchitectureStrip:
     """The network as cells coloured by status, branches in lanes; built by :func:`plot_architecture`.
 
-    ``cells`` maps layer names to their :class:`~matplotlib.patches.Rectangle`, ``lanes`` to their lane.
-    ``artists`` names: ``cells`` (that dict), ``labels`` (kernel/stride text per window cell), ``edges``
-    (a LineCollection), ``border_label``, ``legend``.
+    ``cells`` maps layer names to their :class:`~matplotlib.patches.Rectangle` (geometry and colours),
+    ``lanes`` to their lane. ``artists`` names: ``cells`` (that dict), ``cell_patches`` (the
+    PatchCollection that draws them), ``labels`` (kernel/stride text per window cell), ``edges`` (a
+    LineCollection), ``border_label``, ``legend``.
     """
 
     def __init__(self, ax: Axes, result: Analysis, which: Which) -> None:
@@ -660,6 +661,7 @@ class ArchitectureStrip:
         handles.append(Patch(facecolor="white", edgecolor=BORDER_COLOUR, lw=2.5, label="border layer"))
         self.artists: dict[str, Any] = {
             "cells": self.cells,
+            "cell_patches": None,
             "labels": {},
             "edges": None,
             "border_label": ax.text(
@@ -687,6 +689,7 @@ class ArchitectureStrip:
             if layer.name in self.artists["labels"]:
                 self.artists["labels"][layer.name].set_text(_cell_text(layer))
         self._mark_border(result.border_layer)
+        self._sync_patches()
         size = "x".join(map(str, result.input_size))
         counts = result.counts
         self.ax.set_title(
@@ -707,12 +710,21 @@ class ArchitectureStrip:
         label.set_position((cell.get_x() + CELL_HALF, lane - CELL_HALF - 0.08))
         label.set_text(f"border: {border}")
 
+    def _sync_patches(self) -> None:
+        """Copy the cells' colours to the collection that draws them."""
+        cells = list(self.cells.values())
+        patches = self.artists["cell_patches"]
+        patches.set_facecolor([cell.get_facecolor() for cell in cells])
+        patches.set_edgecolor([cell.get_edgecolor() for cell in cells])
+        patches.set_linewidth([cell.get_linewidth() for cell in cells])
+
     def _layout(self, result: Analysis, layers: list[LayerResult]) -> None:
         """Place one cell per shown layer (removing any previous ones) and the edges between them."""
-        for artist in [*self.cells.values(), *self.artists["labels"].values()]:
+        for artist in self.artists["labels"].values():
             artist.remove()
-        if self.artists["edges"] is not None:
-            self.artists["edges"].remove()
+        for key in ("edges", "cell_patches"):
+            if self.artists[key] is not None:
+                self.artists[key].remove()
         self.cells.clear()
         self.artists["labels"] = {}
         self._grid = {}
@@ -723,6 +735,11 @@ class ArchitectureStrip:
         self.lanes = {layer.name: lane for layer, lane in zip(layers, lanes, strict=True)}
         for x, (layer, lane) in enumerate(zip(layers, lanes, strict=True)):
             self._add_cell(layer, x, lane)
+        # One collection draws every cell in a single pass (a DenseNet has hundreds); the rectangles
+        # in ``cells`` keep each layer's geometry and colours for lookups.
+        self.artists["cell_patches"] = self.ax.add_collection(
+            PatchCollection(list(self.cells.values()), match_original=True, zorder=2), autolim=False
+        )
         self.artists["edges"] = self.ax.add_collection(
             LineCollection(_edge_paths(inputs, lanes), colors="#9a9a9a", linewidths=0.8, zorder=1),
             autolim=False,
@@ -732,9 +749,6 @@ class ArchitectureStrip:
 
     def _add_cell(self, layer: LayerResult, x: int, lane: int) -> None:
         cell = Rectangle((x - CELL_HALF, lane - CELL_HALF), 2 * CELL_HALF, 2 * CELL_HALF, zorder=2)
-        # add_artist, not add_patch: the limits are set once per layout, and updating them per patch
-        # costs seconds on a DenseNet.
-        self.ax.add_artist(cell)
         self.cells[layer.name] = cell
         if _is_window(layer):  # elementwise cells stay blank: no text artist to pay for
             self.artists["labels"][layer.name] = self.ax.text(

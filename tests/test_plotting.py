@@ -334,9 +334,10 @@ def test_architecture_rebuilds_when_the_layer_list_changes(small):
     old = list(strip.cells.values())
     strip.update(rfw.analyze([rfw.conv("x", 3), rfw.conv("y", 3)], 9))
     assert list(strip.cells) == ["x", "y"]
-    children = strip.ax.get_children()
-    assert all(cell in children for cell in strip.cells.values())
-    assert not any(cell in children for cell in old)
+    patches = strip.artists["cell_patches"]
+    assert patches in strip.ax.get_children()
+    assert len(patches.get_paths()) == 2
+    assert not any(cell in strip.cells.values() for cell in old)
 
 
 def test_architecture_resnet18(resnet18):

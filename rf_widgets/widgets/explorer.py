@@ -514,7 +514,7 @@ class Explorer(widgets.VBox):
         overlay = self._overlay.artists
         found = {
             "growth": [*(growth[k] for k in names), self._growth.ax.title],
-            "strip": [*strip.cells.values(), *labels, strip.artists["border_label"], strip.ax.title],
+            "strip": [strip.artists["cell_patches"], *labels, strip.artists["border_label"], strip.ax.title],
             "overlay": [
                 overlay[k]
                 for k in ("padding", "image", "frame", "r_max", "r_min", "centres", "unit", "title")
