@@ -1,6 +1,6 @@
 """Set up and run rf_widgets from a fresh clone with nothing but Python 3.10+.
 
-    python3 tasks.py demo    # the analysis of a torchvision model on the command line
+    python3 tasks.py demo    # the Explorer on ResNet18 as a web app (Voila); --lab for JupyterLab
     python3 tasks.py test    # lint, type check and the whole test suite
 
 Both create ``.venv`` beside this file on first use and install the package with everything its tests
@@ -43,26 +43,40 @@ def setup() -> None:
     STAMP.write_text(wanted)
 
 
-def demo() -> None:
-    run(PYTHON, "-m", "rf_widgets", "torchvision:resnet18", "--resolution", "32")
+DEMO_NOTEBOOK = "notebooks/explorer_demo.ipynb"
 
 
-def test() -> None:
+def demo(*options: str) -> None:
+    """Serve the Explorer notebook: as an app with Voila, or in JupyterLab with ``--lab``."""
+    run(PYTHON, "-m", "rf_widgets", "torchvision:resnet18", "--resolution", "32", "--summary")
+    extra = [o for o in options if o != "--lab"]
+    if "--lab" in options:
+        root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
+        run(PYTHON, "-m", "jupyterlab", DEMO_NOTEBOOK, *root, *extra)
+    else:
+        run(PYTHON, "-m", "voila", DEMO_NOTEBOOK, *extra)
+
+
+def test(*options: str) -> None:
     run(PYTHON, "-m", "ruff", "check", "rf_widgets", "tests", "benchmarks", "tasks.py")
     run(PYTHON, "-m", "ruff", "format", "--check", "rf_widgets", "tests", "benchmarks", "tasks.py")
     run(PYTHON, "-m", "mypy")
-    run(PYTHON, "-m", "pytest", "-p", "no:cacheprovider")
+    run(PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *options)
 
 
-COMMANDS = {"demo": demo, "test": test, "setup": lambda: None}
+def _setup_only(*options: str) -> None:
+    """Nothing more: ``setup()`` has already run."""
+
+
+COMMANDS = {"demo": demo, "test": test, "setup": _setup_only}
 
 
 def main() -> None:
-    if len(sys.argv) != 2 or sys.argv[1] not in COMMANDS:
-        sys.exit(f"usage: python3 tasks.py {{{'|'.join(COMMANDS)}}}")
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        sys.exit(f"usage: python3 tasks.py {{{'|'.join(COMMANDS)}}} [options]")
     try:
         setup()
-        COMMANDS[sys.argv[1]]()
+        COMMANDS[sys.argv[1]](*sys.argv[2:])
     except subprocess.CalledProcessError as err:
         sys.exit(err.returncode)
 

@@ -229,3 +229,26 @@ def test_blitted_picture_equals_a_full_redraw_on_resnet18():
     ex._background = None
     ex._render()
     assert np.array_equal(blitted, np.asarray(Image.open(io.BytesIO(ex.picture.value))))
+
+
+def test_oversize_upload_is_refused(declared):
+    shown = declared._image
+    _upload(declared, "huge.png", b"\x89PNG" + bytes(21 * 1024 * 1024))
+    assert "huge.png" in _message(declared)
+    assert "MiB" in _message(declared)
+    assert declared._image is shown
+
+
+def test_ipython_extension_registers_the_magic(capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        shell.run_line_magic("load_ext", "rf_widgets")
+        shell.user_ns["tiny"] = rfw.Stack([rfw.conv("c1", 3, stride=2), rfw.conv("c2", 3)])
+        shell.run_line_magic("rfa", "tiny --resolution 5")
+        assert "Explorer" in capsys.readouterr().out  # displayed (as text outside a kernel)
+        shell.run_line_magic("rfa", "missing_file.json")
+        assert "cannot read stack file 'missing_file.json'" in capsys.readouterr().out
+    finally:
+        InteractiveShell.clear_instance()
