@@ -103,6 +103,7 @@ def test_cycle_behind_a_valid_prefix():
     with raises(rfw.GraphError, "'b'", "'c'", "cycle") as info:
         rfw.Stack([conv("a", 3), rfw.add("b", ["a", "c"]), conv("c", 3, inputs="b"), conv("d", 1)])
     assert "'a'" not in str(info.value)
+    assert "'d'" not in str(info.value)  # it only follows the cycle
 
 
 def test_layer_that_is_its_own_input():

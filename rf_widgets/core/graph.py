@@ -161,6 +161,13 @@ def _topological_order(layers: list[Layer]) -> list[Layer]:
             if pending[j] == 0:
                 heapq.heappush(ready, j)
     if len(order) != len(layers):
-        stuck = [layer.name for i, layer in enumerate(layers) if pending[i] > 0]
-        raise GraphError(f"the layers {', '.join(repr(n) for n in stuck)} form a cycle")
+        stuck = {i for i, count in enumerate(pending) if count > 0}
+        # Layers that merely follow a cycle are stuck too; peel them off from the end.
+        while True:
+            tails = {i for i in stuck if not any(j in stuck for j in users[i])}
+            if not tails:
+                break
+            stuck -= tails
+        names = [layers[i].name for i in sorted(stuck)]
+        raise GraphError(f"the layers {', '.join(repr(n) for n in names)} form a cycle")
     return order
