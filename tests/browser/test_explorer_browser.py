@@ -1,0 +1,161 @@
+"""The Explorer in a real browser: JupyterLab and Voila in headless Chromium.
+
+The fixture notebook shows ``rfw.explore(resnet18, input_size=224)``. Each test checks that the widget
+really renders (no "Loading widget" / "Error displaying widget"), drags the resolution knob with the mouse
+from 224 down to 32 and sees the kernel's answer in the summary: ResNet18 has no border layer at 224 and
+``layer2.0.conv2`` at 32. A screenshot of each page goes to ``test-artifacts/``. A negative control runs
+JupyterLab without the ipywidgets front end and shows that the rendering check then fails.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+FIRST_RENDER_TIMEOUT = 120_000  # ms: kernel start, torch import and the first analysis
+KERNEL_ANSWER_TIMEOUT = 30_000  # ms
+NOTEBOOK = "explorer_resnet18.ipynb"  # copied into each server's root by the fixtures
+TARGET_SIZE = 32
+BORDER_LAYER_AT_TARGET = "layer2.0.conv2"
+WIDGET_FAILURE_TEXTS = ("Loading widget", "Error displaying widget")
+KERNEL_IDLE = """() => {
+    const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const session = widget && widget.sessionContext && widget.sessionContext.session;
+    return Boolean(session && session.kernel && session.kernel.status === 'idle');
+}"""
+
+
+def _summary_cell(page: Any, row: str) -> Any:
+    """The value cell of one row of the Explorer's summary table."""
+    header = page.locator("th", has_text=re.compile(rf"^\s*{re.escape(row)}\s*$"))
+    return page.locator(".rfw-summary tr").filter(has=header).locator("td")
+
+
+def _assert_explorer_rendered(page: Any, timeout: float = FIRST_RENDER_TIMEOUT) -> None:
+    """The widget view is on the page, and no widget placeholder or error text is."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(".rfw-summary")).to_be_visible(timeout=timeout)
+    expect(page.locator(".rfw-resolution .noUi-handle")).to_be_visible()
+    body = page.locator("body")
+    for text in WIDGET_FAILURE_TEXTS:
+        expect(body).not_to_contain_text(text)
+    expect(page.locator(".rfw-message.rfw-error")).to_have_count(0)
+
+
+def _drag_resolution(page: Any, target: int) -> int:
+    """Drag the resolution knob with the mouse as close to ``target`` as the pixels allow.
+
+    The track is a few hundred pixels wide for sizes 1..1024, so one pixel is about three sizes and
+    ``target`` itself may lie between two pixels: the knob is held down and nudged until the readout is
+    as close as it gets. Returns the size the readout shows after the mouse is released.
+    """
+    slider = page.locator(".rfw-resolution")
+    track, knob, readout = (slider.locator(s) for s in (".noUi-target", ".noUi-handle", ".widget-readout"))
+    knob.scroll_into_view_if_needed()
+    low = int(float(knob.get_attribute("aria-valuemin")))
+    high = int(float(knob.get_attribute("aria-valuemax")))
+    box, grip = track.bounding_box(), knob.bounding_box()
+    px_per_size = box["width"] / (high - low)
+    reach = math.ceil(1 / px_per_size)  # sizes one pixel of mouse movement spans
+    y = grip["y"] + grip["height"] / 2
+    x = box["x"] + box["width"] * (target - low) / (high - low)
+
+    page.mouse.move(grip["x"] + grip["width"] / 2, y)
+    page.mouse.down()
+    page.mouse.move(x, y, steps=12)
+    for _ in range(8):  # closed loop while the button is held: correct by the size still missing
+        error = int(readout.inner_text()) - target
+        if 2 * abs(error) <= reach:
+            break
+        x -= error * px_per_size
+        page.mouse.move(x, y, steps=2)
+    page.mouse.up()
+    dragged = int(readout.inner_text())
+    assert abs(dragged - target) <= reach, f"the drag stopped at {dragged}, not near {target}"
+    return dragged
+
+
+def _fine_tune(page: Any, value: int, target: int) -> str:
+    """From ``value`` to exactly ``target``: arrow keys on the focused knob, else the number box."""
+    slider = page.locator(".rfw-resolution")
+    knob, readout = slider.locator(".noUi-handle"), slider.locator(".widget-readout")
+    if value == target:
+        return "none needed"
+    knob.focus()
+    for _ in range(abs(target - value)):
+        knob.press("ArrowRight" if target > value else "ArrowLeft")
+    if int(readout.inner_text()) == target:
+        return f"{abs(target - value)} arrow key(s) on the knob"
+    number = page.locator(".widget-hbox:has(> .rfw-resolution) input[type='number']")
+    number.fill(str(target))
+    number.press("Enter")
+    return "typed into the linked number box"
+
+
+def _drag_to_border_change(page: Any, artifact: Path) -> None:
+    """Drag 224 -> 32 and check that the kernel's summary follows; keep a screenshot."""
+    from playwright.sync_api import expect
+
+    timeout = KERNEL_ANSWER_TIMEOUT
+    border, size = _summary_cell(page, "Border layer"), _summary_cell(page, "Input")
+    readout = page.locator(".rfw-resolution .widget-readout")
+    expect(readout).to_have_text("224")
+    expect(size).to_have_text("224x224")
+    expect(border).to_have_text("none")  # no border layer in ResNet18 at 224
+
+    dragged = _drag_resolution(page, TARGET_SIZE)
+    # The mouse drag alone already moves the border layer (any size near 32 has one).
+    expect(size).to_have_text(f"{dragged}x{dragged}", timeout=timeout)
+    expect(border).not_to_have_text("none", timeout=timeout)
+    expect(border).to_contain_text("layer", timeout=timeout)
+
+    how = _fine_tune(page, dragged, TARGET_SIZE)
+    print(f"drag reached {dragged}; fine-tuning to {TARGET_SIZE}: {how}")
+    expect(readout).to_have_text(str(TARGET_SIZE), timeout=timeout)
+    expect(page.locator(".widget-hbox:has(> .rfw-resolution) input[type='number']")).to_have_value(
+        str(TARGET_SIZE), timeout=timeout
+    )
+    expect(size).to_have_text(f"{TARGET_SIZE}x{TARGET_SIZE}", timeout=timeout)
+    expect(page.locator(".rfw-summary")).to_contain_text(BORDER_LAYER_AT_TARGET, timeout=timeout)
+    expect(border).to_have_text(BORDER_LAYER_AT_TARGET, timeout=timeout)
+    page.wait_for_timeout(500)  # let the JPEG of the new figure arrive before the screenshot
+    page.screenshot(path=str(artifact), full_page=True)
+
+
+def _open_notebook_and_run(page: Any, lab: Any) -> None:
+    page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}&reset")
+    page.wait_for_function(KERNEL_IDLE, timeout=FIRST_RENDER_TIMEOUT)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def test_explorer_in_jupyterlab(page: Any, lab: Any, artifacts: Path) -> None:
+    _open_notebook_and_run(page, lab)
+    _assert_explorer_rendered(page)
+    _drag_to_border_change(page, artifacts / "explorer-lab.png")
+    _assert_explorer_rendered(page, timeout=KERNEL_ANSWER_TIMEOUT)
+
+
+def test_explorer_in_voila(page: Any, voila: Any, artifacts: Path) -> None:
+    page.goto(f"{voila.url}/?token={voila.token}")
+    _assert_explorer_rendered(page)
+    _drag_to_border_change(page, artifacts / "explorer-voila.png")
+    _assert_explorer_rendered(page, timeout=KERNEL_ANSWER_TIMEOUT)
+
+
+def test_rendering_check_fails_without_the_widget_front_end(page: Any, lab_without_widgets: Any) -> None:
+    """Negative control: without the widget manager the output is the widget's plain-text repr."""
+    from playwright.sync_api import expect
+
+    _open_notebook_and_run(page, lab_without_widgets)
+    output = page.locator(".jp-OutputArea-output")
+    expect(output).to_contain_text("Explorer(children=", timeout=FIRST_RENDER_TIMEOUT)
+    expect(page.locator(".rfw-summary")).to_have_count(0)
+    with pytest.raises(AssertionError):
+        _assert_explorer_rendered(page, timeout=2_000)
