@@ -71,11 +71,16 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def explore(model: object, image: object = None, input_size: int = 224) -> object:
-    """Open the interactive Explorer on ``model`` (imports ipywidgets and matplotlib on first use)."""
+def explore(
+    model: object, image: object = None, input_size: int = 224, *, interactive: bool = False
+) -> object:
+    """Open the interactive Explorer on ``model`` (imports ipywidgets and matplotlib on first use).
+
+    ``interactive=True`` shows the figure as an ipympl canvas (zoom, pan, click to pick).
+    """
     from rf_widgets.widgets.explorer import Explorer
 
-    return Explorer(model, image=image, input_size=input_size)
+    return Explorer(model, image=image, input_size=input_size, interactive=interactive)
 
 
 def load_ipython_extension(ipython: object) -> None:

@@ -252,3 +252,34 @@ def test_ipython_extension_registers_the_magic(capsys):
         assert "cannot read stack file 'missing_file.json'" in capsys.readouterr().out
     finally:
         InteractiveShell.clear_instance()
+
+
+def _click(ex: Explorer, ax, x: float, y: float) -> None:
+    from matplotlib.backend_bases import MouseEvent
+
+    px, py = ax.transData.transform((x, y))
+    event = MouseEvent("button_press_event", ex.figure.canvas, px, py, button=1)
+    ex.figure.canvas.callbacks.process("button_press_event", event)
+
+
+def test_clicks_pick_a_unit_and_a_layer(declared):
+    declared.controls["layer"].value = "c2"  # r 8, jump 2, offset 3 at 32 px: unit u is centred at 2u + 0.5
+    _click(declared, declared._overlay.ax, x=2 * 5 + 0.5, y=2 * 9 + 0.5)
+    assert (declared.controls["unit_0"].value, declared.controls["unit_1"].value) == (9, 5)
+    cell = declared._strip.cells["c3"]
+    _click(
+        declared,
+        declared._strip.ax,
+        cell.get_x() + cell.get_width() / 2,
+        cell.get_y() + cell.get_height() / 2,
+    )
+    assert declared.controls["layer"].value == "c3"
+
+
+def test_interactive_canvas_when_ipympl_is_present():
+    pytest.importorskip("ipympl")
+    ex = Explorer([rfw.conv("c1", 3), rfw.pool("p1", 2)], input_size=16, interactive=True)
+    assert ex.picture is ex.figure.canvas
+    assert ex.picture in ex.children
+    ex.controls["resolution"].value = 3
+    assert ex.result.border_layer == "c1"

@@ -61,6 +61,22 @@ def _guarded(method: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
+def _ipympl_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ipympl") is not None
+
+
+def _interactive_canvas(figure: Figure) -> Any:
+    """An ipympl canvas widget for ``figure`` (no pyplot, no global figure registry)."""
+    from ipympl.backend_nbagg import Canvas, FigureManager
+
+    canvas = Canvas(figure)
+    FigureManager(canvas, 0)
+    canvas.header_visible = False
+    return canvas
+
+
 class Explorer(widgets.VBox):
     """Interactive receptive-field analysis of one network.
 
@@ -73,6 +89,10 @@ class Explorer(widgets.VBox):
         A numpy image, or the name of a built-in sample (see ``rf_widgets.data.SAMPLE_IMAGES``).
     input_size
         The initial input resolution.
+    interactive
+        Show the figure as an ipympl canvas (needs ipympl): zoom, pan, and a click on the image picks
+        the nearest unit, a click on a strip cell picks that layer. It redraws the whole figure on
+        every change; the default JPEG picture redraws only what changed.
 
     Attributes
     ----------
@@ -93,7 +113,15 @@ class Explorer(widgets.VBox):
     'c1'
     """
 
-    def __init__(self, model: Any, image: Any = None, input_size: int | tuple[int, ...] = 224, **kwargs: Any):
+    def __init__(
+        self,
+        model: Any,
+        image: Any = None,
+        input_size: int | tuple[int, ...] = 224,
+        *,
+        interactive: bool = False,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         stack = to_stack(model)
         self.is_torch = "import_method" in stack.metadata
@@ -103,13 +131,23 @@ class Explorer(widgets.VBox):
         self.result: Analysis = analyze_stack(stack, size, stack.name)
         self._image = self._resolve_image(image)
         self.figure = Figure(figsize=(11, 7), dpi=80, layout="constrained")
-        FigureCanvasAgg(self.figure)
+        if interactive and not _ipympl_available():
+            raise RFError("interactive=True needs ipympl: pip install ipympl")
+        self.interactive = interactive
+        canvas = _interactive_canvas(self.figure) if self.interactive else FigureCanvasAgg(self.figure)
+        canvas.mpl_connect("button_press_event", self._on_click)
         self._build_views()
         self.controls: dict[str, widgets.Widget] = {}
         self.summary = widgets.HTML().add_class("rfw-summary")
         self.message = widgets.HTML().add_class("rfw-message")
         self.table = widgets.HTML(layout=widgets.Layout(max_height="320px", overflow="auto"))
-        self.picture = widgets.Image(format="jpeg", layout=widgets.Layout(width="100%"))
+        # Without ipympl the figure travels as JPEG bytes in an Image widget; with it, the canvas itself
+        # is the widget (zoom, pan, and clicks that pick a unit or a layer).
+        self.picture = (
+            self.figure.canvas
+            if self.interactive
+            else widgets.Image(format="jpeg", layout=widgets.Layout(width="100%"))
+        )
         self.export_text = widgets.Textarea(layout=widgets.Layout(width="100%", height="180px"))
         self.children = self._layout()
         self._background: Any = None
@@ -536,6 +574,27 @@ class Explorer(widgets.VBox):
             tuple(len(v) for v in self._dynamic_artists().values()),
         )
 
+    @_guarded
+    def _on_click(self, event: Any) -> None:
+        """A click on the image picks the nearest unit; a click on a strip cell picks that layer."""
+        if event.inaxes is self._strip.ax:
+            name = self._strip.layer_at(event.xdata, event.ydata)
+            if name is not None:
+                self.controls["layer"].value = name
+        elif event.inaxes is self._overlay.ax and event.xdata is not None:
+            layer = self.result.layer(self._overlay_layer())
+            if layer.is_global or layer.jump is None or layer.offset is None:
+                return
+            point = (event.ydata, event.xdata)  # rows are the first axis
+            with self.hold_sync():
+                for a, (position, jump, offset, r) in enumerate(
+                    zip(point, layer.jump, layer.offset, layer.r_max, strict=False)
+                ):
+                    # Invert SPEC section 2: the centre of unit u is u*J - P + (r - 1)/2.
+                    unit = round((position + offset - (r - 1) / 2) / jump)
+                    slider = self.controls[f"unit_{a}"]
+                    slider.value = min(max(unit, slider.min), slider.max)
+
     def _render(self, views: tuple[str, ...] = ALL_VIEWS) -> None:
         """Draw the changed views and send the figure as JPEG (steady in the browser, small on the wire).
 
@@ -546,6 +605,9 @@ class Explorer(widgets.VBox):
         from PIL import Image
 
         canvas = self.figure.canvas
+        if self.interactive:
+            canvas.draw_idle()  # ipympl draws and sends the whole frame itself
+            return
         dynamic = self._dynamic_artists()
         key = self._static_key()
         if self._background is None or key != self._background_key:
