@@ -635,7 +635,9 @@ class Explorer(widgets.VBox):
         rgba = np.asarray(canvas.buffer_rgba())  # type: ignore[attr-defined]
         buffer = io.BytesIO()
         Image.fromarray(rgba[..., :3]).save(buffer, format="JPEG", quality=85)
-        self.picture.value = buffer.getvalue()
+        picture = self.picture
+        assert isinstance(picture, widgets.Image)  # the non-interactive picture
+        picture.value = buffer.getvalue()
 
     def _view_regions(self, renderer: Any) -> dict[str, tuple[int, int, int, int]]:
         """The pixel box of each view, in Agg's buffer coordinates (origin top left).
