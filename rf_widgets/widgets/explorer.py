@@ -622,8 +622,6 @@ class Explorer(widgets.VBox):
             self._background_key = self._static_key()
             self._regions = self._view_regions(canvas.get_renderer())  # type: ignore[attr-defined]
             views = ALL_VIEWS
-        if "overlay" in views or "growth" in views:
-            views = tuple(dict.fromkeys((*views, "growth", "overlay")))  # they share one region
         for region in {self._regions[view] for view in views}:
             # xy places the saved figure-sized region itself, so its origin restores it in place.
             canvas.restore_region(self._background, bbox=region, xy=(0, 0))  # type: ignore[attr-defined]
@@ -642,19 +640,27 @@ class Explorer(widgets.VBox):
     def _view_regions(self, renderer: Any) -> dict[str, tuple[int, int, int, int]]:
         """The pixel box of each view, in Agg's buffer coordinates (origin top left).
 
-        The figure is cut between the top row and the strip. The growth plot and the overlay share the
-        top row because the overlay's title may reach over the growth plot's legend.
+        The figure is cut halfway between the top row and the strip, and the top row halfway between
+        the growth plot's legend and the overlay. The overlay's title is clipped to its box, so each
+        view's changing artists stay inside its own box.
         """
+        from matplotlib.transforms import Bbox
+
         width, height = self.figure.canvas.get_width_height()
-        growth, overlay, strip = (
-            ax.get_window_extent(renderer) for ax in (self._growth.ax, self._overlay.ax, self._strip.ax)
-        )
-        # Halfway between the top row's axes and the strip's axes: clear of both rows' labels.
-        split = height - int((strip.y1 + min(growth.y0, overlay.y0)) / 2)
+        growth = self._growth.ax.get_tightbbox(renderer)
+        overlay, strip = (ax.get_window_extent(renderer) for ax in (self._overlay.ax, self._strip.ax))
+        legend = self._growth.artists["legend"].get_window_extent(renderer)
+        ylabel = self._overlay.ax.yaxis.label.get_window_extent(renderer)
+        split_x = int((max(legend.x1, growth.x1 if growth is not None else 0) + ylabel.x0) / 2)
+        split_y = int((strip.y1 + min(self._growth.ax.get_window_extent(renderer).y0, overlay.y0)) / 2)
+        title = self._overlay.artists["title"]
+        title.set_clip_box(Bbox.from_extents(split_x, split_y, width, height))  # display coordinates
+        title.set_clip_on(True)
+        top = height - split_y
         return {
-            "growth": (0, 0, width, split),
-            "overlay": (0, 0, width, split),
-            "strip": (0, split, width, height),
+            "growth": (0, 0, split_x, top),
+            "overlay": (split_x, 0, width, top),
+            "strip": (0, top, width, height),
         }
 
     def _summary_html(self, result: Analysis) -> str:
