@@ -57,6 +57,7 @@ __all__ = [
     "ArchitectureStrip",
     "FieldOverlay",
     "GrowthPlot",
+    "describe_unit",
     "draw_unit_field",
     "plot_architecture",
     "plot_growth",
@@ -364,7 +365,7 @@ def _fit_image(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     elif rows * width < cols * height:
         keep = max(1, round(rows * width / height))
         rgb = rgb[:, (cols - keep) // 2 : (cols - keep) // 2 + keep]
-    resized = Image.fromarray(np.ascontiguousarray(rgb)).resize((width, height), Image.Resampling.LANCZOS)
+    resized = Image.fromarray(np.ascontiguousarray(rgb)).resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(resized)
 
 
@@ -526,20 +527,34 @@ class FieldOverlay:
         self.ax.set_ylim(y + half, y - half)  # row 0 at the top, as images are shown
 
     def _set_title(self, result: Analysis, info: LayerResult, unit: Unit) -> None:
-        verdict = info.status + (f" ({info.reason})" if info.reason else "")
-        if info.name == result.border_layer:
-            verdict += ", border layer"
-        feature_map = "x".join(map(str, info.feature_map))
-        if info.is_global:
-            detail = f"global: sees the whole input; map {feature_map}"
-        else:
-            chosen = "centre unit" if unit is None else f"unit {unit}"
-            detail = (
-                f"r_min {_per_axis_text(info.r_min)}, r_max {_per_axis_text(info.r_max)}; "
-                f"map {feature_map}; {chosen}"
-            )
-        self.artists["title"].set_text(f"{info.name} ({info.op}): {verdict}\n{detail}")
+        self.artists["title"].set_text(describe_unit(result, info.name, unit))
         self.artists["title"].set_fontsize(9)
+
+
+def describe_unit(result: Analysis, layer: str, unit: Unit = None) -> str:
+    """Two lines on what ``unit`` of ``layer`` sees: the verdict, then the fields and the map.
+
+    Examples
+    --------
+    >>> import rf_widgets as rfw
+    >>> print(describe_unit(rfw.analyze([rfw.conv("c1", 3)], 8), "c1", (0, 0)))
+    c1 (conv): productive
+    r_min 3, r_max 3; map 6x6; unit (0, 0)
+    """
+    info = result.layer(layer)
+    verdict = info.status + (f" ({info.reason})" if info.reason else "")
+    if info.name == result.border_layer:
+        verdict += ", border layer"
+    feature_map = "x".join(map(str, info.feature_map))
+    if info.is_global:
+        detail = f"global: sees the whole input; map {feature_map}"
+    else:
+        chosen = "centre unit" if unit is None else f"unit {unit}"
+        detail = (
+            f"r_min {_per_axis_text(info.r_min)}, r_max {_per_axis_text(info.r_max)}; "
+            f"map {feature_map}; {chosen}"
+        )
+    return f"{info.name} ({info.op}): {verdict}\n{detail}"
 
 
 def draw_unit_field(

@@ -28,7 +28,7 @@ from rf_widgets.core.layers import Layer, conv, elementwise, global_pool, pool
 from rf_widgets.core.results import Analysis
 from rf_widgets.data import SAMPLE_IMAGES, load_image, sample_image
 from rf_widgets.errors import RFError
-from rf_widgets.plotting import draw_unit_field, plot_architecture, plot_growth
+from rf_widgets.plotting import describe_unit, draw_unit_field, plot_architecture, plot_growth
 from rf_widgets.stackfile import stack_to_dict
 from rf_widgets.widgets.parsing import format_padding, format_per_axis, parse_padding, parse_per_axis
 
@@ -143,6 +143,7 @@ class Explorer(widgets.VBox):
         self.table = widgets.HTML(layout=widgets.Layout(max_height="320px", overflow="auto"))
         # Without ipympl the figure travels as JPEG bytes in an Image widget; with it, the canvas itself
         # is the widget (zoom, pan, and clicks that pick a unit or a layer).
+        self.caption = widgets.HTML().add_class("rfw-caption")
         self.picture = (
             self.figure.canvas
             if self.interactive
@@ -170,6 +171,10 @@ class Explorer(widgets.VBox):
         # limits (the plotting module keeps them square), its frame stays the same in the background.
         overlay.xaxis.set_major_locator(NullLocator())
         overlay.yaxis.set_major_locator(NullLocator())
+        # The titles change with every control; as HTML above the picture they cost nothing to draw
+        # (a line of text is the most expensive artist to render on each update).
+        for view in (self._growth, self._overlay, self._strip):
+            view.ax.title.set_visible(False)
 
     def _layout(self) -> tuple[widgets.Widget, ...]:
         tabs = widgets.Tab(
@@ -177,7 +182,7 @@ class Explorer(widgets.VBox):
         )
         for i, title in enumerate(("Resolution and unit", "Layer stack", "Image", "Export")):
             tabs.set_title(i, title)
-        return (self.summary, tabs, self.message, self.picture, self.table)
+        return (self.summary, tabs, self.message, self.caption, self.picture, self.table)
 
     def _view_panel(self) -> widgets.Widget:
         size = self.result.input_size[0]
@@ -534,6 +539,9 @@ class Explorer(widgets.VBox):
             self._strip.update(result)
         unit = None if result.layer(layer).is_global or 0 in size else self._unit()
         self._overlay.update(result, layer, unit)
+        self.caption.value = "<b>Field of one unit:</b> " + html.escape(
+            describe_unit(result, layer, unit)
+        ).replace("\n", "; ")
         self._render(("overlay",) if views_only else ALL_VIEWS)
 
     def _dynamic_artists(self) -> dict[str, list[Any]]:
@@ -630,9 +638,10 @@ class Explorer(widgets.VBox):
                 artist.set_animated(True)
                 if artist.get_visible():
                     self.figure.draw_artist(artist)
-        rgba = np.asarray(canvas.buffer_rgba())  # type: ignore[attr-defined]
+        width, height = canvas.get_width_height()
+        frame = Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)  # type: ignore[attr-defined]
         buffer = io.BytesIO()
-        Image.fromarray(rgba[..., :3]).save(buffer, format="JPEG", quality=85)
+        frame.convert("RGB").save(buffer, format="JPEG", quality=85)
         picture = self.picture
         assert isinstance(picture, widgets.Image)  # the non-interactive picture
         picture.value = buffer.getvalue()
