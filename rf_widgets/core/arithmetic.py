@@ -77,7 +77,8 @@ class SizePlan:
 
     ``steps[i]`` is ``(code, source, params)``: code 0 is a single-input window without ceil mode
     (``params`` holds ``(lo + hi - k_eff, stride)`` per axis), code 1 a single-input operation that
-    keeps the size, code 2 anything else (computed by :func:`_layer_size`).
+    keeps the size, code 3 a merge that keeps the size, code 2 anything else (computed by
+    :func:`_layer_size`, which also handles merges of unequal sizes).
     """
 
     steps: tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]
@@ -103,6 +104,15 @@ def size_plan(stack: Stack) -> SizePlan:
             )
             code = 1 if all(p == (-1, 1) for p in params) else 0  # k_eff 1, stride 1, no padding
             steps.append((code, sources[0], params))
+        elif (
+            len(sources) > 1
+            and NETWORK_INPUT not in sources
+            and layer.kind == WINDOW
+            and layer.kernel_effective == (1,) * stack.ndim
+            and layer.stride == (1,) * stack.ndim
+            and not any(lo or hi for lo, hi in layer.padding)
+        ):
+            steps.append((3, -1, ()))  # a merge (add, concat): equal input sizes pass straight through
         else:
             steps.append((2, -1, ()))
     plan = _PLANS[stack] = SizePlan(tuple(steps))
@@ -121,7 +131,15 @@ def feature_maps(
     resolved: dict[int, Resolved] = {}
     diagnostics: list[Diagnostic] = []
     append = sizes.append
+    input_indices = stack.input_indices
     for i, (code, source, params) in enumerate(size_plan(stack).steps):
+        if code == 3:
+            sources = input_indices[i]
+            first = sizes[sources[0]]
+            if all(sizes[j] == first for j in sources):
+                append(first)
+                continue
+            code = 2
         if code == 2:
             out = _layer_size(stack, i, input_size, sizes, resolved, diagnostics)
         else:
