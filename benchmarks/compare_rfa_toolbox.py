@@ -101,7 +101,13 @@ EXTRA_MODELS = {
 SUBSTITUTED = (r"\d", r"inp_\d+", r"out_\d+")  # rfa_toolbox.encodings.pytorch.substitutors
 MODULE_LABEL = re.compile(r"^(\S+) \(([^()]*)\)$")
 ATTENTION_OPS = {
-    "MultiheadAttention", "matmul", "bmm", "baddbmm", "einsum", "scaled_dot_product_attention", "softmax",
+    "MultiheadAttention",
+    "matmul",
+    "bmm",
+    "baddbmm",
+    "einsum",
+    "scaled_dot_product_attention",
+    "softmax",
 }
 # toolbox function labels (aten names) that rf_widgets names differently
 OP_ALIASES = {"cat": "concat"}
@@ -162,7 +168,8 @@ class RfaRecorder:
         """
         kept = {id(n) for n in graph.all_layers}
         return sum(
-            1 for n in self.nodes
+            1
+            for n in self.nodes
             if id(n) not in kept and not any(re.match(p, n.layer_info.name) for p in SUBSTITUTED)
         )
 
@@ -258,8 +265,10 @@ def show(values: Any) -> str:
         return "-"
     if not isinstance(values, (tuple, list)):
         values = (values,)
-    shown = ["inf" if (isinstance(v, float) and math.isinf(v)) else f"{v:g}" if isinstance(v, float)
-             else str(v) for v in values]
+    shown = [
+        "inf" if (isinstance(v, float) and math.isinf(v)) else f"{v:g}" if isinstance(v, float) else str(v)
+        for v in values
+    ]
     return shown[0] if len(set(shown)) == 1 else "x".join(shown)
 
 
@@ -419,8 +428,17 @@ def _constant_sources(node: Any) -> list[Any]:
     return out
 
 
-def classify_root(model: str, layers: tuple, index: dict[str, int], i: int, entry: dict, how: str,
-                  paired: set[int], field: str, labels: dict[str, str]) -> tuple[str, str]:
+def classify_root(
+    model: str,
+    layers: tuple,
+    index: dict[str, int],
+    i: int,
+    entry: dict,
+    how: str,
+    paired: set[int],
+    field: str,
+    labels: dict[str, str],
+) -> tuple[str, str]:
     """Category and evidence for a root disagreement on ``field`` at our layer ``i`` (toolbox ``entry``)."""
     layer = layers[i]
     node = entry["node"]
@@ -430,22 +448,28 @@ def classify_root(model: str, layers: tuple, index: dict[str, int], i: int, entr
     between = [layers[k] for k in _walk_back_unpaired(layers, index, i, paired)]
     here = [layer, *between]
     shown_between = ", ".join(x.name for x in between[:6]) + (" ..." if len(between) > 6 else "")
-    evidence = (f"{model} {layer.name} ({layer.op}), {field} differs: rf_widgets r_min/r_max "
-                f"{show(layer.r_min)}/{show(layer.r_max)}, rfa-toolbox {show(r_min)}/{show(r_max)}")
+    evidence = (
+        f"{model} {layer.name} ({layer.op}), {field} differs: rf_widgets r_min/r_max "
+        f"{show(layer.r_min)}/{show(layer.r_max)}, rfa-toolbox {show(r_min)}/{show(r_max)}"
+    )
     ours_global = math.isinf(ours[0]) and not math.isinf(theirs[0])
     rfa_global = math.isinf(theirs[0]) and not math.isinf(ours[0])
 
     if how == "collapsed" and entry.get("type") == "SqueezeExcitation" and field == "r_max":
         local = layer.r_max_local
         ok = local is not None and tuple(local) == r_max
-        return "squeeze-excitation", (f"{evidence}; rf_widgets r_max_local {show(local)} "
-                                      f"{'equals' if ok else 'DIFFERS FROM'} the toolbox r_max")
+        return "squeeze-excitation", (
+            f"{evidence}; rf_widgets r_max_local {show(local)} "
+            f"{'equals' if ok else 'DIFFERS FROM'} the toolbox r_max"
+        )
     dilated = [x for x in here if x.dilation is not None and any(d != 1 for d in x.dilation)]
     if dilated and not ours_global and not rfa_global:
         x = dilated[0]
         kernel = per_axis(node.layer_info.kernel_size) if x is layer else None
-        return "dilation", (f"{evidence}; {x.name} has kernel {show(x.kernel)} dilation {show(x.dilation)}"
-                            + (f", the toolbox uses kernel {show(kernel)}" if kernel else ""))
+        return "dilation", (
+            f"{evidence}; {x.name} has kernel {show(x.kernel)} dilation {show(x.dilation)}"
+            + (f", the toolbox uses kernel {show(kernel)}" if kernel else "")
+        )
     if ours_global:
         ops = [x.op for x in here if math.isinf(getattr(x, field)[0])]
         if "mean" in ops:
@@ -460,23 +484,31 @@ def classify_root(model: str, layers: tuple, index: dict[str, int], i: int, entr
             size_in = layers[k].feature_map if k is not None else None
             return "adaptive-pool-not-global", (
                 f"{evidence}; input map {show(size_in)} -> output map {show(layer.feature_map)}, "
-                f"toolbox node '{entry['label']}' has kernel {node.layer_info.kernel_size}")
+                f"toolbox node '{entry['label']}' has kernel {node.layer_info.kernel_size}"
+            )
         return "global-other", f"{evidence}; the toolbox node '{entry['label']}' is global"
     if field == "r_min" and theirs < ours:
         sources = _constant_sources(node)
         if sources:
             names = [" ".join(labels.get(n.name, n.name).split()) for n in sources]
-            return "constant-source", (f"{evidence}; toolbox sources with r = 1 and no predecessor upstream: "
-                                       f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}")
+            return "constant-source", (
+                f"{evidence}; toolbox sources with r = 1 and no predecessor upstream: "
+                f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+            )
     kernel = node.layer_info.kernel_size
     stride = node.layer_info.stride_size
-    if layer.kernel is not None and (per_axis(kernel) != tuple(layer.kernel)
-                                     or per_axis(stride) != tuple(layer.stride)):
-        return "kernel-or-stride", (f"{evidence}; rf_widgets kernel/stride {show(layer.kernel)}/"
-                                    f"{show(layer.stride)}, toolbox {show(per_axis(kernel))}/"
-                                    f"{show(per_axis(stride))}")
-    return "unexplained", (f"{evidence}; toolbox node '{entry['label']}' kernel {kernel} stride {stride}, "
-                           f"unpaired layers in between: {shown_between or 'none'}")
+    if layer.kernel is not None and (
+        per_axis(kernel) != tuple(layer.kernel) or per_axis(stride) != tuple(layer.stride)
+    ):
+        return "kernel-or-stride", (
+            f"{evidence}; rf_widgets kernel/stride {show(layer.kernel)}/"
+            f"{show(layer.stride)}, toolbox {show(per_axis(kernel))}/"
+            f"{show(per_axis(stride))}"
+        )
+    return "unexplained", (
+        f"{evidence}; toolbox node '{entry['label']}' kernel {kernel} stride {stride}, "
+        f"unpaired layers in between: {shown_between or 'none'}"
+    )
 
 
 def index_of_input(layers: tuple, index: dict[str, int], i: int) -> int | None:
@@ -494,23 +526,35 @@ def rfa_rule_b(node: Any, resolution: int) -> tuple[bool, list]:
     return all(all(m <= kk for m, kk in zip(mp, k, strict=False)) for mp in maps), maps
 
 
-def classify_verdict(model: str, layers: tuple, index: dict[str, int], i: int, entry: dict,
-                     resolution: int, ours_flag: bool, r_roots: dict[tuple[str, int], str],
-                     root_of: dict[tuple[str, int], set[tuple[str, int]]],
-                     sub_layers: tuple) -> tuple[str, str]:
+def classify_verdict(
+    model: str,
+    layers: tuple,
+    index: dict[str, int],
+    i: int,
+    entry: dict,
+    resolution: int,
+    ours_flag: bool,
+    r_roots: dict[tuple[str, int], str],
+    root_of: dict[tuple[str, int], set[tuple[str, int]]],
+    sub_layers: tuple,
+) -> tuple[str, str]:
     """Why rf_widgets and the toolbox disagree on whether our layer ``i`` is unproductive."""
     layer = sub_layers[i]
     node = entry["node"]
     side = "rf_widgets only" if ours_flag else "rfa-toolbox only"
-    head = (f"{model}@{resolution} {layer.name} ({layer.op}) unproductive for {side}: rf_widgets status "
-            f"{layer.status}{' (' + layer.reason + ')' if layer.reason else ''}")
+    head = (
+        f"{model}@{resolution} {layer.name} ({layer.op}) unproductive for {side}: rf_widgets status "
+        f"{layer.status}{' (' + layer.reason + ')' if layer.reason else ''}"
+    )
     if math.isinf(layer.r_min[0]) != math.isinf(per_axis(node.receptive_field_min)[0]):
         # the layer is global on one side only: its root cause is the r disagreement
         roots = root_of.get(("r_min", i), set())
         cats = sorted({r_roots[r] for r in roots})
-        return "global-filter", (f"{head}; r_min rf_widgets {show(layer.r_min)} vs toolbox "
-                                 f"{show(per_axis(node.receptive_field_min))} (root cause: "
-                                 f"{', '.join(cats) or 'this layer'})")
+        return "global-filter", (
+            f"{head}; r_min rf_widgets {show(layer.r_min)} vs toolbox "
+            f"{show(per_axis(node.receptive_field_min))} (root cause: "
+            f"{', '.join(cats) or 'this layer'})"
+        )
     # r disagreement on the layer or its inputs decides rule A: report the r root cause
     inputs = [index[n] for n in layer.inputs if n in index]
     # rule A reads r_min of the layer and of its inputs
@@ -524,13 +568,17 @@ def classify_verdict(model: str, layers: tuple, index: dict[str, int], i: int, e
         dilation = layer.dilation or (1,) * len(layer.kernel)
         k_eff = tuple(d * (k - 1) + 1 for k, d in zip(layer.kernel, dilation, strict=True))
     our_rule_b = layer.reason == "feature-map-covered" or (
-        k_eff is not None and bool(inputs)
-        and all(all(m <= k for m, k in zip(mp, k_eff, strict=False)) for mp in our_maps))
+        k_eff is not None
+        and bool(inputs)
+        and all(all(m <= k for m, k in zip(mp, k_eff, strict=False)) for mp in our_maps)
+    )
     if rule_b != our_rule_b:
-        detail = (f"; rule B rf_widgets {our_rule_b} (input maps {', '.join(show(m) for m in our_maps)}, "
-                  f"k_eff {show(k_eff)}), toolbox {rule_b} (n // J maps "
-                  f"{', '.join(show(m) for m in rfa_maps)}, kernel "
-                  f"{show(per_axis(node.layer_info.kernel_size))})")
+        detail = (
+            f"; rule B rf_widgets {our_rule_b} (input maps {', '.join(show(m) for m in our_maps)}, "
+            f"k_eff {show(k_eff)}), toolbox {rule_b} (n // J maps "
+            f"{', '.join(show(m) for m in rfa_maps)}, kernel "
+            f"{show(per_axis(node.layer_info.kernel_size))})"
+        )
         if sorted(map(tuple, our_maps)) != sorted(map(tuple, rfa_maps)) and len(our_maps) == len(rfa_maps):
             return "feature-map", head + detail
         if k_eff is not None and k_eff != per_axis(node.layer_info.kernel_size):
@@ -541,11 +589,15 @@ def classify_verdict(model: str, layers: tuple, index: dict[str, int], i: int, e
         return "unexplained", head + detail
     if related:
         cats = sorted({r_roots[r] for r in related})
-        return cats[0], (f"{head}; r_min rf_widgets {show(layer.r_min)} vs toolbox "
-                         f"{show(per_axis(node.receptive_field_min))} (rule A decided by an r difference "
-                         f"upstream: {', '.join(cats)})")
-    return "unexplained", (f"{head}; r_min {show(layer.r_min)} both; toolbox preds "
-                           f"{[p.name for p in node.predecessors]}, our inputs {list(layer.inputs)}")
+        return cats[0], (
+            f"{head}; r_min rf_widgets {show(layer.r_min)} vs toolbox "
+            f"{show(per_axis(node.receptive_field_min))} (rule A decided by an r difference "
+            f"upstream: {', '.join(cats)})"
+        )
+    return "unexplained", (
+        f"{head}; r_min {show(layer.r_min)} both; toolbox preds "
+        f"{[p.name for p in node.predecessors]}, our inputs {list(layer.inputs)}"
+    )
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -553,8 +605,15 @@ def classify_verdict(model: str, layers: tuple, index: dict[str, int], i: int, e
 # ------------------------------------------------------------------------------------------------------
 
 
-def compare(model_name: str, model: torch.nn.Module, analysis: Any, graph: Any, border: list,
-            labels: dict[str, str], resolutions: list[int]) -> dict:
+def compare(
+    model_name: str,
+    model: torch.nn.Module,
+    analysis: Any,
+    graph: Any,
+    border: list,
+    labels: dict[str, str],
+    resolutions: list[int],
+) -> dict:
     layers = analysis.layers
     index = {layer.name: i for i, layer in enumerate(layers)}
     module_paths = sorted((n for n, _ in model.named_modules() if n), key=len, reverse=True)
@@ -592,8 +651,7 @@ def compare(model_name: str, model: torch.nn.Module, analysis: Any, graph: Any, 
             elif i in bad:
                 if not t:
                     entry, how = entry_of[i]
-                    cat, ev = classify_root(model_name, layers, index, i, entry, how, paired, field,
-                                            labels)
+                    cat, ev = classify_root(model_name, layers, index, i, entry, how, paired, field, labels)
                     r_roots[(field, i)] = cat
                     evidence.setdefault(f"{cat} ({field})", []).append(ev)
                     t = {(field, i)}
@@ -617,8 +675,9 @@ def compare(model_name: str, model: torch.nn.Module, analysis: Any, graph: Any, 
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                rfa_flag = {id(n) for n in obtain_border_layers(graph, input_resolution=resolution,
-                                                                filter_dense=True)}
+                rfa_flag = {
+                    id(n) for n in obtain_border_layers(graph, input_resolution=resolution, filter_dense=True)
+                }
         only_ours, only_rfa, both = [], [], []
         v_categories: dict[str, int] = {}
         for i, j, _ in pairs:
@@ -628,28 +687,46 @@ def compare(model_name: str, model: torch.nn.Module, analysis: Any, graph: Any, 
                 both.append(sub_layers[i].name)
             elif ours_flag != theirs:
                 (only_ours if ours_flag else only_rfa).append(sub_layers[i].name)
-                cat, ev = classify_verdict(model_name, sub_layers, index, i, entries[j], resolution,
-                                           ours_flag, r_roots, root_of, sub_layers)
+                cat, ev = classify_verdict(
+                    model_name,
+                    sub_layers,
+                    index,
+                    i,
+                    entries[j],
+                    resolution,
+                    ours_flag,
+                    r_roots,
+                    root_of,
+                    sub_layers,
+                )
                 v_categories[cat] = v_categories.get(cat, 0) + 1
                 evidence.setdefault("verdict:" + cat, []).append(ev)
-        unpaired_ours = [layers[i].name for i in range(len(layers))
-                         if i not in paired and sub_layers[i].status == "unproductive"]
+        unpaired_ours = [
+            layers[i].name
+            for i in range(len(layers))
+            if i not in paired and sub_layers[i].status == "unproductive"
+        ]
         paired_rfa = {j for _, j, _ in pairs}
-        unpaired_rfa = [entries[j]["label"] for j in range(len(entries))
-                        if j not in paired_rfa and id(entries[j]["node"]) in rfa_flag]
-        verdicts.append({
-            "resolution": resolution,
-            "ours": len(sub.unproductive_layers),
-            "rfa": len(rfa_flag),
-            "both": len(both),
-            "only_ours": only_ours,
-            "only_rfa": only_rfa,
-            "unpaired_ours": unpaired_ours,
-            "unpaired_rfa": unpaired_rfa,
-            "agree": not only_ours and not only_rfa,
-            "categories": v_categories,
-            "ours_border": sub.border_layer,
-        })
+        unpaired_rfa = [
+            entries[j]["label"]
+            for j in range(len(entries))
+            if j not in paired_rfa and id(entries[j]["node"]) in rfa_flag
+        ]
+        verdicts.append(
+            {
+                "resolution": resolution,
+                "ours": len(sub.unproductive_layers),
+                "rfa": len(rfa_flag),
+                "both": len(both),
+                "only_ours": only_ours,
+                "only_rfa": only_rfa,
+                "unpaired_ours": unpaired_ours,
+                "unpaired_rfa": unpaired_rfa,
+                "agree": not only_ours and not only_rfa,
+                "categories": v_categories,
+                "ours_border": sub.border_layer,
+            }
+        )
 
     kinds: dict[str, int] = {}
     for _, _, how in pairs:
@@ -702,8 +779,7 @@ def bench_model(name: str, args: argparse.Namespace) -> dict:
                 result["rfa_nodes_defined"] = RECORDER.defined
                 result["rfa_nodes_resolved"] = RECORDER.created
                 result["rfa_nodes_dropped"] = RECORDER.dropped(graph)
-                result["rfa_partial"] = (RECORDER.created < RECORDER.defined
-                                         or result["rfa_nodes_dropped"] > 0)
+                result["rfa_partial"] = RECORDER.created < RECORDER.defined or result["rfa_nodes_dropped"] > 0
                 RECORDER.nodes = []
             except Timeout:
                 rfa_error = f"timeout after {args.rfa_timeout} s"
@@ -743,11 +819,13 @@ def bench_model(name: str, args: argparse.Namespace) -> dict:
         result["statuses"] = analysis.counts
     if graph is not None and analysis is not None and "ours_error" not in result:
         try:
-            result["cmp"] = compare(name, model, analysis, graph, border, labels,
-                                    [args.resolution, *args.verdict_resolutions])
+            result["cmp"] = compare(
+                name, model, analysis, graph, border, labels, [args.resolution, *args.verdict_resolutions]
+            )
             result["rfa_unproductive@R"] = [
                 (lambda lab: MODULE_LABEL.match(lab).group(1) if MODULE_LABEL.match(lab) else lab)(
-                    " ".join(labels.get(n.name, n.name).split()))
+                    " ".join(labels.get(n.name, n.name).split())
+                )
                 for n in border
             ]
         except Exception:
@@ -773,8 +851,12 @@ def row(result: dict, verdict_res: list[int]) -> str:
     ratio = f"{result['ratio']:.1f}x" if "ratio" in result else "-"
     agree = f"{cmp['agree']}/{cmp['pairs']}" if cmp else "-"
     cells = [
-        result["model"], fmt_ms(result.get("ours_ms")), fmt_ms(result.get("rfa_ms")), ratio,
-        fmt_ms(result.get("at_ms")), agree,
+        result["model"],
+        fmt_ms(result.get("ours_ms")),
+        fmt_ms(result.get("rfa_ms")),
+        ratio,
+        fmt_ms(result.get("at_ms")),
+        agree,
     ]
     for k in range(len(verdict_res)):
         if cmp:
@@ -786,8 +868,10 @@ def row(result: dict, verdict_res: list[int]) -> str:
     if result.get("rfa_error"):
         note.append("rfa failed: " + result["rfa_error"][:60])
     if result.get("rfa_partial"):
-        note.append(f"rfa graph partial (resolved {result['rfa_nodes_resolved']}/"
-                    f"{result['rfa_nodes_defined']}, {result['rfa_nodes_dropped']} left out of all_layers)")
+        note.append(
+            f"rfa graph partial (resolved {result['rfa_nodes_resolved']}/"
+            f"{result['rfa_nodes_defined']}, {result['rfa_nodes_dropped']} left out of all_layers)"
+        )
     if result.get("ours_error"):
         note.append("rf_widgets failed")
     if cmp and cmp["unknown_ours"]:
@@ -815,32 +899,54 @@ def print_model(result: dict, verdict_res: list[int]) -> None:
     if result.get("cmp_error"):
         print("  comparison failed:\n" + result["cmp_error"])
     if "ours_all_ms" in result:
-        print("  timed runs (ms): rf_widgets " + ", ".join(fmt_ms(t) for t in result["ours_all_ms"])
-              + "; rfa-toolbox " + (", ".join(fmt_ms(t) for t in result.get("rfa_all_ms", [])) or "-")
-              + (f"; rfa/ours best {result['ratio_best']:.1f}x, first run {result['ratio_first']:.1f}x"
-                 if "ratio_best" in result else ""))
+        print(
+            "  timed runs (ms): rf_widgets "
+            + ", ".join(fmt_ms(t) for t in result["ours_all_ms"])
+            + "; rfa-toolbox "
+            + (", ".join(fmt_ms(t) for t in result.get("rfa_all_ms", [])) or "-")
+            + (
+                f"; rfa/ours best {result['ratio_best']:.1f}x, first run {result['ratio_first']:.1f}x"
+                if "ratio_best" in result
+                else ""
+            )
+        )
     if "ours_unproductive@R" in result:
-        print(f"  unproductive@R rf_widgets ({len(result['ours_unproductive@R'])}): "
-              f"{', '.join(result['ours_unproductive@R']) or '-'}")
+        print(
+            f"  unproductive@R rf_widgets ({len(result['ours_unproductive@R'])}): "
+            f"{', '.join(result['ours_unproductive@R']) or '-'}"
+        )
     if "rfa_unproductive@R" in result:
-        print(f"  unproductive@R rfa-toolbox ({len(result['rfa_unproductive@R'])}): "
-              f"{', '.join(result['rfa_unproductive@R']) or '-'}")
+        print(
+            f"  unproductive@R rfa-toolbox ({len(result['rfa_unproductive@R'])}): "
+            f"{', '.join(result['rfa_unproductive@R']) or '-'}"
+        )
     if "at_median_ms" in result:
-        print("  at(): " + ", ".join(f"{r}px median {fmt_ms(m)} ms (first {fmt_ms(result['at_first_ms'][r])})"
-                                     for r, m in result["at_median_ms"].items()))
+        print(
+            "  at(): "
+            + ", ".join(
+                f"{r}px median {fmt_ms(m)} ms (first {fmt_ms(result['at_first_ms'][r])})"
+                for r, m in result["at_median_ms"].items()
+            )
+        )
     if cmp:
-        print(f"  layers: rf_widgets {cmp['layers_ours']}, toolbox nodes {cmp['nodes_rfa']}, paired "
-              f"{cmp['pairs']} {cmp['pair_kinds']}, unpaired toolbox nodes {cmp['unpaired_rfa']} "
-              f"(e.g. {cmp['unpaired_rfa_examples'][:4]})")
+        print(
+            f"  layers: rf_widgets {cmp['layers_ours']}, toolbox nodes {cmp['nodes_rfa']}, paired "
+            f"{cmp['pairs']} {cmp['pair_kinds']}, unpaired toolbox nodes {cmp['unpaired_rfa']} "
+            f"(e.g. {cmp['unpaired_rfa_examples'][:4]})"
+        )
         if cmp["r_categories"]:
-            print(f"  r disagreements by root cause: {cmp['r_categories']}; roots: "
-                  + ", ".join(f"{k}={v}" for k, v in list(cmp["r_roots"].items())[:6])
-                  + (" ..." if len(cmp["r_roots"]) > 6 else ""))
+            print(
+                f"  r disagreements by root cause: {cmp['r_categories']}; roots: "
+                + ", ".join(f"{k}={v}" for k, v in list(cmp["r_roots"].items())[:6])
+                + (" ..." if len(cmp["r_roots"]) > 6 else "")
+            )
         for v in cmp["verdicts"]:
-            line = (f"  unproductive@{v['resolution']}: rf_widgets {v['ours']}, toolbox {v['rfa']}, "
-                    f"paired both {v['both']}, only rf_widgets {len(v['only_ours'])}, only toolbox "
-                    f"{len(v['only_rfa'])}{' (sets agree)' if v['agree'] else ''}; rf_widgets border layer "
-                    f"{v['ours_border']}")
+            line = (
+                f"  unproductive@{v['resolution']}: rf_widgets {v['ours']}, toolbox {v['rfa']}, "
+                f"paired both {v['both']}, only rf_widgets {len(v['only_ours'])}, only toolbox "
+                f"{len(v['only_rfa'])}{' (sets agree)' if v['agree'] else ''}; rf_widgets border layer "
+                f"{v['ours_border']}"
+            )
             print(line)
             for key, who in (("only_ours", "rf_widgets"), ("only_rfa", "toolbox")):
                 if v[key]:
@@ -849,8 +955,10 @@ def print_model(result: dict, verdict_res: list[int]) -> None:
             if v["categories"]:
                 print(f"    why: {v['categories']}")
             if v["unpaired_rfa"] or v["unpaired_ours"]:
-                print(f"    unpaired unproductive: rf_widgets {len(v['unpaired_ours'])}, toolbox "
-                      f"{len(v['unpaired_rfa'])}")
+                print(
+                    f"    unpaired unproductive: rf_widgets {len(v['unpaired_ours'])}, toolbox "
+                    f"{len(v['unpaired_rfa'])}"
+                )
         if cmp["unknown_ours"]:
             print(f"  rf_widgets unknown layers: {', '.join(cmp['unknown_ours'][:8])}")
     sys.stdout.flush()
@@ -863,62 +971,89 @@ def summary(results: list[dict], args: argparse.Namespace) -> None:
         print(row(result, [args.resolution, *args.verdict_resolutions]))
     extras = [r["model"] for r in results if r.get("extra")]
     if extras:
-        print(f"\n(extra models, not in torchvision's list and left out of the figures below: "
-              f"{', '.join(extras)})")
+        print(
+            f"\n(extra models, not in torchvision's list and left out of the figures below: "
+            f"{', '.join(extras)})"
+        )
     everything, results = results, [r for r in results if not r.get("extra")]
     ratios = [r["ratio"] for r in results if "ratio" in r]
     print()
     if ratios:
-        print(f"end-to-end time ratio rfa-toolbox / rf_widgets over {len(ratios)} models: median "
-              f"{statistics.median(ratios):.1f}x (min {min(ratios):.1f}x, max {max(ratios):.1f}x); "
-              "target >= 20x")
+        print(
+            f"end-to-end time ratio rfa-toolbox / rf_widgets over {len(ratios)} models: median "
+            f"{statistics.median(ratios):.1f}x (min {min(ratios):.1f}x, max {max(ratios):.1f}x); "
+            "target >= 20x"
+        )
         best = [r["ratio_best"] for r in results if "ratio" in r]
         first = [r["ratio_first"] for r in results if "ratio" in r]
-        print(f"  same ratio from the best of {args.repeat} runs of each tool: median "
-              f"{statistics.median(best):.1f}x (min {min(best):.1f}x); from the first run of each: median "
-              f"{statistics.median(first):.1f}x (min {min(first):.1f}x)")
+        print(
+            f"  same ratio from the best of {args.repeat} runs of each tool: median "
+            f"{statistics.median(best):.1f}x (min {min(best):.1f}x); from the first run of each: median "
+            f"{statistics.median(first):.1f}x (min {min(first):.1f}x)"
+        )
         ours = [r["ours_ms"] for r in results if "ratio" in r]
         theirs = [r["rfa_ms"] for r in results if "ratio" in r]
-        print(f"total time for these models: rf_widgets {sum(ours) / 1000:.1f} s, rfa-toolbox "
-              f"{sum(theirs) / 1000:.1f} s; median per model {statistics.median(ours):.0f} ms vs "
-              f"{statistics.median(theirs):.0f} ms")
+        print(
+            f"total time for these models: rf_widgets {sum(ours) / 1000:.1f} s, rfa-toolbox "
+            f"{sum(theirs) / 1000:.1f} s; median per model {statistics.median(ours):.0f} ms vs "
+            f"{statistics.median(theirs):.0f} ms"
+        )
     for r in results:
         if r["model"] == "densenet121" and "at_median_ms" in r:
-            print(f"densenet121 at(): median {r['at_ms']:.2f} ms over {args.at_resolutions}; worst per-size "
-                  f"median {max(r['at_median_ms'].values()):.2f} ms; worst first call "
-                  f"{max(r['at_first_ms'].values()):.2f} ms (target < 2 ms)")
+            print(
+                f"densenet121 at(): median {r['at_ms']:.2f} ms over {args.at_resolutions}; worst per-size "
+                f"median {max(r['at_median_ms'].values()):.2f} ms; worst first call "
+                f"{max(r['at_first_ms'].values()):.2f} ms (target < 2 ms)"
+            )
     at_all = [r["at_ms"] for r in results if "at_ms" in r]
     if at_all:
-        print(f"at() median over models: {statistics.median(at_all):.2f} ms (max {max(at_all):.2f} ms, "
-              f"{max(results, key=lambda r: r.get('at_ms', 0))['model']})")
+        print(
+            f"at() median over models: {statistics.median(at_all):.2f} ms (max {max(at_all):.2f} ms, "
+            f"{max(results, key=lambda r: r.get('at_ms', 0))['model']})"
+        )
     failed = [r for r in results if r.get("rfa_error")]
     partial = [r for r in results if r.get("rfa_partial")]
     ours_failed = [r for r in results if r.get("ours_error")]
-    print(f"rfa-toolbox failed on {len(failed)} of {len(results)} models"
-          + (": " + "; ".join(f"{r['model']} ({r['rfa_error'][:80]})" for r in failed) if failed else ""))
-    print(f"rfa-toolbox returned a partial graph on {len(partial)} models"
-          + (": " + ", ".join(r["model"] for r in partial) if partial else ""))
-    print(f"rf_widgets failed on {len(ours_failed)} models" +
-          (": " + ", ".join(r["model"] for r in ours_failed) if ours_failed else ""))
-    unknown = [(r["model"], len(r["cmp"]["unknown_ours"]))
-               for r in results if r.get("cmp") and r["cmp"]["unknown_ours"]]
+    print(
+        f"rfa-toolbox failed on {len(failed)} of {len(results)} models"
+        + (": " + "; ".join(f"{r['model']} ({r['rfa_error'][:80]})" for r in failed) if failed else "")
+    )
+    print(
+        f"rfa-toolbox returned a partial graph on {len(partial)} models"
+        + (": " + ", ".join(r["model"] for r in partial) if partial else "")
+    )
+    print(
+        f"rf_widgets failed on {len(ours_failed)} models"
+        + (": " + ", ".join(r["model"] for r in ours_failed) if ours_failed else "")
+    )
+    unknown = [
+        (r["model"], len(r["cmp"]["unknown_ours"]))
+        for r in results
+        if r.get("cmp") and r["cmp"]["unknown_ours"]
+    ]
     print(f"models with rf_widgets 'unknown' layers: {len(unknown)} {unknown}")
     cmps = [r for r in results if r.get("cmp")]
     pairs = sum(r["cmp"]["pairs"] for r in cmps)
     agree = sum(r["cmp"]["agree"] for r in cmps)
     exact = [r["model"] for r in cmps if r["cmp"]["agree"] == r["cmp"]["pairs"]]
-    print(f"paired layers: {pairs} in {len(cmps)} models; r_min and r_max agree on {agree} "
-          f"({100 * agree / max(pairs, 1):.1f}%); all pairs agree in {len(exact)} models")
+    print(
+        f"paired layers: {pairs} in {len(cmps)} models; r_min and r_max agree on {agree} "
+        f"({100 * agree / max(pairs, 1):.1f}%); all pairs agree in {len(exact)} models"
+    )
     for k, res in enumerate([args.resolution, *args.verdict_resolutions]):
         same = [r["model"] for r in cmps if r["cmp"]["verdicts"][k]["agree"]]
         n_ours = sum(r["cmp"]["verdicts"][k]["ours"] for r in cmps)
         n_rfa = sum(r["cmp"]["verdicts"][k]["rfa"] for r in cmps)
-        print(f"unproductive sets at {res} (on paired layers) agree in {len(same)} of {len(cmps)} models; "
-              f"total unproductive layers rf_widgets {n_ours}, toolbox {n_rfa}")
+        print(
+            f"unproductive sets at {res} (on paired layers) agree in {len(same)} of {len(cmps)} models; "
+            f"total unproductive layers rf_widgets {n_ours}, toolbox {n_rfa}"
+        )
 
     cmps = [r for r in everything if r.get("cmp")]
-    print("\nDISAGREEMENTS BY CATEGORY, extra models included (r: paired layers whose r_min or r_max differ, "
-          "attributed to their root cause; verdict: paired layers flagged unproductive by one tool only)")
+    print(
+        "\nDISAGREEMENTS BY CATEGORY, extra models included (r: paired layers whose r_min or r_max differ, "
+        "attributed to their root cause; verdict: paired layers flagged unproductive by one tool only)"
+    )
     r_tot: dict[str, list] = {}
     v_tot: dict[str, list] = {}
     for r in cmps:
@@ -934,8 +1069,10 @@ def summary(results: list[dict], args: argparse.Namespace) -> None:
     for title, table, prefix in (("r", r_tot, ""), ("verdict", v_tot, "verdict:")):
         for cat, (n, models) in sorted(table.items(), key=lambda kv: -kv[1][0]):
             models = list(dict.fromkeys(models))
-            print(f"\n[{title}] {cat}: {n} layers in {len(models)} models: {', '.join(models[:12])}"
-                  f"{' ...' if len(models) > 12 else ''}")
+            print(
+                f"\n[{title}] {cat}: {n} layers in {len(models)} models: {', '.join(models[:12])}"
+                f"{' ...' if len(models) > 12 else ''}"
+            )
             print(f"  meaning: {CATEGORY_TEXT.get(cat.split(' (')[0], cat)}")
             # one example per model first, then more from the same models
             per_model = [res["cmp"]["evidence"].get(prefix + cat, []) for res in cmps]
@@ -952,14 +1089,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"only {QUICK}")
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per tool and model (median)")
-    parser.add_argument("--at-resolutions", default="64,160,320,512",
-                        help="resolutions for the timed re-analysis a.at(R2)")
-    parser.add_argument("--verdict-resolutions", default="64",
-                        help="extra resolutions at which the unproductive sets are compared (untimed)")
+    parser.add_argument(
+        "--at-resolutions", default="64,160,320,512", help="resolutions for the timed re-analysis a.at(R2)"
+    )
+    parser.add_argument(
+        "--verdict-resolutions",
+        default="64",
+        help="extra resolutions at which the unproductive sets are compared (untimed)",
+    )
     parser.add_argument("--rfa-timeout", type=int, default=300, help="seconds per toolbox run")
     parser.add_argument("--examples", type=int, default=4, help="evidence lines printed per category")
-    parser.add_argument("--extra", action="store_true",
-                        help=f"also run {', '.join(EXTRA_MODELS)} (dilated convolutions; not in the figures)")
+    parser.add_argument(
+        "--extra",
+        action="store_true",
+        help=f"also run {', '.join(EXTRA_MODELS)} (dilated convolutions; not in the figures)",
+    )
     parser.add_argument("--json", help="also write all results to this JSON file")
     args = parser.parse_args(argv)
     args.at_resolutions = [int(x) for x in args.at_resolutions.split(",") if x]
@@ -984,13 +1128,17 @@ def main(argv: list[str] | None = None) -> int:
             cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"date {datetime.datetime.now().isoformat(timespec='seconds')}; {platform.platform()}; "
-          f"Python {platform.python_version()}; CPU {cpu}, {os.cpu_count()} cores; torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads); torchvision {torchvision.__version__}; rf_widgets "
-          f"{rfw.__version__}; rfa-toolbox {rfa_toolbox.__version__}; load average {os.getloadavg()}")
-    print(f"resolution {args.resolution}, repeat {args.repeat} (median), at() resolutions "
-          f"{args.at_resolutions}, {len(names)} models; "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}\n")
+    print(
+        f"date {datetime.datetime.now().isoformat(timespec='seconds')}; {platform.platform()}; "
+        f"Python {platform.python_version()}; CPU {cpu}, {os.cpu_count()} cores; torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads); torchvision {torchvision.__version__}; rf_widgets "
+        f"{rfw.__version__}; rfa-toolbox {rfa_toolbox.__version__}; load average {os.getloadavg()}"
+    )
+    print(
+        f"resolution {args.resolution}, repeat {args.repeat} (median), at() resolutions "
+        f"{args.at_resolutions}, {len(names)} models; "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}\n"
+    )
 
     # warm-up, untimed: first calls pay imports, fx/jit and numpy set-up
     warm = torchvision.models.resnet18(weights=None).eval()
@@ -1002,8 +1150,10 @@ def main(argv: list[str] | None = None) -> int:
         run_rfa(warm, args.resolution)
         t2 = time.perf_counter()
         reset_torchscript_cache()
-    print(f"warm-up on resnet18 (untimed in the results): rf_widgets {1000 * (t1 - t0):.0f} ms, "
-          f"rfa-toolbox {1000 * (t2 - t1):.0f} ms\n")
+    print(
+        f"warm-up on resnet18 (untimed in the results): rf_widgets {1000 * (t1 - t0):.0f} ms, "
+        f"rfa-toolbox {1000 * (t2 - t1):.0f} ms\n"
+    )
     del warm
 
     classes_at_start = count_module_classes()
@@ -1017,8 +1167,10 @@ def main(argv: list[str] | None = None) -> int:
             result = {"model": name, "ours_error": traceback.format_exc()}
         results.append(result)
         print_model(result, [args.resolution, *args.verdict_resolutions])
-    print(f"\nwall time {time.perf_counter() - started:.0f} s; load average {os.getloadavg()}; "
-          f"nn.Module subclasses in the process: {count_module_classes()} (at start {classes_at_start})")
+    print(
+        f"\nwall time {time.perf_counter() - started:.0f} s; load average {os.getloadavg()}; "
+        f"nn.Module subclasses in the process: {count_module_classes()} (at start {classes_at_start})"
+    )
     summary(results, args)
     if args.json:
         with open(args.json, "w") as fh:
