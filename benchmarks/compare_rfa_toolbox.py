@@ -49,8 +49,8 @@ import os
 collections.Sequence = collections.abc.Sequence  # type: ignore[attr-defined]
 
 # Without this, torch's OpenMP workers busy-wait after every forward pass of the toolbox's jit.trace and,
-# on a 2-core machine, take CPU from whatever runs next in the process (measured: rf_widgets' import of
-# regnet_x_800mf went from about 0.2 s to 0.3-2.7 s right after toolbox runs). Set before torch loads.
+# on a loaded 2-core machine, take CPU from the next runs in the process (measured here: the toolbox's
+# own graph of mobilenet_v2 took 16.6 s with the default policy, 4.7 s with this one). Set before torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
@@ -204,8 +204,9 @@ def reset_torchscript_cache() -> None:
     and TorchScript's concrete-type store keeps them for good: 675 for one trace of efficientnet_b0. Every
     ``setattr`` on ``nn.Module`` then walks all subclasses, and torch.fx patches ``nn.Module`` while
     tracing, so without this reset rf_widgets' import (and the toolbox's own later traces) slow down as
-    the run goes on (measured: resnet18 from about 25 ms to 130 ms after six toolbox models, about 0.9 s
-    after 60). Clearing the store lets the classes be collected; no traced module is alive at that point.
+    the run goes on (measured: resnet18 from about 25 ms to 130 ms after six toolbox models, 0.9 s as the
+    48th model of a full run). Clearing the store lets the classes be collected; no traced module is
+    alive at that point.
     """
     from torch.jit import _recursive
 
@@ -382,6 +383,10 @@ CATEGORY_TEXT = {
     "kernel-or-stride": "rfa-toolbox reads another kernel or stride for this layer",
     "feature-map": "rule B differs because rfa-toolbox uses n // J as feature-map size, rf_widgets the real "
     "conv/pool arithmetic",
+    "per-axis-rules": "rf_widgets judges each axis on its own and flags a layer when every axis is "
+    "unproductive, by rule A on some axes and rule B on others (SPEC section 6: per axis, flagged only if "
+    "all axes agree); rfa-toolbox needs rule A on all axes or rule B on all axes. Shows with 7x1 and 1x7 "
+    "kernels",
     "rule-b-kernel": "rule B differs because rf_widgets compares the map with the dilated kernel k_eff",
     "constant-source": "rfa-toolbox starts a path with r = 1 at a node that has no predecessor because it "
     "reads only a buffer (swin_v2's cpb_mlp on its constant coordinate table); rf_widgets counts only paths "
@@ -567,11 +572,35 @@ def classify_verdict(
     if layer.kernel is not None:
         dilation = layer.dilation or (1,) * len(layer.kernel)
         k_eff = tuple(d * (k - 1) + 1 for k, d in zip(layer.kernel, dilation, strict=True))
-    our_rule_b = layer.reason == "feature-map-covered" or (
-        k_eff is not None
-        and bool(inputs)
-        and all(all(m <= k for m, k in zip(mp, k_eff, strict=False)) for mp in our_maps)
-    )
+    axes = range(len(layer.r_min))
+    # SPEC section 6 per axis: rule A and rule B as rf_widgets reads them, on each axis
+    rule_a_axis = [
+        all(sub_layers[k].r_min[ax] >= resolution for k in inputs) and layer.r_min[ax] > resolution
+        for ax in axes
+    ]
+    rule_b_axis = [
+        k_eff is not None and bool(inputs) and all(sub_layers[k].feature_map[ax] <= k_eff[ax] for k in inputs)
+        for ax in axes
+    ]
+    our_rule_b = all(rule_b_axis)
+    if (
+        ours_flag
+        and not all(rule_a_axis)
+        and not our_rule_b
+        and all(a or b for a, b in zip(rule_a_axis, rule_b_axis, strict=True))
+    ):
+        per_axis_text = ", ".join(
+            f"axis {ax}: {'A' if rule_a_axis[ax] else 'B'} (input r_min "
+            f"{'/'.join(str(sub_layers[k].r_min[ax]) for k in inputs)}, map "
+            f"{'/'.join(str(sub_layers[k].feature_map[ax]) for k in inputs)}, "
+            f"k_eff {k_eff[ax] if k_eff else '-'})"
+            for ax in axes
+        )
+        return "per-axis-rules", (
+            f"{head}; rule A holds on some axes, rule B on the others: {per_axis_text}; toolbox rule B "
+            f"{rule_b} (n // J maps {', '.join(show(m) for m in rfa_maps)}, kernel "
+            f"{show(per_axis(node.layer_info.kernel_size))})"
+        )
     if rule_b != our_rule_b:
         detail = (
             f"; rule B rf_widgets {our_rule_b} (input maps {', '.join(show(m) for m in our_maps)}, "
