@@ -39,6 +39,7 @@ from rf_widgets.errors import (
     RFError,
     StackFileError,
 )
+from rf_widgets.strategies import Suggestion, Suggestions, suggest
 
 __all__ = [
     "INPUT",
@@ -54,6 +55,8 @@ __all__ = [
     "ResolutionError",
     "Stack",
     "StackFileError",
+    "Suggestion",
+    "Suggestions",
     "adaptive_pool",
     "add",
     "analyze",
@@ -65,6 +68,7 @@ __all__ = [
     "load_stack",
     "mul",
     "pool",
+    "suggest",
     "unknown",
 ]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch.fx as fx
 import torch.nn as nn
 
 from rf_widgets.core.graph import Stack
@@ -22,7 +23,7 @@ from rf_widgets.torch_import.builder import GraphBuilder
 from rf_widgets.torch_import.rules import module_rules, register_function_rule, register_module_rule
 from rf_widgets.torch_import.tracing import preserved, trace
 
-__all__ = ["import_model", "register_function_rule", "register_module_rule"]
+__all__ = ["import_model", "import_traced", "register_function_rule", "register_module_rule"]
 
 
 def import_model(model: nn.Module, *, name: str | None = None, ndim: int | None = None) -> Stack:
@@ -44,6 +45,18 @@ def import_model(model: nn.Module, *, name: str | None = None, ndim: int | None 
     >>> stack.names
     ('0', '1')
     """
+    return import_traced(model, name=name, ndim=ndim)[0]
+
+
+def import_traced(
+    model: nn.Module, *, name: str | None = None, ndim: int | None = None
+) -> tuple[Stack, fx.GraphModule]:
+    """The layer graph of ``model`` and the torch.fx graph it was read from.
+
+    The graph module shares its submodules with ``model``. Every layer records the name of the fx node
+    it came from in ``layer.extra["fx_node"]``, which is how :mod:`rf_widgets.strategies` finds the
+    nodes to edit.
+    """
     if not isinstance(model, nn.Module):
         raise ModelImportError(f"import_model needs a torch.nn.Module, got {type(model).__name__}")
     label = name or type(model).__name__
@@ -62,12 +75,13 @@ def import_model(model: nn.Module, *, name: str | None = None, ndim: int | None 
             UnknownOperationWarning,
             stacklevel=2,
         )
-    return Stack(
+    stack = Stack(
         layers,
         ndim,
         label,
         metadata={"import_method": how, "opaque_modules": opaque, "diagnostics": tuple(builder.diagnostics)},
     )
+    return stack, gm
 
 
 def _native_size(model: nn.Module, ndim: int) -> tuple[int, ...] | None:

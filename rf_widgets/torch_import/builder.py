@@ -108,7 +108,7 @@ class GraphBuilder:
         sources = tuple(dict.fromkeys(a.source for a in inputs))
         module = str(node.target) if node.op == "call_module" else None
         name = self._name(node, op)
-        layer = Layer(name, op, inputs=sources, module=module, **fields)
+        layer = Layer(name, op, inputs=sources, module=module, extra={"fx_node": node.name}, **fields)
         self.layers.append(layer)
         return Act(name, layout)
 

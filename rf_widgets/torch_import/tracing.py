@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,9 @@ def trace(
     Returns the graph module, a sentence saying how the graph was obtained, and the names of the
     modules that had to be treated as opaque leaves.
     """
+    own = _own_graph(model, leaf_types)
+    if own is not None:
+        return own, "its own torch.fx graph (a GraphModule)", ()
     names = {id(m): name for name, m in model.named_modules()}
     leaves: set[int] = set()
     opaque: list[str] = []
@@ -64,6 +68,23 @@ def trace(
             + " kept as opaque leaves"
         )
         return module, how, tuple(opaque)
+
+
+def _own_graph(model: torch.nn.Module, leaf_types: tuple[type, ...]) -> fx.GraphModule | None:
+    """A GraphModule whose graph calls only leaf modules is read as it is, not traced again.
+
+    That keeps the module scopes of its nodes (the names of function layers, e.g. 'layer1.0.add'), which
+    a new trace of the generated code would lose. The graph is copied, so the model is not changed.
+    """
+    if not isinstance(model, fx.GraphModule):
+        return None
+    tracer = _Tracer(set(), leaf_types)
+    for node in model.graph.nodes:
+        if node.op == "call_module":
+            target = str(node.target)
+            if not tracer.is_leaf_module(model.get_submodule(target), target):
+                return None
+    return fx.GraphModule(model, copy.deepcopy(model.graph), type(model).__name__)
 
 
 def _failing_submodule(err: BaseException, names: dict[int, str], leaves: set[int], root: int) -> int | None:

@@ -1,0 +1,318 @@
+"""The design strategies on the layer graph: which edit turns unproductive layers into a better network.
+
+Pure functions of a :class:`~rf_widgets.core.graph.Stack` and its analysis (no torch): they decide
+*what* to change and predict the result by analysing the edited stack.
+:mod:`rf_widgets.strategies.surgery` carries the same plans over to a torch module.
+
+Two graph notions do the work:
+
+* the **output chain**: the layers every path from the input to the output passes through (the
+  dominators of the output), in order. In a plain chain every layer is on it; in a ResNet the block
+  outputs are, the layers inside a block are not. A network can only be cut at a layer of this chain.
+* the **head**: everything from the first layer of the chain that discards the spatial layout (global or
+  adaptive pooling, flatten) onwards. Trimming replaces it; downsampling is only changed before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rf_widgets.core.analysis import evaluate
+from rf_widgets.core.graph import NETWORK_INPUT, Stack
+from rf_widgets.core.layers import Layer
+from rf_widgets.core.results import Analysis
+from rf_widgets.editing import change_layer
+
+__all__ = [
+    "ResolutionPlan",
+    "StridePlan",
+    "TrimPlan",
+    "head_start",
+    "output_chain",
+    "plan_resolution",
+    "plan_slowdown",
+    "plan_trim",
+    "stride_groups",
+    "trimmed_stack",
+]
+
+HEAD_KINDS = ("global", "adaptive", "flatten")
+
+
+class NotApplicable(Exception):
+    """Raised by a planner with the reason a strategy does not apply to this network."""
+
+
+@dataclass(frozen=True)
+class TrimPlan:
+    """Keep the layers the output of ``cut`` depends on, drop the rest and attach ``head``."""
+
+    cut: str
+    kept: tuple[str, ...]
+    removed: tuple[str, ...]
+    head: tuple[Layer, ...]
+
+
+@dataclass(frozen=True)
+class StridePlan:
+    """New strides: one ``(layer, old stride, new stride)`` per changed layer, in the order chosen."""
+
+    changes: tuple[tuple[str, tuple[int, ...], tuple[int, ...]], ...]
+
+
+@dataclass(frozen=True)
+class ResolutionPlan:
+    """Feed the network inputs of ``input_size`` instead."""
+
+    input_size: tuple[int, ...]
+
+
+# -- graph structure --------------------------------------------------------------------------------------
+
+
+def immediate_dominators(stack: Stack) -> list[int]:
+    """The immediate dominator of every layer (``NETWORK_INPUT`` for layers only the input dominates).
+
+    The layers are in topological order, so one pass with the two-finger intersection of Cooper,
+    Harvey and Kennedy is exact on a DAG.
+    """
+    idom: list[int] = []
+    for sources in stack.input_indices:
+        preds = list(sources) or [NETWORK_INPUT]
+        dom = preds[0]
+        for other in preds[1:]:
+            dom = _intersect(idom, dom, other)
+        idom.append(dom)
+    return idom
+
+
+def _intersect(idom: list[int], a: int, b: int) -> int:
+    while a != b:
+        if a > b:
+            a = idom[a]
+        else:
+            b = idom[b]
+    return a
+
+
+def output_chain(stack: Stack, idom: list[int] | None = None) -> list[int]:
+    """Indices of the layers on every path from the input to the output, in topological order."""
+    idom = immediate_dominators(stack) if idom is None else idom
+    sinks = [i for i, succ in enumerate(stack.successors) if not succ]
+    node = sinks[0]
+    for other in sinks[1:]:
+        node = _intersect(idom, node, other)
+    chain = []
+    while node != NETWORK_INPUT:
+        chain.append(node)
+        node = idom[node]
+    return chain[::-1]
+
+
+def head_start(stack: Stack, chain: list[int]) -> int | None:
+    """The first layer of the output chain that discards the spatial layout (None: the stack has no head)."""
+    for i in chain:
+        if stack.layers[i].kind in HEAD_KINDS:
+            return i
+    return None
+
+
+def ancestors(stack: Stack, index: int) -> set[int]:
+    """``index`` and every layer it depends on."""
+    seen = {index}
+    todo = [index]
+    while todo:
+        for j in stack.input_indices[todo.pop()]:
+            if j != NETWORK_INPUT and j not in seen:
+                seen.add(j)
+                todo.append(j)
+    return seen
+
+
+def is_downsampling(layer: Layer) -> bool:
+    return layer.kind == "window" and any(s > 1 for s in layer.stride)
+
+
+def stride_groups(stack: Stack) -> list[tuple[int, ...]]:
+    """The downsampling layers before the head, grouped by the stretch of the output chain they sit in.
+
+    Strided layers in parallel branches between the same two chain layers (a ResNet block's strided
+    convolution and its projection shortcut) must change together, or the branches stop lining up at
+    the merge. A strided layer on the chain is a group of its own.
+    """
+    idom = immediate_dominators(stack)
+    chain = output_chain(stack, idom)
+    on_chain = set(chain)
+    head = head_start(stack, chain)
+    groups: dict[int, list[int]] = {}
+    for i, layer in enumerate(stack.layers):
+        if (head is not None and i >= head) or not is_downsampling(layer):
+            continue
+        if i in on_chain:
+            groups[i] = [i]
+            continue
+        anchor = idom[i]
+        while anchor != NETWORK_INPUT and anchor not in on_chain:
+            anchor = idom[anchor]
+        groups.setdefault(-2 - anchor if anchor == NETWORK_INPUT else anchor, []).append(i)
+    return [tuple(g) for g in groups.values()]
+
+
+# -- trim -------------------------------------------------------------------------------------------------
+
+
+def plan_trim(analysis: Analysis, make_head: Callable[[str], tuple[Layer, ...]]) -> TrimPlan:
+    """Cut the network after its last chain layer that is still productive and attach a new head.
+
+    ``make_head(cut)`` returns the layers of the new head, reading ``cut``'s output (for a torch model:
+    global average pooling, flatten and a linear layer with the right width).
+    """
+    stack = analysis.stack
+    status = analysis.verdicts.status
+    if not analysis.unproductive_layers:
+        raise NotApplicable(f"no layer is unproductive at {_size(analysis.input_size)}")
+    chain = output_chain(stack)
+    head = head_start(stack, chain)
+    body = [i for i in chain if head is None or i < head]
+    productive = [i for i in body if status[i] != "unproductive"]
+    if not productive:
+        raise NotApplicable("every layer on the path to the output is unproductive; nothing would be left")
+    cut = productive[-1]
+    if cut == body[-1]:
+        last = stack.layers[cut].name
+        raise NotApplicable(
+            f"the unproductive layers sit inside blocks whose output is still productive (the last block "
+            f"output before the head, '{last}', is {status[cut]}), so no block can be cut off the end"
+        )
+    kept_indices = ancestors(stack, cut)
+    kept = tuple(layer.name for i, layer in enumerate(stack.layers) if i in kept_indices)
+    removed = tuple(layer.name for i, layer in enumerate(stack.layers) if i not in kept_indices)
+    return TrimPlan(stack.layers[cut].name, kept, removed, make_head(stack.layers[cut].name))
+
+
+def trimmed_stack(stack: Stack, plan: TrimPlan) -> Stack:
+    """The stack the trim plan predicts: the kept layers in their order, then the new head."""
+    keep = set(plan.kept)
+    layers = [layer for layer in stack.layers if layer.name in keep]
+    return Stack([*layers, *plan.head], stack.ndim, f"{stack.name} (trimmed)", stack.metadata)
+
+
+# -- slow the growth --------------------------------------------------------------------------------------
+
+
+def _smaller_stride(stride: tuple[int, ...]) -> tuple[int, ...]:
+    """Half the stride where it is even and above 2 (a stride-4 patchify becomes 2), else 1."""
+    return tuple(s // 2 if s > 2 and s % 2 == 0 else 1 for s in stride)
+
+
+def _with_strides(stack: Stack, changes: dict[str, tuple[int, ...]]) -> Stack:
+    for name, stride in changes.items():
+        stack = change_layer(stack, name, stride=stride)
+    return stack
+
+
+def plan_slowdown(analysis: Analysis, max_steps: int = 8) -> tuple[StridePlan, Stack]:
+    """Reduce downsampling step by step, each time where it leaves the fewest layers unproductive.
+
+    Every step halves the stride of one group of parallel downsampling layers (see
+    :func:`stride_groups`); among the steps that leave equally few layers unproductive the one that adds
+    the least compute wins. Steps that would misalign a merge, empty a feature map or change the size a
+    flatten layer sees (a fixed-width classifier) are skipped. Stops when nothing is unproductive or no
+    step helps.
+    """
+    stack = analysis.stack
+    resolution = analysis.input_size
+    if not analysis.unproductive_layers:
+        raise NotApplicable(f"no layer is unproductive at {_size(resolution)}")
+    groups = stride_groups(stack)
+    if not groups:
+        raise NotApplicable("the network has no downsampling layer before its head")
+    baseline = _problems(stack, resolution)
+    flatten_sizes = _flatten_input_sizes(stack, analysis.sizes)
+    current: dict[str, tuple[int, ...]] = {}
+    current_stack = stack
+    best_count = len(analysis.unproductive_layers)
+    steps: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+    rejected: list[str] = []
+    for _ in range(max_steps):
+        best: tuple[int, int, dict[str, tuple[int, ...]], Stack] | None = None
+        for group in groups:
+            trial = dict(current)
+            for i in group:
+                layer = stack.layers[i]
+                trial[layer.name] = _smaller_stride(trial.get(layer.name, layer.stride))
+            if trial == current:
+                continue
+            candidate = _with_strides(stack, trial)
+            sizes, _, _, verdicts, diagnostics = evaluate(candidate, resolution)
+            problems = {(d.layer, d.kind) for d in diagnostics} - baseline
+            if problems or _flatten_input_sizes(candidate, sizes) != flatten_sizes:
+                rejected.append(stack.layers[group[0]].name)
+                continue
+            count = len(verdicts.unproductive)
+            macs = sum(
+                layer.macs_per_position * _prod(n) for layer, n in zip(candidate.layers, sizes, strict=True)
+            )
+            if best is None or (count, macs) < (best[0], best[1]):
+                best = (count, macs, trial, candidate)
+        if best is None or best[0] >= best_count:
+            break
+        best_count, _, chosen, current_stack = best
+        for name, stride in chosen.items():
+            if current.get(name) != stride:
+                steps.append((name, current.get(name, stack[name].stride), stride))
+        current = chosen
+        if best_count == 0:
+            break
+    if not steps:
+        why = "no change of a stride lowers the number of unproductive layers"
+        if rejected:
+            why += f" (skipped because they break the network's shapes: {', '.join(dict.fromkeys(rejected))})"
+        raise NotApplicable(why)
+    renamed = Stack(current_stack.layers, stack.ndim, f"{stack.name} (slower downsampling)", stack.metadata)
+    return StridePlan(tuple(steps)), renamed
+
+
+def _problems(stack: Stack, resolution: tuple[int, ...]) -> set[tuple[str | None, str]]:
+    return {(d.layer, d.kind) for d in evaluate(stack, resolution)[4]}
+
+
+def _flatten_input_sizes(stack: Stack, sizes: object) -> list[tuple[int, ...]]:
+    out: list[tuple[int, ...]] = []
+    for layer, sources in zip(stack.layers, stack.input_indices, strict=True):
+        if layer.kind == "flatten":
+            out.extend(sizes[j] for j in sources if j != NETWORK_INPUT)  # type: ignore[index]
+    return out
+
+
+# -- input resolution -------------------------------------------------------------------------------------
+
+
+def plan_resolution(analysis: Analysis) -> ResolutionPlan:
+    """Move the input size into the feasible range, to its nearest end."""
+    low, high = analysis.resolution_range
+    size = analysis.input_size
+    if low is None:
+        raise NotApplicable("no input size makes every layer productive (searched up to the limit)")
+    if high is not None and low > high:
+        raise NotApplicable(
+            f"the feasible range is empty (smallest size without unproductive layers {low} is above the "
+            f"largest useful size {high})"
+        )
+    if min(size) < low:
+        return ResolutionPlan((low,) * len(size))
+    if high is not None and max(size) > high:
+        return ResolutionPlan((high,) * len(size))
+    raise NotApplicable(f"{_size(size)} is already inside the feasible range {low} to {high}")
+
+
+def _size(size: tuple[int, ...]) -> str:
+    return "x".join(map(str, size))
+
+
+def _prod(values: tuple[int, ...]) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out

@@ -1,0 +1,282 @@
+"""Carrying a strategy over to a torch model: torch.fx graph surgery on a copy.
+
+The planners in :mod:`rf_widgets.strategies.planning` work on the layer graph; every layer imported
+from torch remembers its fx node (``layer.extra["fx_node"]``). Here the model is deep-copied, the copy
+traced the same way as for the analysis (same node names), and the plan applied to the copy's graph or
+modules. The user's model is never touched.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+from contextlib import redirect_stderr
+from dataclasses import replace
+from typing import Any
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+
+from rf_widgets.core.graph import Stack
+from rf_widgets.core.layers import Layer, adaptive_pool
+from rf_widgets.errors import RFError
+from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan
+from rf_widgets.strategies.suggestions import Context
+from rf_widgets.torch_import import import_traced
+from rf_widgets.torch_import.rules import module_rules
+from rf_widgets.torch_import.tracing import preserved, trace
+
+__all__ = ["HEAD_NAME", "TorchContext", "apply_plan"]
+
+HEAD_NAME = "rfw_head"
+"""The submodule the trim attaches: adaptive average pooling to 1, flatten, linear."""
+
+STRIDED_MODULES = (
+    nn.modules.conv._ConvNd,
+    nn.modules.pooling._MaxPoolNd,
+    nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._LPPoolNd,
+)
+STRIDE_ARGUMENT = {
+    **{f"max_pool{n}d": 2 for n in (1, 2, 3)},
+    **{f"avg_pool{n}d": 2 for n in (1, 2, 3)},
+    **{f"conv{n}d": 3 for n in (1, 2, 3)},
+}
+
+
+class TorchContext(Context):
+    """A torch model, its layer graph and the fx graph that graph was read from."""
+
+    def __init__(self, model: nn.Module, name: str | None) -> None:
+        stack, gm = import_traced(model, name=name)
+        super().__init__(stack, name)
+        self.model = model
+        self.gm = gm
+        self._shapes: dict[tuple[int, ...], dict[str, tuple[int, ...] | None]] = {}
+
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def head(self, cut: str, resolution: tuple[int, ...]) -> tuple[Layer, ...]:
+        """Average pooling to 1, flatten and a linear layer from the cut's channels to the classes."""
+        shapes = self.shapes(resolution)
+        out = shapes.get("output")
+        if out is None or len(out) != 2:
+            got = f"shape {out}" if out else "no single tensor"
+            raise NotApplicable(
+                "trimming attaches a classification head, but the model's output is not one "
+                f"(batch, classes) tensor at this size (got {got})"
+            )
+        node = self.node_of(cut)
+        shape = shapes.get(node)
+        ndim = self.stack.ndim
+        if shape is None or len(shape) != ndim + 2:
+            raise NotApplicable(
+                f"the output of '{cut}' is not a (batch, channels, {ndim} spatial axes) tensor "
+                f"(shape {shape}), so the new head cannot read its channels"
+            )
+        channels, classes = shape[1], out[1]
+        linear = Layer(
+            f"{HEAD_NAME}.2",
+            "Linear",
+            inputs=(f"{HEAD_NAME}.1",),
+            module=f"{HEAD_NAME}.2",
+            params=channels * classes + classes,
+            macs_per_position=channels * classes,
+            extra={"in_features": channels, "out_features": classes},
+        )
+        pool = adaptive_pool(f"{HEAD_NAME}.0", 1, inputs=(cut,), op=f"AdaptiveAvgPool{ndim}d")
+        return (
+            replace(pool, module=f"{HEAD_NAME}.0"),
+            Layer(f"{HEAD_NAME}.1", "Flatten", "flatten", (f"{HEAD_NAME}.0",), module=f"{HEAD_NAME}.1"),
+            linear,
+        )
+
+    def params_after_trim(self, plan: TrimPlan) -> int:
+        """Parameters the kept part of the fx graph uses (each counted once), plus the new head."""
+        kept = _ancestors(self.gm.graph, self.node_of(plan.cut))
+        seen: dict[int, int] = {}
+        for node in kept:
+            if node.op == "call_module":
+                for p in self.gm.get_submodule(str(node.target)).parameters():
+                    seen[id(p)] = p.numel()
+            elif node.op == "get_attr":
+                value = _attribute(self.gm, str(node.target))
+                tensors = value.parameters() if isinstance(value, nn.Module) else [value]
+                for p in tensors:
+                    if isinstance(p, nn.Parameter):
+                        seen[id(p)] = p.numel()
+        return sum(seen.values()) + sum(layer.params for layer in plan.head)
+
+    def node_of(self, layer: str) -> str:
+        return _fx_node(self.stack, layer)
+
+    def shapes(self, resolution: tuple[int, ...]) -> dict[str, tuple[int, ...] | None]:
+        """Output shape of every fx node at ``resolution`` (fake tensors: no data, no weights read)."""
+        if resolution not in self._shapes:
+            self._shapes[resolution] = _fake_shapes(self.model, self.gm, resolution)
+        return self._shapes[resolution]
+
+
+def apply_plan(model: nn.Module, plan: TrimPlan | StridePlan | ResolutionPlan, stack: Stack) -> nn.Module:
+    """A modified copy of ``model``; ``stack`` is the layer graph the plan was made on."""
+    clone = copy.deepcopy(model)
+    if isinstance(plan, ResolutionPlan):
+        return clone
+    if isinstance(plan, TrimPlan):
+        return _trim(clone, plan, stack)
+    return _restride(clone, plan, stack)
+
+
+def _trim(model: nn.Module, plan: TrimPlan, stack: Stack) -> nn.Module:
+    gm = _traced(model)
+    if hasattr(gm, HEAD_NAME):
+        raise RFError(f"cannot attach the new head: the model already has an attribute '{HEAD_NAME}'")
+    nodes = {node.name: node for node in gm.graph.nodes}
+    cut = nodes[_fx_node(stack, plan.cut)]
+    linear = plan.head[-1]
+    reference = next(model.parameters(), None)
+    head = nn.Sequential(
+        _adaptive_avg_pool(stack.ndim)(1),
+        nn.Flatten(1),
+        nn.Linear(int(linear.extra["in_features"]), int(linear.extra["out_features"])),  # type: ignore[call-overload]
+    )
+    if reference is not None:
+        head = head.to(device=reference.device, dtype=reference.dtype)
+    head.train(model.training)
+    gm.add_submodule(HEAD_NAME, head)
+    new_out = cut
+    for i in range(len(head)):  # one node per head module: the graph keeps calling leaf modules only
+        with gm.graph.inserting_after(new_out):
+            new_out = gm.graph.call_module(f"{HEAD_NAME}.{i}", (new_out,))
+    output = next(node for node in gm.graph.nodes if node.op == "output")
+    output.args = (new_out,)
+    gm.graph.eliminate_dead_code()
+    live = _ancestors(gm.graph, output.name)
+    left = [node.name for node in gm.graph.nodes if node not in live and node.op != "placeholder"]
+    if left:
+        raise RFError(
+            f"cannot trim {type(model).__name__} safely: {', '.join(left[:5])} would stay in the graph "
+            "after the cut (operations with side effects)"
+        )
+    gm.delete_all_unused_submodules()
+    gm.graph.lint()
+    gm.recompile()
+    return gm
+
+
+def _restride(model: nn.Module, plan: StridePlan, stack: Stack) -> nn.Module:
+    calls: dict[str, int] = {}
+    for layer in stack.layers:
+        if layer.module is not None:
+            calls[layer.module] = calls.get(layer.module, 0) + 1
+    gm: fx.GraphModule | None = None
+    for name, _, new in plan.changes:
+        layer = stack[name]
+        if layer.module is not None:
+            if calls[layer.module] > 1:
+                raise RFError(
+                    f"cannot change the stride of '{name}': its module '{layer.module}' runs "
+                    f"{calls[layer.module]} times in the network and the change would apply to every call"
+                )
+            module = model.get_submodule(layer.module)
+            if not isinstance(module, STRIDED_MODULES):
+                raise RFError(
+                    f"cannot change the stride of '{name}': {type(module).__name__} is not a convolution "
+                    "or pooling module rf_widgets knows how to rewrite"
+                )
+            module.stride = _stride_like(module.stride, new)
+            continue
+        gm = gm or _traced(model)
+        node = next(n for n in gm.graph.nodes if n.name == _fx_node(stack, name))
+        position = STRIDE_ARGUMENT.get(getattr(node.target, "__name__", ""))
+        if position is None:
+            raise RFError(
+                f"cannot change the stride of '{name}': it is set in the model's code by "
+                f"{getattr(node.target, '__name__', node.target)!r}, which rf_widgets cannot rewrite"
+            )
+        if len(node.args) > position:
+            node.args = (*node.args[:position], new, *node.args[position + 1 :])
+        else:
+            node.kwargs = {**node.kwargs, "stride": new}
+    if gm is None:
+        return model
+    gm.graph.lint()
+    gm.recompile()
+    return gm
+
+
+# -- helpers ----------------------------------------------------------------------------------------------
+
+
+def _traced(model: nn.Module) -> fx.GraphModule:
+    """The fx graph of ``model``, traced exactly as :func:`import_traced` does (same node names)."""
+    with preserved(model):
+        gm = trace(model, tuple(module_rules()))[0]
+    gm.training = model.training
+    return gm
+
+
+def _fx_node(stack: Stack, layer: str) -> str:
+    node = stack[layer].extra.get("fx_node")
+    if not isinstance(node, str):
+        raise RFError(f"layer '{layer}' was not imported from a torch model; it has no fx node to edit")
+    return node
+
+
+def _ancestors(graph: fx.Graph, name: str) -> set[fx.Node]:
+    start = next(node for node in graph.nodes if node.name == name)
+    seen = {start}
+    todo = [start]
+    while todo:
+        for parent in todo.pop().all_input_nodes:
+            if parent not in seen:
+                seen.add(parent)
+                todo.append(parent)
+    return seen
+
+
+def _attribute(gm: fx.GraphModule, target: str) -> Any:
+    value: Any = gm
+    for part in target.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _stride_like(current: Any, new: tuple[int, ...]) -> Any:
+    return new if isinstance(current, tuple) or len(set(new)) > 1 else new[0]
+
+
+def _adaptive_avg_pool(ndim: int) -> type[nn.Module]:
+    return {1: nn.AdaptiveAvgPool1d, 2: nn.AdaptiveAvgPool2d, 3: nn.AdaptiveAvgPool3d}[ndim]
+
+
+def _fake_shapes(
+    model: nn.Module, gm: fx.GraphModule, resolution: tuple[int, ...]
+) -> dict[str, tuple[int, ...] | None]:
+    """Shapes of every node's output at ``resolution``; the model's own flags are restored."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    channels = next((m.in_channels for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), 3)
+    reference = next(model.parameters(), None)
+    dtype = reference.dtype if reference is not None else torch.float32
+    with preserved(model):
+        model.eval()
+        try:
+            with FakeTensorMode(allow_non_fake_inputs=True) as mode, redirect_stderr(io.StringIO()):
+                x = mode.from_tensor(torch.empty(1, channels, *resolution, dtype=dtype))
+                ShapeProp(gm).propagate(x)
+        except Exception as err:
+            raise NotApplicable(
+                f"the model does not run at {'x'.join(map(str, resolution))} ({type(err).__name__}: {err})"
+            ) from err
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    for node in gm.graph.nodes:
+        meta = node.meta.pop("tensor_meta", None)
+        shapes[node.name] = tuple(int(n) for n in meta.shape) if hasattr(meta, "shape") else None
+        if node.op == "output":
+            value = node.args[0]
+            shapes["output"] = shapes.get(value.name) if isinstance(value, fx.Node) else None
+    return shapes
