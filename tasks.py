@@ -61,7 +61,10 @@ def test(*options: str) -> None:
     run(PYTHON, "-m", "ruff", "check", "rf_widgets", "tests", "benchmarks", "tasks.py")
     run(PYTHON, "-m", "ruff", "format", "--check", "rf_widgets", "tests", "benchmarks", "tasks.py")
     run(PYTHON, "-m", "mypy")
-    run(PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *options)
+    # The notebooks are tests too: nbval runs every cell and compares the printed output of the cells
+    # marked `# NBVAL_CHECK_OUTPUT` (--nbval-lax), in this environment's kernel (--nbval-current-env).
+    notebooks = ["notebooks", "--nbval-lax", "--nbval-current-env"]
+    run(PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "tests", *notebooks, *options)
 
 
 def _setup_only(*options: str) -> None:
