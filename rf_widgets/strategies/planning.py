@@ -212,14 +212,17 @@ def _with_strides(stack: Stack, changes: dict[str, tuple[int, ...]]) -> Stack:
     return stack
 
 
-def plan_slowdown(analysis: Analysis, max_steps: int = 8) -> tuple[StridePlan, Stack]:
+def plan_slowdown(
+    analysis: Analysis, blocker: Callable[[str], str | None] = lambda name: None, max_steps: int = 8
+) -> tuple[StridePlan, Stack]:
     """Reduce downsampling step by step, each time where it leaves the fewest layers unproductive.
 
     Every step halves the stride of one group of parallel downsampling layers (see
     :func:`stride_groups`); among the steps that leave equally few layers unproductive the one that adds
     the least compute wins. Steps that would misalign a merge, empty a feature map or change the size a
-    flatten layer sees (a fixed-width classifier) are skipped. Stops when nothing is unproductive or no
-    step helps.
+    flatten layer sees (a fixed-width classifier) are skipped, and so are layers for which
+    ``blocker(name)`` gives a reason (a torch module that runs twice, a stride set in code). Stops when
+    nothing is unproductive or no step helps.
     """
     stack = analysis.stack
     resolution = analysis.input_size
@@ -228,6 +231,9 @@ def plan_slowdown(analysis: Analysis, max_steps: int = 8) -> tuple[StridePlan, S
     groups = stride_groups(stack)
     if not groups:
         raise NotApplicable("the network has no downsampling layer before its head")
+    blocked = {stack.layers[i].name: blocker(stack.layers[i].name) for g in groups for i in g}
+    reasons = [f"'{name}': {why}" for name, why in blocked.items() if why]
+    groups = [g for g in groups if not any(blocked[stack.layers[i].name] for i in g)]
     baseline = _problems(stack, resolution)
     flatten_sizes = _flatten_input_sizes(stack, analysis.sizes)
     current: dict[str, tuple[int, ...]] = {}
@@ -268,7 +274,9 @@ def plan_slowdown(analysis: Analysis, max_steps: int = 8) -> tuple[StridePlan, S
     if not steps:
         why = "no change of a stride lowers the number of unproductive layers"
         if rejected:
-            why += f" (skipped because they break the network's shapes: {', '.join(dict.fromkeys(rejected))})"
+            why += f"; skipped because they break the network's shapes: {', '.join(dict.fromkeys(rejected))}"
+        if reasons:
+            why += f"; cannot be changed: {'; '.join(reasons)}"
         raise NotApplicable(why)
     renamed = Stack(current_stack.layers, stack.ndim, f"{stack.name} (slower downsampling)", stack.metadata)
     return StridePlan(tuple(steps)), renamed

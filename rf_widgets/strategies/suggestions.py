@@ -258,6 +258,10 @@ class Context:
         """A declared stack gets no new layers: the trimmed stack simply ends at the cut."""
         return ()
 
+    def stride_blocker(self, layer: str) -> str | None:
+        """Why the stride of ``layer`` cannot be changed (None: it can)."""
+        return None
+
     def params_after_trim(self, plan: TrimPlan) -> int:
         kept = set(plan.kept)
         return sum(layer.params for layer in self.stack.layers if layer.name in kept) + sum(
@@ -348,7 +352,7 @@ def _trim(context: Context, before: Analysis) -> Suggestion:
 
 def _slowdown(context: Context, before: Analysis) -> Suggestion:
     try:
-        plan, stack = planning.plan_slowdown(before)
+        plan, stack = planning.plan_slowdown(before, context.stride_blocker)
     except NotApplicable as why:
         return _not_applicable("slow-downsampling", before, context, str(why))
     after = analyze_stack(stack, before.input_size, stack.name)
