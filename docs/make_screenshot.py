@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "docs" / "images" / "explorer.png"
@@ -81,10 +82,12 @@ def _shrink(png: bytes) -> bytes:
     return out.getvalue()
 
 
-def make_screenshot(out: Path = DEFAULT_OUT) -> Path:
-    """Serve the notebook with Voila, photograph the Explorer, write the PNG to ``out``."""
-    from playwright.sync_api import expect, sync_playwright
+def make_screenshot(out: Path = DEFAULT_OUT, browser: Any = None) -> Path:
+    """Serve the notebook with Voila, photograph the Explorer, write the PNG to ``out``.
 
+    ``browser`` is a running playwright Chromium (the browser tests pass theirs: one sync playwright
+    per process); without it one is launched and closed here.
+    """
     helpers = _browser_helpers()
     with tempfile.TemporaryDirectory(prefix="rfw-readme-picture-") as tmp:
         base = Path(tmp)
@@ -106,36 +109,51 @@ def make_screenshot(out: Path = DEFAULT_OUT) -> Path:
         ]
         env = helpers._isolated_env(base / "jupyter")
         probe = f"{server.url}/voila/static/"
-        with helpers._serve(command, env, server, probe, any_status=True), sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(helpers.CHROMIUM), headless=True, args=helpers.CHROMIUM_ARGS
-            )
-            try:
-                page = browser.new_page(viewport={"width": WIDTH, "height": 1400}, device_scale_factor=1)
-                page.goto(f"{server.url}/?token={token}")
-                explorer = page.locator(f".{MARKER}")
-                expect(explorer.locator(".rfw-summary")).to_contain_text("layer", timeout=RENDER_TIMEOUT)
-                picture = explorer.locator("img").last
-                expect(picture).to_be_visible()
-                page.wait_for_function(
-                    "(img) => img.complete && img.naturalWidth > 0", arg=picture.element_handle()
-                )
-                page.wait_for_timeout(500)  # the picture's layout settles after the bytes arrive
-                top, bottom = explorer.bounding_box(), picture.bounding_box()
-                assert top is not None
-                assert bottom is not None
-                clip = {
-                    "x": top["x"],
-                    "y": top["y"],
-                    "width": top["width"],
-                    "height": bottom["y"] + bottom["height"] - top["y"] + 8,
-                }
-                png = page.screenshot(clip=clip, full_page=True)
-            finally:
-                browser.close()
+        with helpers._serve(command, env, server, probe, any_status=True):
+            if browser is not None:
+                png = _photograph(browser, f"{server.url}/?token={token}")
+            else:
+                from playwright.sync_api import sync_playwright
+
+                with sync_playwright() as playwright:
+                    own = playwright.chromium.launch(
+                        executable_path=str(helpers.CHROMIUM), headless=True, args=helpers.CHROMIUM_ARGS
+                    )
+                    try:
+                        png = _photograph(own, f"{server.url}/?token={token}")
+                    finally:
+                        own.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(_shrink(png))
     return out
+
+
+def _photograph(browser: Any, url: str) -> bytes:
+    """The Explorer on the page at ``url``, from its summary to the bottom of its picture, as PNG."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": WIDTH, "height": 1400}, device_scale_factor=1)
+    try:
+        page = context.new_page()
+        page.goto(url, wait_until="commit", timeout=RENDER_TIMEOUT)  # Voila runs the notebook first
+        explorer = page.locator(f".{MARKER}")
+        expect(explorer.locator(".rfw-summary")).to_contain_text("layer", timeout=RENDER_TIMEOUT)
+        picture = explorer.locator("img").last
+        expect(picture).to_be_visible()
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=picture.element_handle())
+        page.wait_for_timeout(500)  # the picture's layout settles after the bytes arrive
+        top, bottom = explorer.bounding_box(), picture.bounding_box()
+        assert top is not None
+        assert bottom is not None
+        clip = {
+            "x": top["x"],
+            "y": top["y"],
+            "width": top["width"],
+            "height": bottom["y"] + bottom["height"] - top["y"] + 8,
+        }
+        return bytes(page.screenshot(clip=clip, full_page=True))
+    finally:
+        context.close()
 
 
 def main() -> None:

@@ -24,10 +24,10 @@ def _script() -> Any:
     return module
 
 
-def test_the_readme_picture_script_photographs_the_explorer(browser_stack: None, tmp_path: Path) -> None:
+def test_the_readme_picture_script_photographs_the_explorer(chromium: Any, tmp_path: Path) -> None:
     from PIL import Image
 
-    out = _script().make_screenshot(tmp_path / "explorer.png")
+    out = _script().make_screenshot(tmp_path / "explorer.png", browser=chromium)
     with Image.open(out) as picture:
         width, height = picture.size
     # Cropped to the Explorer down to its picture: about the window's width, not the whole page.
