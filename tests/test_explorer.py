@@ -283,3 +283,57 @@ def test_interactive_canvas_when_ipympl_is_present():
     assert ex.picture in ex.children
     ex.controls["resolution"].value = 3
     assert ex.result.border_layer == "c1"
+
+
+def test_strategies_panel_previews_each_suggestion(declared):
+    declared.controls["resolution"].value = 8  # c2 is the border layer, p2 and c3 unproductive
+    declared.controls["suggest"].click()
+    plan = declared.suggestions
+    assert plan is not None
+    kinds = [value for _, value in declared.controls["strategy"].options]
+    assert kinds == ["", *(s.kind for s in plan.applicable())]
+    assert "trim" in kinds
+    assert "Trim the unproductive layers" in html.unescape(declared.controls["strategy_details"].value)
+
+    declared.controls["strategy"].value = "trim"
+    assert declared.stack.names == plan["trim"].stack.names
+    assert declared.result.unproductive_layers == plan["trim"].still_unproductive
+    assert "(trimmed)" in _summary(declared)
+    assert "previewing: trim" in _message(declared)
+    declared.controls["strategy_export"].click()
+    exported = json.loads(declared.export_text.value)
+    assert [layer["name"] for layer in exported["layers"]] == list(plan["trim"].stack.names)
+
+    declared.controls["strategy"].value = "resolution"
+    assert declared.stack.names == plan["trim"].before.stack.names  # the trim preview is gone
+    assert declared.result.input_size == plan["resolution"].new_input_size
+    assert declared.result.unproductive_layers == ()
+
+    declared.controls["strategy"].value = ""
+    assert declared.result.input_size == (8, 8)
+    assert declared.result.unproductive_layers == ("p2", "c3")
+
+
+def test_strategies_go_stale_after_an_edit(declared):
+    declared.controls["resolution"].value = 8
+    declared.controls["suggest"].click()
+    declared.controls["stack"].value = "c1"
+    declared.controls["bypass"].click()
+    edited = declared.stack
+    declared.controls["strategy"].value = "trim"
+    assert declared.stack is edited
+    assert "press Suggest again" in _message(declared)
+    assert "rfw-error" in declared.message._dom_classes
+
+
+def test_strategies_panel_on_a_torch_model_predicts_the_new_head():
+    torchvision = pytest.importorskip("torchvision")
+    ex = Explorer(torchvision.models.resnet18(), input_size=32)
+    ex.controls["suggest"].click()
+    trim = ex.suggestions["trim"]
+    assert trim.stack.names[-1] == "rfw_head.2"
+    ex.controls["strategy"].value = "trim"
+    assert ex.stack.names == trim.stack.names
+    assert ex.result.layer("rfw_head.2").params == 256 * 1000 + 1000
+    ex.controls["reset"].click()
+    assert ex.stack.names[-1] == "fc"

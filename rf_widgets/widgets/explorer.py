@@ -30,6 +30,7 @@ from rf_widgets.data import SAMPLE_IMAGES, load_image, sample_image
 from rf_widgets.errors import RFError
 from rf_widgets.plotting import describe_unit, draw_unit_field, plot_architecture, plot_growth
 from rf_widgets.stackfile import stack_to_dict
+from rf_widgets.strategies import Suggestions
 from rf_widgets.widgets.parsing import format_padding, format_per_axis, parse_padding, parse_per_axis
 
 __all__ = ["Explorer", "explore"]
@@ -125,7 +126,10 @@ class Explorer(widgets.VBox):
         super().__init__(**kwargs)
         stack = to_stack(model)
         self.is_torch = "import_method" in stack.metadata
+        self._model = model
         self._original = stack
+        self.suggestions: Suggestions | None = None
+        self._suggested_from = 0
         self._history: list[Stack] = [stack]
         size = input_size if isinstance(input_size, int) else int(next(iter(input_size)))
         self.result: Analysis = analyze_stack(stack, size, stack.name)
@@ -177,11 +181,17 @@ class Explorer(widgets.VBox):
             view.ax.title.set_visible(False)
 
     def _layout(self) -> tuple[widgets.Widget, ...]:
-        tabs = widgets.Tab(
-            children=[self._view_panel(), self._stack_panel(), self._image_panel(), self._export_panel()]
-        )
-        for i, title in enumerate(("Resolution and unit", "Layer stack", "Image", "Export")):
+        panels = [
+            self._view_panel(),
+            self._stack_panel(),
+            self._strategy_panel(),
+            self._image_panel(),
+            self._export_panel(),
+        ]
+        tabs = widgets.Tab(children=panels)
+        for i, title in enumerate(("Resolution and unit", "Layer stack", "Strategies", "Image", "Export")):
             tabs.set_title(i, title)
+        self.controls["tabs"] = tabs
         return (self.summary, tabs, self.message, self.caption, self.picture, self.table)
 
     def _view_panel(self) -> widgets.Widget:
@@ -277,6 +287,20 @@ class Explorer(widgets.VBox):
                 ),
             ]
         )
+
+    def _strategy_panel(self) -> widgets.Widget:
+        find = widgets.Button(
+            description="Suggest", tooltip="design strategies for the shown stack at the shown input size"
+        ).add_class("rfw-suggest")
+        choice = widgets.Dropdown(options=[("(original)", "")], value="", description="Preview")
+        choice.add_class("rfw-strategy")
+        details = widgets.HTML().add_class("rfw-strategy-details")
+        export = widgets.Button(description="Export preview", tooltip="the previewed stack as JSON")
+        self.controls.update(suggest=find, strategy=choice, strategy_details=details, strategy_export=export)
+        find.on_click(self._on_suggest)
+        choice.observe(self._on_strategy, names="value")
+        export.on_click(self._on_strategy_export)
+        return widgets.VBox([widgets.HBox([find, choice, export]), details])
 
     def _image_panel(self) -> widgets.Widget:
         choice = widgets.Dropdown(
@@ -434,6 +458,74 @@ class Explorer(widgets.VBox):
     def _on_reset(self, _: Any = None) -> None:
         self._history = [self._original]
         self._after_edit("reset to the original stack")
+
+    @_guarded
+    def _on_suggest(self, _: Any = None) -> None:
+        from rf_widgets.strategies import suggest
+
+        size = self.result.input_size
+        # The torch model itself gives the full prediction (new head, exact parameters); once the stack
+        # was edited here, the strategies work on the edited stack.
+        source = self._model if self.stack is self._original else self.stack
+        self.suggestions = suggest(source, size, name=self.stack.name)
+        self._suggested_from = len(self._history)
+        self._suggested_for = self.stack
+        self._previewing: Stack | None = None
+        options = [("(original)", "")] + [(s.title, s.kind) for s in self.suggestions.applicable()]
+        with self.hold_sync():
+            self.controls["strategy"].options = options
+            self.controls["strategy"].value = ""
+        self.controls["strategy_details"].value = self._strategies_html(self.suggestions)
+        found = len(self.suggestions.applicable())
+        self._report(f"{found} strategies apply at {'x'.join(map(str, size))}", error=False)
+
+    def _strategies_html(self, suggestions: Suggestions, chosen: str = "") -> str:
+        items = []
+        for s in suggestions:
+            text = html.escape(s.describe())
+            style = "font-weight:bold" if s.kind == chosen else ""
+            items.append(f"<pre style='white-space:pre-wrap;margin:2px 0;{style}'>{text}</pre>")
+        return "".join(items)
+
+    @_guarded
+    def _on_strategy(self, change: dict[str, Any]) -> None:
+        if self.suggestions is None:
+            return
+        kind = change["new"]
+        base = self._suggested_from
+        previews = self._history[base:]
+        if (
+            self._history[base - 1] is not self._suggested_for
+            or len(previews) > 1
+            or (previews and previews[0] is not self._previewing)
+        ):
+            raise RFError("the stack changed since the strategies were suggested; press Suggest again")
+        # Each preview starts from the stack the suggestions were made for, at the size they were made for.
+        del self._history[base:]
+        self._previewing = None
+        self.controls["strategy_details"].value = self._strategies_html(self.suggestions, kind)
+        suggestion = self.suggestions[kind] if kind else None
+        if suggestion is None or suggestion.kind == "resolution":
+            what = (
+                "the stack the strategies were suggested for" if suggestion is None else suggestion.changes[0]
+            )
+            self._after_edit(f"showing {what}" if suggestion is None else f"previewing: {what}")
+        else:
+            assert suggestion.stack is not None
+            self._previewing = suggestion.stack
+            self._commit(
+                suggestion.stack, f"previewing: {suggestion.title.lower()} (Undo or Reset to go back)"
+            )
+        target = suggestion.new_input_size if suggestion else self.suggestions[0].input_size
+        self.controls["resolution"].value = target[0]
+
+    @_guarded
+    def _on_strategy_export(self, _: Any = None) -> None:
+        import json
+
+        self.export_text.value = json.dumps(stack_to_dict(self.stack), indent=2)
+        self.controls["tabs"].selected_index = 4
+        self._report(f"'{self.stack.name}' is in the Export tab", error=False)
 
     @_guarded
     def _on_image(self, change: dict[str, Any]) -> None:
