@@ -39,7 +39,6 @@ from rf_widgets.errors import (
     RFError,
     StackFileError,
 )
-from rf_widgets.strategies import Suggestion, Suggestions, suggest
 
 __all__ = [
     "INPUT",
@@ -75,16 +74,31 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str) -> object:
+    """The design strategies load on first use (they are not needed to analyse)."""
+    if name in ("suggest", "Suggestion", "Suggestions"):
+        from rf_widgets import strategies
+
+        return getattr(strategies, name)
+    raise AttributeError(f"module 'rf_widgets' has no attribute {name!r}")
+
+
 def explore(
-    model: object, image: object = None, input_size: int = 224, *, interactive: bool = False
+    model: object,
+    image: object = None,
+    input_size: int = 224,
+    *,
+    interactive: bool = False,
+    name: str | None = None,
 ) -> object:
     """Open the interactive Explorer on ``model`` (imports ipywidgets and matplotlib on first use).
 
-    ``interactive=True`` shows the figure as an ipympl canvas (zoom, pan, click to pick).
+    ``interactive=True`` shows the figure as an ipympl canvas (zoom, pan, click to pick); ``name`` is
+    what the summary calls the model (default: its class name or spec).
     """
     from rf_widgets.widgets.explorer import Explorer
 
-    return Explorer(model, image=image, input_size=input_size, interactive=interactive)
+    return Explorer(model, image=image, input_size=input_size, interactive=interactive, name=name)
 
 
 def load_ipython_extension(ipython: object) -> None:

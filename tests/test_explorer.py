@@ -337,3 +337,12 @@ def test_strategies_panel_on_a_torch_model_predicts_the_new_head():
     assert ex.result.layer("rfw_head.2").params == 256 * 1000 + 1000
     ex.controls["reset"].click()
     assert ex.stack.names[-1] == "fc"
+
+
+def test_initial_unit_is_centred_named_model_and_linked_size_box(declared):
+    layer = declared.result.layer(declared.controls["layer"].value)
+    assert declared.controls["unit_0"].value == (layer.feature_map[0] - 1) // 2
+    declared.controls["resolution_text"].value = 16  # the number box drives the slider from code too
+    assert declared.result.input_size == (16, 16)
+    named = Explorer(declared.stack, input_size=16, name="my net")
+    assert "my net" in _summary(named)

@@ -11,22 +11,15 @@ import pytest
 import rf_widgets as rfw
 
 
-def test_import_loads_no_heavy_dependency_and_is_fast():
+def test_import_loads_no_heavy_dependency():
     code = (
-        "import sys, time\n"
-        "t = time.perf_counter()\n"
+        "import sys\n"
         "import rf_widgets\n"
-        "elapsed = time.perf_counter() - t\n"
-        "heavy = [m for m in ('torch', 'matplotlib', 'ipywidgets') if m in sys.modules]\n"
-        "print(elapsed, ','.join(heavy))\n"
+        "heavy = [m for m in ('torch', 'numpy', 'matplotlib', 'ipywidgets') if m in sys.modules]\n"
+        "print('loaded:', *heavy)\n"
     )
-    timings = []
-    for _ in range(3):
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        elapsed, heavy = done.stdout.split()[0], done.stdout.split()[1:]
-        assert heavy == [], f"import rf_widgets loaded {heavy}"
-        timings.append(float(elapsed))
-    assert min(timings) < 0.3, timings
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["loaded:"]
 
 
 def test_public_surface_is_explicit():

@@ -112,12 +112,13 @@ class Suggestion:
         assert self.macs_after is not None
         lines = [f"{self.title}:"]
         lines += [f"  - {change}" for change in self.changes]
-        lines.append(
-            f"  parameters {_count(self.params_before)} -> {_count(self.params_after)}"
-            f" ({_ratio(self.params_after, self.params_before)}), multiply-adds at "
-            f"{_size(self.new_input_size)} {_count(self.macs_before)} -> {_count(self.macs_after)}"
-            f" ({_ratio(self.macs_after, self.macs_before)})"
-        )
+        if self.params_before or self.macs_before:  # a declared stack without channels has neither
+            lines.append(
+                f"  parameters {_count(self.params_before)} -> {_count(self.params_after)}"
+                f" ({_ratio(self.params_after, self.params_before)}), multiply-adds at "
+                f"{_size(self.new_input_size)} {_count(self.macs_before)} -> {_count(self.macs_after)}"
+                f" ({_ratio(self.macs_after, self.macs_before)})"
+            )
         lines.append(
             f"  unproductive layers {len(self.before.unproductive_layers)} -> {len(self.still_unproductive)}"
             f"; border layer {self.border_before or 'none'} -> {self.border_after or 'none'}"

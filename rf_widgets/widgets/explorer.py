@@ -94,6 +94,8 @@ class Explorer(widgets.VBox):
         Show the figure as an ipympl canvas (needs ipympl): zoom, pan, and a click on the image picks
         the nearest unit, a click on a strip cell picks that layer. It redraws the whole figure on
         every change; the default JPEG picture redraws only what changed.
+    name
+        What the summary calls the model (default: its class name, or the spec string).
 
     Attributes
     ----------
@@ -121,10 +123,13 @@ class Explorer(widgets.VBox):
         input_size: int | tuple[int, ...] = 224,
         *,
         interactive: bool = False,
+        name: str | None = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         stack = to_stack(model)
+        if name:
+            stack = stack.replace(stack.layers, name=name)
         self.is_torch = "import_method" in stack.metadata
         self._model = model
         self._original = stack
@@ -158,7 +163,7 @@ class Explorer(widgets.VBox):
         self._background: Any = None
         self._background_key: tuple[Any, ...] = ()
         self._regions: dict[str, tuple[int, int, int, int]] = {}
-        self._refresh()
+        self._refresh(centre_unit=True)
 
     # -- building ---------------------------------------------------------------------------------------
 
@@ -206,7 +211,7 @@ class Explorer(widgets.VBox):
             layout=widgets.Layout(width="520px"),
         ).add_class("rfw-resolution")
         number = widgets.BoundedIntText(value=size, min=1, max=top, layout=widgets.Layout(width="90px"))
-        widgets.jslink((resolution, "value"), (number, "value"))
+        widgets.link((resolution, "value"), (number, "value"))  # kernel-side: setting either from code works
         feasible = widgets.IntRangeSlider(
             value=(1, 1),
             min=1,

@@ -3,7 +3,8 @@
 The fixture notebook shows ``rfw.explore(resnet18, input_size=224)``. Each test checks that the widget
 really renders (no "Loading widget" / "Error displaying widget"), drags the resolution knob with the mouse
 from 224 down to 32 and sees the kernel's answer in the summary: ResNet18 has no border layer at 224 and
-``layer2.0.conv2`` at 32. A screenshot of each page goes to ``test-artifacts/``. A negative control runs
+``layer2.0.conv2`` at 32. In JupyterLab it then previews the suggested trim from the Strategies tab. A
+screenshot of each page goes to ``test-artifacts/``. A negative control runs
 JupyterLab without the ipywidgets front end and shows that the rendering check then fails.
 """
 
@@ -23,6 +24,7 @@ KERNEL_ANSWER_TIMEOUT = 30_000  # ms
 NOTEBOOK = "explorer_resnet18.ipynb"  # copied into each server's root by the fixtures
 TARGET_SIZE = 32
 BORDER_LAYER_AT_TARGET = "layer2.0.conv2"
+TRIM_TITLE = "Trim the unproductive layers and attach a new head"
 WIDGET_FAILURE_TEXTS = ("Loading widget", "Error displaying widget")
 KERNEL_IDLE = """() => {
     const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
@@ -130,9 +132,30 @@ def _drag_to_border_change(page: Any, artifact: Path) -> None:
 
 
 def _open_notebook_and_run(page: Any, lab: Any) -> None:
-    page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}&reset")
+    page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}&reset", timeout=FIRST_RENDER_TIMEOUT)
     page.wait_for_function(KERNEL_IDLE, timeout=FIRST_RENDER_TIMEOUT)
     page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+
+def _preview_trim(page: Any, artifact: Path) -> None:
+    """Strategies tab at 32 px: Suggest, pick the trim, and see the summary describe the trimmed network."""
+    from playwright.sync_api import expect
+
+    timeout = KERNEL_ANSWER_TIMEOUT
+    page.get_by_role("tab", name="Strategies").click()
+    page.get_by_role("button", name="Suggest").click()
+    choice = page.locator(".rfw-strategy select")
+    expect(choice.locator("option", has_text=TRIM_TITLE)).to_have_count(1, timeout=timeout)
+    expect(page.locator(".rfw-strategy-details")).to_contain_text("cut after", timeout=timeout)
+    choice.select_option(label=TRIM_TITLE)
+    expect(_summary_cell(page, "Model")).to_contain_text("(trimmed)", timeout=timeout)
+    expect(page.locator(".rfw-message")).to_contain_text("previewing: trim", timeout=timeout)
+    expect(_summary_cell(page, "Border layer")).to_have_text(BORDER_LAYER_AT_TARGET, timeout=timeout)
+    expect(page.locator(".rfw-message.rfw-error")).to_have_count(0)
+    for text in WIDGET_FAILURE_TEXTS:
+        expect(page.locator("body")).not_to_contain_text(text)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifact), full_page=True)
 
 
 def test_explorer_in_jupyterlab(page: Any, lab: Any, artifacts: Path) -> None:
@@ -140,10 +163,12 @@ def test_explorer_in_jupyterlab(page: Any, lab: Any, artifacts: Path) -> None:
     _assert_explorer_rendered(page)
     _drag_to_border_change(page, artifacts / "explorer-lab.png")
     _assert_explorer_rendered(page, timeout=KERNEL_ANSWER_TIMEOUT)
+    _preview_trim(page, artifacts / "explorer-lab-trim.png")
 
 
 def test_explorer_in_voila(page: Any, voila: Any, artifacts: Path) -> None:
-    page.goto(f"{voila.url}/?token={voila.token}")
+    # Voila answers only after it has run the notebook: do not wait for "load" with the default 30 s
+    page.goto(f"{voila.url}/?token={voila.token}", wait_until="commit", timeout=FIRST_RENDER_TIMEOUT)
     _assert_explorer_rendered(page)
     _drag_to_border_change(page, artifacts / "explorer-voila.png")
     _assert_explorer_rendered(page, timeout=KERNEL_ANSWER_TIMEOUT)
