@@ -346,3 +346,11 @@ def test_initial_unit_is_centred_named_model_and_linked_size_box(declared):
     assert declared.result.input_size == (16, 16)
     named = Explorer(declared.stack, input_size=16, name="my net")
     assert "my net" in _summary(named)
+
+
+def test_a_shrinking_map_recentres_the_unit(declared):
+    declared.controls["layer"].value = "c3"
+    assert declared.controls["unit_0"].value == 3  # 8x8 map at 32 px: centre unit 3
+    declared.controls["resolution"].value = 12  # c3's map is 3x3 now: the unit moves to its centre
+    assert declared.result.layer("c3").feature_map == (3, 3)
+    assert (declared.controls["unit_0"].value, declared.controls["unit_1"].value) == (1, 1)

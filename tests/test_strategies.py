@@ -347,3 +347,16 @@ def test_a_graph_module_is_read_from_its_own_graph_and_left_alone():
     names = rfw.analyze(model, 32).stack.names
     assert "layer1.0.add" in names
     assert [dict(node.meta) for node in model.graph.nodes] == before
+
+
+def test_a_model_that_does_not_run_at_the_target_size():
+    # AlexNet's last max-pool gets a 1x1 map at 32 px and fails; every single stride step keeps an
+    # empty map somewhere, so only the new input size remains, and it runs
+    model = torchvision.models.alexnet().eval()
+    plan = rfw.suggest(model, 32)
+    assert plan["trim"].reason.startswith("the model does not run at 32x32 (RuntimeError: ")
+    assert "break the network's shapes" in plan["slow-downsampling"].reason
+    move = plan["resolution"]
+    assert move.applicable
+    out, _ = _run(move.apply(), move.new_input_size)
+    assert out.shape == (1, 1000)

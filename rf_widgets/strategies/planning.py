@@ -219,10 +219,10 @@ def plan_slowdown(
 
     Every step halves the stride of one group of parallel downsampling layers (see
     :func:`stride_groups`); among the steps that leave equally few layers unproductive the one that adds
-    the least compute wins. Steps that would misalign a merge, empty a feature map or change the size a
-    flatten layer sees (a fixed-width classifier) are skipped, and so are layers for which
-    ``blocker(name)`` gives a reason (a torch module that runs twice, a stride set in code). Stops when
-    nothing is unproductive or no step helps.
+    the least compute wins. Steps that would misalign a merge, leave an empty feature map (even one the
+    original already had: the result must run) or change the size a flatten layer sees (a fixed-width
+    classifier) are skipped, and so are layers for which ``blocker(name)`` gives a reason (a torch
+    module that runs twice, a stride set in code). Stops when nothing is unproductive or no step helps.
     """
     stack = analysis.stack
     resolution = analysis.input_size
@@ -252,8 +252,9 @@ def plan_slowdown(
                 continue
             candidate = _with_strides(stack, trial)
             sizes, _, _, verdicts, diagnostics = evaluate(candidate, resolution)
-            problems = {(d.layer, d.kind) for d in diagnostics} - baseline
-            if problems or _flatten_input_sizes(candidate, sizes) != flatten_sizes:
+            found = {(d.layer, d.kind) for d in diagnostics}
+            empty = any(kind == "empty-output" for _, kind in found)
+            if found - baseline or empty or _flatten_input_sizes(candidate, sizes) != flatten_sizes:
                 rejected.append(stack.layers[group[0]].name)
                 continue
             count = len(verdicts.unproductive)

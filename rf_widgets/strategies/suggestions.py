@@ -263,6 +263,9 @@ class Context:
         """Why the stride of ``layer`` cannot be changed (None: it can)."""
         return None
 
+    def check_runs(self, size: tuple[int, ...]) -> None:
+        """Raise :class:`NotApplicable` when the model cannot run at ``size`` (a stack always can)."""
+
     def params_after_trim(self, plan: TrimPlan) -> int:
         kept = set(plan.kept)
         return sum(layer.params for layer in self.stack.layers if layer.name in kept) + sum(
@@ -364,6 +367,7 @@ def _slowdown(context: Context, before: Analysis) -> Suggestion:
 def _resolution(context: Context, before: Analysis) -> Suggestion:
     try:
         plan = planning.plan_resolution(before)
+        context.check_runs(plan.input_size)
     except NotApplicable as why:
         return _not_applicable("resolution", before, context, str(why))
     after = before.at(plan.input_size)

@@ -110,6 +110,10 @@ class TorchContext(Context):
     def stride_blocker(self, layer: str) -> str | None:
         return _stride_blocker(self.gm, self.stack, layer)
 
+    def check_runs(self, size: tuple[int, ...]) -> None:
+        """One forward pass at ``size``: the analysis cannot see every constraint (window partitions)."""
+        self.shapes(size)
+
     def node_of(self, layer: str) -> str:
         return _fx_node(self.stack, layer)
 
@@ -297,7 +301,8 @@ def _node_shapes(
         try:
             recorder.run(torch.zeros(1, channels, *resolution, dtype=dtype, device=device))
         except Exception as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             raise NotApplicable(
-                f"the model does not run at {'x'.join(map(str, resolution))} ({type(err).__name__}: {err})"
+                f"the model does not run at {'x'.join(map(str, resolution))} ({type(err).__name__}: {first})"
             ) from err
     return recorder.shapes

@@ -615,10 +615,12 @@ class Explorer(widgets.VBox):
         try:
             with self.hold_sync():
                 for a, n in enumerate(size):
-                    slider = self.controls[f"unit_{a}"]
-                    slider.max = max(n - 1, 0)
-                    if centre_unit or slider.value > slider.max:
-                        slider.value = max(n - 1, 0) // 2
+                    slider, top = self.controls[f"unit_{a}"], max(n - 1, 0)
+                    # Decide before touching max: lowering max clamps the value to the new edge.
+                    if centre_unit or slider.value > top:
+                        slider.max = max(slider.max, top)
+                        slider.value = top // 2
+                    slider.max = top
                 if not views_only:
                     low, high = result.resolution_range
                     feasible = self.controls["feasible"]
