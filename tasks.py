@@ -64,6 +64,8 @@ def test(*options: str) -> None:
     # The notebooks are tests too: nbval runs every cell and compares the printed output of the cells
     # marked `# NBVAL_CHECK_OUTPUT` (--nbval-lax), in this environment's kernel (--nbval-current-env).
     notebooks = ["notebooks", "--nbval-lax", "--nbval-current-env"]
+    # The training notebook (04) trains smaller and shorter in the test run, still for real.
+    os.environ.setdefault("RF_WIDGETS_QUICK", "1")
     run(PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "tests", *notebooks, *options)
 
 
