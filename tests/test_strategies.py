@@ -78,10 +78,9 @@ def test_parallel_downsampling_layers_change_together():
     assert slow.after.layer("c2").r_min == (7, 7)
 
 
-def test_trim_is_not_applicable_inside_blocks_whose_output_stays_productive():
-    # the residual branch a1-a2 is unproductive at 4 px, the shortcut keeps the block output productive,
-    # and everything after the block is productive: nothing can be cut off the end
-    stack = rfw.Stack(
+def block() -> rfw.Stack:
+    """A stem and one residual block whose branch is two 5x5 convs; the skip is the stem itself."""
+    return rfw.Stack(
         [
             rfw.conv("stem", 3, padding=1),
             rfw.conv("a1", 5, padding=2),
@@ -90,10 +89,29 @@ def test_trim_is_not_applicable_inside_blocks_whose_output_stays_productive():
             rfw.global_pool("gap"),
         ]
     )
-    assert "a2" in rfw.analyze(stack, 4).unproductive_layers
-    trim = rfw.suggest(stack, 4)["trim"]
+
+
+def test_trim_removes_a_residual_branch_that_is_unproductive_as_a_whole():
+    # at 4 px: a1 (r 7) has a 4x4 map under a 5x5 kernel (rule B), a2 reads r 7 >= 4 (rule A); the add
+    # stays productive through the skip (r_min 3), so the block can only become its skip connection
+    analysis = rfw.analyze(block(), 4)
+    assert analysis.unproductive_layers == ("a1", "a2")
+    assert analysis.layer("sum").status == "productive"
+    trim = rfw.suggest(block(), 4)["trim"]
+    assert trim.applicable
+    assert trim.plan.bypassed == (("sum", "stem"),)
+    assert set(trim.removed) == {"a1", "a2", "sum", "gap"}  # a declared stack gets no new head
+    assert trim.stack.names == ("stem",)
+
+
+def test_trim_is_not_applicable_when_every_block_keeps_a_productive_layer():
+    # at 6 px a1 is critical (productive, r 7 > 6 but its input r 3 < 6) and only a2 is unproductive:
+    # the branch is not unproductive as a whole and the block output is the last layer before the head
+    assert rfw.analyze(block(), 6).unproductive_layers == ("a2",)
+    trim = rfw.suggest(block(), 6)["trim"]
     assert not trim.applicable
     assert "'sum'" in trim.reason
+    assert "no residual branch is unproductive as a whole" in trim.reason
     with pytest.raises(RFError, match="does not apply"):
         trim.apply()
 
@@ -360,3 +378,14 @@ def test_a_model_that_does_not_run_at_the_target_size():
     assert move.applicable
     out, _ = _run(move.apply(), move.new_input_size)
     assert out.shape == (1, 1000)
+
+
+def test_trim_reads_through_an_unproductive_resnet_block():
+    # ResNet18 at 32 px: layer3.1's branch (conv1 .. bn2) is unproductive as a whole; its add goes and
+    # layer3.1.relu:2 reads layer3.0's output directly (and becomes the module's first call: 'relu')
+    model = torchvision.models.resnet18().eval()
+    trim = rfw.suggest(model, 32)["trim"]
+    assert trim.plan.bypassed == (("layer3.1.add", "layer3.0.relu:2"),)
+    assert "layer3.1.conv2" in trim.removed
+    assert trim.stack["layer3.1.relu"].inputs == ("layer3.0.relu:2",)
+    _check_applied(trim, model)

@@ -16,13 +16,13 @@ Two graph notions do the work:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rf_widgets.core.analysis import evaluate
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
-from rf_widgets.editing import change_layer
+from rf_widgets.editing import _rename_inputs, change_layer
 
 __all__ = [
     "ResolutionPlan",
@@ -46,12 +46,17 @@ class NotApplicable(Exception):
 
 @dataclass(frozen=True)
 class TrimPlan:
-    """Keep the layers the output of ``cut`` depends on, drop the rest and attach ``head``."""
+    """Keep the layers the output of ``cut`` depends on, drop the rest and attach ``head``.
+
+    ``bypassed`` holds ``(add, source)`` pairs: residual adds removed with their branch, whose readers
+    read ``source`` instead (the skip input, or what a removed skip add itself reads).
+    """
 
     cut: str
     kept: tuple[str, ...]
     removed: tuple[str, ...]
     head: tuple[Layer, ...]
+    bypassed: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,11 +167,17 @@ def stride_groups(stack: Stack) -> list[tuple[int, ...]]:
 # -- trim -------------------------------------------------------------------------------------------------
 
 
-def plan_trim(analysis: Analysis, make_head: Callable[[str], tuple[Layer, ...]]) -> TrimPlan:
-    """Cut the network after its last chain layer that is still productive and attach a new head.
+def plan_trim(
+    analysis: Analysis,
+    make_head: Callable[[str], tuple[Layer, ...]],
+    merge_blocker: Callable[[str], str | None] = lambda name: None,
+) -> TrimPlan:
+    """Cut after the last productive chain layer, attach a new head, and drop dead residual branches.
 
     ``make_head(cut)`` returns the layers of the new head, reading ``cut``'s output (for a torch model:
-    global average pooling, flatten and a linear layer with the right width).
+    global average pooling, flatten and a linear layer with the right width). Before the cut, a residual
+    branch whose layers are all unproductive is removed with its ``add``: the block keeps its skip
+    connection (see :func:`dead_branches`). ``merge_blocker(name)`` gives a reason to keep a merge.
     """
     stack = analysis.stack
     status = analysis.verdicts.status
@@ -179,23 +190,87 @@ def plan_trim(analysis: Analysis, make_head: Callable[[str], tuple[Layer, ...]])
     if not productive:
         raise NotApplicable("every layer on the path to the output is unproductive; nothing would be left")
     cut = productive[-1]
-    if cut == body[-1]:
+    kept_indices = ancestors(stack, cut)
+    branches = [
+        b for b in dead_branches(analysis, kept_indices) if not merge_blocker(stack.layers[b[0]].name)
+    ]
+    for merge, _, branch in branches:
+        kept_indices -= branch | {merge}
+    if cut == body[-1] and not branches:
         last = stack.layers[cut].name
         raise NotApplicable(
             f"the unproductive layers sit inside blocks whose output is still productive (the last block "
-            f"output before the head, '{last}', is {status[cut]}), so no block can be cut off the end"
+            f"output before the head, '{last}', is {status[cut]}), and no residual branch is unproductive "
+            "as a whole, so nothing can be removed"
         )
-    kept_indices = ancestors(stack, cut)
     kept = tuple(layer.name for i, layer in enumerate(stack.layers) if i in kept_indices)
     removed = tuple(layer.name for i, layer in enumerate(stack.layers) if i not in kept_indices)
-    return TrimPlan(stack.layers[cut].name, kept, removed, make_head(stack.layers[cut].name))
+    reads: dict[str, str] = {}  # a removed add is read through to its skip, across consecutive blocks
+    for m, skip, _ in sorted(branches):
+        name = stack.layers[skip].name
+        reads[stack.layers[m].name] = reads.get(name, name)
+    bypassed = tuple(reads.items())
+    return TrimPlan(stack.layers[cut].name, kept, removed, make_head(stack.layers[cut].name), bypassed)
+
+
+def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, frozenset[int]]]:
+    """Residual blocks in ``within`` whose branch is unproductive as a whole: ``(add, skip, branch)``.
+
+    The branch of a two-input ``add`` is everything one input depends on after the block's entry (the
+    add's immediate dominator). It qualifies when every layer in it is unproductive and nothing outside
+    it reads it; the add can then be replaced by its other input, the skip connection.
+    """
+    stack = analysis.stack
+    status = analysis.verdicts.status
+    idom = immediate_dominators(stack)
+    found: list[tuple[int, int, frozenset[int]]] = []
+    taken: set[int] = set()
+    for m in sorted(within):
+        sources = stack.input_indices[m]
+        if stack.layers[m].op != "add" or len(sources) != 2 or NETWORK_INPUT in sources:
+            continue
+        entry = idom[m]
+        before = ancestors(stack, entry) if entry != NETWORK_INPUT else set()
+        for b, skip in ((sources[0], sources[1]), (sources[1], sources[0])):
+            branch = ancestors(stack, b) - before
+            if not branch or skip in branch or branch & taken:
+                continue
+            if any(status[v] != "unproductive" for v in branch):
+                continue
+            if any(w not in branch and w != m for v in branch for w in stack.successors[v]):
+                continue
+            found.append((m, skip, frozenset(branch)))
+            taken |= branch | {m}
+            break
+    return found
 
 
 def trimmed_stack(stack: Stack, plan: TrimPlan) -> Stack:
-    """The stack the trim plan predicts: the kept layers in their order, then the new head."""
+    """The stack the trim plan predicts: the kept layers in their order, then the new head.
+
+    Readers of a removed ``add`` read its skip input instead. Layers imported from torch are renumbered
+    the way the import names repeated calls (``relu``, ``relu:2``): a removed call shifts the count.
+    """
     keep = set(plan.kept)
-    layers = [layer for layer in stack.layers if layer.name in keep]
-    return Stack([*layers, *plan.head], stack.ndim, f"{stack.name} (trimmed)", stack.metadata)
+    layers = [layer for layer in stack.layers if layer.name in keep] + list(plan.head)
+    for merge, skip in plan.bypassed:
+        layers = _rename_inputs(layers, merge, (skip,))
+    if any("fx_node" in layer.extra for layer in layers):
+        layers = _renumbered(layers)
+    return Stack(layers, stack.ndim, f"{stack.name} (trimmed)", stack.metadata)
+
+
+def _renumbered(layers: list[Layer]) -> list[Layer]:
+    counts: dict[str, int] = {}
+    names: dict[str, str] = {}
+    for layer in layers:
+        base = layer.name.split(":")[0]
+        counts[base] = counts.get(base, 0) + 1
+        names[layer.name] = base if counts[base] == 1 else f"{base}:{counts[base]}"
+    return [
+        replace(layer, name=names[layer.name], inputs=tuple(names.get(i, i) for i in layer.inputs or ()))
+        for layer in layers
+    ]
 
 
 # -- slow the growth --------------------------------------------------------------------------------------

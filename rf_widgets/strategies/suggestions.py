@@ -263,6 +263,10 @@ class Context:
         """Why the stride of ``layer`` cannot be changed (None: it can)."""
         return None
 
+    def merge_blocker(self, layer: str) -> str | None:
+        """Why the add ``layer`` cannot be replaced by its skip input (None: it can)."""
+        return None
+
     def check_runs(self, size: tuple[int, ...]) -> None:
         """Raise :class:`NotApplicable` when the model cannot run at ``size`` (a stack always can)."""
 
@@ -336,7 +340,9 @@ def _outcome(
 
 def _trim(context: Context, before: Analysis) -> Suggestion:
     try:
-        plan = planning.plan_trim(before, lambda cut: context.head(cut, before.input_size))
+        plan = planning.plan_trim(
+            before, lambda cut: context.head(cut, before.input_size), context.merge_blocker
+        )
     except NotApplicable as why:
         return _not_applicable("trim", before, context, str(why))
     stack = planning.trimmed_stack(before.stack, plan)
@@ -345,6 +351,9 @@ def _trim(context: Context, before: Analysis) -> Suggestion:
     dropped = [n for n in plan.removed if n in unproductive]
     others = [n for n in plan.removed if n not in unproductive]
     changes = [f"cut after '{plan.cut}': remove {len(plan.removed)} layers ({len(dropped)} unproductive)"]
+    if plan.bypassed:
+        blocks = _names([merge for merge, _ in plan.bypassed])
+        changes.append(f"residual branches unproductive as a whole, removed with their add: {blocks}")
     if others:
         changes.append(f"also removed: {_names(others)}")
     if plan.head:

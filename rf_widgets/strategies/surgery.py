@@ -9,6 +9,7 @@ modules. The user's model is never touched.
 from __future__ import annotations
 
 import copy
+import operator
 from dataclasses import replace
 from typing import Any
 
@@ -36,6 +37,7 @@ STRIDED_MODULES = (
     nn.modules.pooling._AvgPoolNd,
     nn.modules.pooling._LPPoolNd,
 )
+PURE_ADDS = (operator.add, torch.add)
 STRIDE_ARGUMENT = {
     **{f"max_pool{n}d": 2 for n in (1, 2, 3)},
     **{f"avg_pool{n}d": 2 for n in (1, 2, 3)},
@@ -93,7 +95,8 @@ class TorchContext(Context):
 
     def params_after_trim(self, plan: TrimPlan) -> int:
         """Parameters the kept part of the fx graph uses (each counted once), plus the new head."""
-        kept = _ancestors(self.gm.graph, self.node_of(plan.cut))
+        through = {self.node_of(merge): self.node_of(skip) for merge, skip in plan.bypassed}
+        kept = _ancestors(self.gm.graph, self.node_of(plan.cut), through)
         seen: dict[int, int] = {}
         for node in kept:
             if node.op == "call_module":
@@ -113,6 +116,15 @@ class TorchContext(Context):
     def check_runs(self, size: tuple[int, ...]) -> None:
         """One forward pass at ``size``: the analysis cannot see every constraint (window partitions)."""
         self.shapes(size)
+
+    def merge_blocker(self, layer: str) -> str | None:
+        node = self._nodes().get(self.node_of(layer))
+        if node is None or node.op != "call_function" or node.target not in PURE_ADDS or node.kwargs:
+            return "only a plain `a + b` can be read through"
+        return None
+
+    def _nodes(self) -> dict[str, fx.Node]:
+        return {node.name: node for node in self.gm.graph.nodes}
 
     def node_of(self, layer: str) -> str:
         return _fx_node(self.stack, layer)
@@ -157,6 +169,8 @@ def _trim(model: nn.Module, plan: TrimPlan, stack: Stack) -> nn.Module:
             new_out = gm.graph.call_module(f"{HEAD_NAME}.{i}", (new_out,))
     output = next(node for node in gm.graph.nodes if node.op == "output")
     output.args = (new_out,)
+    for merge, skip in plan.bypassed:  # the add reads its skip input only: readers take the skip
+        nodes[_fx_node(stack, merge)].replace_all_uses_with(nodes[_fx_node(stack, skip)])
     gm.graph.eliminate_dead_code()
     live = _ancestors(gm.graph, output.name)
     left = [node.name for node in gm.graph.nodes if node not in live and node.op != "placeholder"]
@@ -233,12 +247,16 @@ def _fx_node(stack: Stack, layer: str) -> str:
     return node
 
 
-def _ancestors(graph: fx.Graph, name: str) -> set[fx.Node]:
-    start = next(node for node in graph.nodes if node.name == name)
+def _ancestors(graph: fx.Graph, name: str, through: dict[str, str] | None = None) -> set[fx.Node]:
+    """``name`` and the nodes it depends on; a node named in ``through`` is replaced by the one it maps to."""
+    nodes = {node.name: node for node in graph.nodes}
+    through = through or {}
+    start = nodes[through.get(name, name)]
     seen = {start}
     todo = [start]
     while todo:
         for parent in todo.pop().all_input_nodes:
+            parent = nodes[through.get(parent.name, parent.name)]
             if parent not in seen:
                 seen.add(parent)
                 todo.append(parent)
