@@ -97,16 +97,7 @@ def make_screenshot(out: Path = DEFAULT_OUT, browser: Any = None) -> Path:
         notebook.write_text(json.dumps(_notebook(), indent=1))
         port, token = helpers._free_port(), secrets.token_hex(16)
         server = helpers.Server(f"http://127.0.0.1:{port}", token, root, base / "voila.log")
-        command = [
-            sys.executable,
-            "-m",
-            "voila",
-            str(notebook),
-            "--no-browser",
-            f"--port={port}",
-            "--Voila.ip=127.0.0.1",
-            f"--token={token}",
-        ]
+        command = helpers._voila_command(notebook, port, token)
         env = helpers._isolated_env(base / "jupyter")
         probe = f"{server.url}/voila/static/"
         with helpers._serve(command, env, server, probe, any_status=True):

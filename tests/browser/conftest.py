@@ -114,6 +114,20 @@ class Server:
             return "(no log)"
 
 
+def _voila_command(notebook: Path, port: int, token: str) -> list[str]:
+    """Voila serving ``notebook`` on 127.0.0.1:``port`` behind ``token``, without opening a browser."""
+    return [
+        sys.executable,
+        "-m",
+        "voila",
+        str(notebook),
+        "--no-browser",
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+        f"--token={token}",
+    ]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -244,16 +258,7 @@ def voila(browser_stack: None, tmp_path: Path) -> Iterator[Server]:
     env = _isolated_env(tmp_path / "jupyter")
     port, token = _free_port(), secrets.token_hex(16)
     server = Server(f"http://127.0.0.1:{port}", token, root, tmp_path / "voila.log")
-    command = [
-        sys.executable,
-        "-m",
-        "voila",
-        str(notebook),
-        "--no-browser",
-        f"--port={port}",
-        "--Voila.ip=127.0.0.1",
-        f"--token={token}",
-    ]
+    command = _voila_command(notebook, port, token)
     # Any answer from a static path means the server is up; probing `/` would execute the notebook.
     with _serve(command, env, server, f"{server.url}/voila/static/", any_status=True) as running:
         yield running
