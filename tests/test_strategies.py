@@ -91,6 +91,20 @@ def block() -> rfw.Stack:
     )
 
 
+def test_a_strided_chain_layer_does_not_join_the_branches_after_it():
+    # 'down' is on the output chain; the block right after it starts at 'down' too: two groups
+    stack = rfw.Stack(
+        [
+            rfw.conv("down", 3, stride=2, padding=1),
+            rfw.conv("a", 3, stride=2, padding=1),
+            rfw.conv("short", 1, stride=2, inputs="down"),
+            rfw.add("sum", ["a", "short"]),
+        ]
+    )
+    groups = [{stack.layers[i].name for i in g} for g in planning.stride_groups(stack)]
+    assert groups == [{"down"}, {"a", "short"}]
+
+
 def test_trim_removes_a_residual_branch_that_is_unproductive_as_a_whole():
     # at 4 px: a1 (r 7) has a 4x4 map under a 5x5 kernel (rule B), a2 reads r 7 >= 4 (rule A); the add
     # stays productive through the skip (r_min 3), so the block can only become its skip connection
@@ -388,4 +402,6 @@ def test_trim_reads_through_an_unproductive_resnet_block():
     assert trim.plan.bypassed == (("layer3.1.add", "layer3.0.relu:2"),)
     assert "layer3.1.conv2" in trim.removed
     assert trim.stack["layer3.1.relu"].inputs == ("layer3.0.relu:2",)
+    assert "layer3.1.relu" in trim.removed  # the branch's call of the module; the name lives on...
+    assert trim.made_productive == ()  # ...but nothing was made productive by cutting
     _check_applied(trim, model)

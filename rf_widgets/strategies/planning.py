@@ -15,6 +15,7 @@ Two graph notions do the work:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -150,17 +151,19 @@ def stride_groups(stack: Stack) -> list[tuple[int, ...]]:
     chain = output_chain(stack, idom)
     on_chain = set(chain)
     head = head_start(stack, chain)
-    groups: dict[int, list[int]] = {}
+    # Keys: ("on", i) for a chain layer itself, ("after", a) for the stretch that starts at chain layer a
+    # (or at the input), so a strided chain layer never shares a group with the branches after it.
+    groups: dict[tuple[str, int], list[int]] = {}
     for i, layer in enumerate(stack.layers):
         if (head is not None and i >= head) or not is_downsampling(layer):
             continue
         if i in on_chain:
-            groups[i] = [i]
+            groups[("on", i)] = [i]
             continue
         anchor = idom[i]
         while anchor != NETWORK_INPUT and anchor not in on_chain:
             anchor = idom[anchor]
-        groups.setdefault(-2 - anchor if anchor == NETWORK_INPUT else anchor, []).append(i)
+        groups.setdefault(("after", anchor), []).append(i)
     return [tuple(g) for g in groups.values()]
 
 
@@ -334,7 +337,8 @@ def plan_slowdown(
                 continue
             count = len(verdicts.unproductive)
             macs = sum(
-                layer.macs_per_position * _prod(n) for layer, n in zip(candidate.layers, sizes, strict=True)
+                layer.macs_per_position * math.prod(n)
+                for layer, n in zip(candidate.layers, sizes, strict=True)
             )
             if best is None or (count, macs) < (best[0], best[1]):
                 best = (count, macs, trial, candidate)
@@ -393,10 +397,3 @@ def plan_resolution(analysis: Analysis) -> ResolutionPlan:
 
 def _size(size: tuple[int, ...]) -> str:
     return "x".join(map(str, size))
-
-
-def _prod(values: tuple[int, ...]) -> int:
-    out = 1
-    for v in values:
-        out *= v
-    return out

@@ -7,14 +7,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rf_widgets._api import to_stack
+from rf_widgets._api import _is_torch_module, to_stack
 from rf_widgets.core.analysis import analyze_stack, normalize_resolution
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
 from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning
-from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan
+from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan, _size
 
 __all__ = ["KINDS", "Suggestion", "Suggestions", "suggest"]
 
@@ -85,11 +85,6 @@ class Suggestion:
         """The modified layer graph (None when the strategy does not apply)."""
         return None if self.after is None else self.after.stack
 
-    @property
-    def analysis(self) -> Analysis | None:
-        """The predicted analysis of the modified network (the same as :attr:`after`)."""
-        return self.after
-
     def apply(self) -> Any:
         """The modified network: a new ``nn.Module`` for a torch model, a :class:`Stack` otherwise.
 
@@ -98,7 +93,7 @@ class Suggestion:
         """
         if not self.applicable or self.plan is None or self.after is None:
             raise RFError(f"the strategy '{self.kind}' does not apply: {self.reason}")
-        if _is_torch(self.model):
+        if _is_torch_module(self.model):
             from rf_widgets.strategies.surgery import apply_plan
 
             return apply_plan(self.model, self.plan, self.before.stack)
@@ -231,7 +226,7 @@ def suggest(
         loaded = load_model_spec(model)
         name = name or model
         model = loaded
-    if _is_torch(model):
+    if _is_torch_module(model):
         from rf_widgets.strategies.surgery import TorchContext
 
         context: Context = TorchContext(model, name)
@@ -327,8 +322,11 @@ def _outcome(
         params_after=params_after,
         macs_after=_macs(after),
         removed=removed,
+        # A removed layer is not made productive, even when a renumbered call now has its name.
         made_productive=tuple(
-            n for n in before.unproductive_layers if n not in now and n in after.stack.index
+            n
+            for n in before.unproductive_layers
+            if n not in now and n in after.stack.index and n not in removed
         ),
         still_unproductive=after.unproductive_layers,
         border_after=after.border_layer,
@@ -349,7 +347,8 @@ def _trim(context: Context, before: Analysis) -> Suggestion:
     after = analyze_stack(stack, before.input_size, stack.name)
     unproductive = set(before.unproductive_layers)
     dropped = [n for n in plan.removed if n in unproductive]
-    others = [n for n in plan.removed if n not in unproductive]
+    merges = {merge for merge, _ in plan.bypassed}
+    others = [n for n in plan.removed if n not in unproductive and n not in merges]
     changes = [f"cut after '{plan.cut}': remove {len(plan.removed)} layers ({len(dropped)} unproductive)"]
     if plan.bypassed:
         blocks = _names([merge for merge, _ in plan.bypassed])
@@ -409,10 +408,6 @@ def _axes(values: tuple[int, ...]) -> str:
     return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
 
 
-def _size(size: tuple[int, ...]) -> str:
-    return "x".join(map(str, size))
-
-
 def _count(n: int) -> str:
     if n >= 10**9:
         return f"{n / 1e9:.2f}G"
@@ -428,10 +423,3 @@ def _ratio(after: int, before: int) -> str:
         return "n/a"
     change = after / before - 1
     return "unchanged" if math.isclose(change, 0, abs_tol=5e-4) else f"{change:+.1%}"
-
-
-def _is_torch(model: Any) -> bool:
-    import sys
-
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(model, torch.nn.Module)

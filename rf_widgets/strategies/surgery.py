@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import operator
 from dataclasses import replace
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -24,7 +25,7 @@ from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, Stride
 from rf_widgets.strategies.suggestions import Context
 from rf_widgets.torch_import import import_traced
 from rf_widgets.torch_import.rules import module_rules
-from rf_widgets.torch_import.tracing import preserved, trace
+from rf_widgets.torch_import.tracing import fetch_attr, preserved, trace
 
 __all__ = ["HEAD_NAME", "TorchContext", "apply_plan"]
 
@@ -103,7 +104,7 @@ class TorchContext(Context):
                 for p in self.gm.get_submodule(str(node.target)).parameters():
                     seen[id(p)] = p.numel()
             elif node.op == "get_attr":
-                value = _attribute(self.gm, str(node.target))
+                value = fetch_attr(self.gm, str(node.target))
                 tensors = value.parameters() if isinstance(value, nn.Module) else [value]
                 for p in tensors:
                     if isinstance(p, nn.Parameter):
@@ -118,11 +119,12 @@ class TorchContext(Context):
         self.shapes(size)
 
     def merge_blocker(self, layer: str) -> str | None:
-        node = self._nodes().get(self.node_of(layer))
+        node = self._nodes.get(self.node_of(layer))
         if node is None or node.op != "call_function" or node.target not in PURE_ADDS or node.kwargs:
             return "only a plain `a + b` can be read through"
         return None
 
+    @cached_property
     def _nodes(self) -> dict[str, fx.Node]:
         return {node.name: node for node in self.gm.graph.nodes}
 
@@ -186,10 +188,11 @@ def _trim(model: nn.Module, plan: TrimPlan, stack: Stack) -> nn.Module:
 
 
 def _restride(model: nn.Module, plan: StridePlan, stack: Stack) -> nn.Module:
-    gm = _traced(model)
-    functional = False
+    # Strides of modules change on the copy itself; only strides passed to functions need its graph.
+    functional = any(stack[name].module is None for name, _, _ in plan.changes)
+    gm = _traced(model) if functional else None
     for name, _, new in plan.changes:
-        why = _stride_blocker(gm, stack, name)
+        why = _stride_blocker(gm or model, stack, name)
         if why:
             raise RFError(f"cannot change the stride of '{name}': {why}")
         layer = stack[name]
@@ -197,32 +200,36 @@ def _restride(model: nn.Module, plan: StridePlan, stack: Stack) -> nn.Module:
             module = model.get_submodule(layer.module)
             module.stride = _stride_like(module.stride, new)
             continue
-        functional = True
+        assert gm is not None
         node = next(n for n in gm.graph.nodes if n.name == _fx_node(stack, name))
         position = STRIDE_ARGUMENT[node.target.__name__]  # type: ignore[union-attr]
         if len(node.args) > position:
             node.args = (*node.args[:position], new, *node.args[position + 1 :])
         else:
             node.kwargs = {**node.kwargs, "stride": new}
-    if not functional:
+    if gm is None:
         return model  # only module attributes changed: the copy keeps its own class and code
     gm.graph.lint()
     gm.recompile()
     return gm
 
 
-def _stride_blocker(gm: fx.GraphModule, stack: Stack, name: str) -> str | None:
-    """Why the stride of layer ``name`` cannot be rewritten in the torch model (None: it can)."""
+def _stride_blocker(root: nn.Module, stack: Stack, name: str) -> str | None:
+    """Why the stride of layer ``name`` cannot be rewritten in the torch model (None: it can).
+
+    ``root`` is the model, or its GraphModule when a layer may be a function call.
+    """
     layer = stack[name]
     if layer.module is not None:
         calls = sum(1 for other in stack.layers if other.module == layer.module)
         if calls > 1:
             return f"its module '{layer.module}' runs {calls} times and a change would apply to every call"
-        module = gm.get_submodule(layer.module)
+        module = root.get_submodule(layer.module)
         if not isinstance(module, STRIDED_MODULES):
             return f"{type(module).__name__} is not a convolution or pooling module rf_widgets can rewrite"
         return None
-    node = next((n for n in gm.graph.nodes if n.name == layer.extra.get("fx_node")), None)
+    nodes = root.graph.nodes if isinstance(root, fx.GraphModule) else ()
+    node = next((n for n in nodes if n.name == layer.extra.get("fx_node")), None)
     function = getattr(getattr(node, "target", None), "__name__", None)
     if node is None or node.op != "call_function" or function not in STRIDE_ARGUMENT:
         return f"its stride is set in the model's code by {function or layer.op!r}, which cannot be rewritten"
@@ -261,13 +268,6 @@ def _ancestors(graph: fx.Graph, name: str, through: dict[str, str] | None = None
                 seen.add(parent)
                 todo.append(parent)
     return seen
-
-
-def _attribute(gm: fx.GraphModule, target: str) -> Any:
-    value: Any = gm
-    for part in target.split("."):
-        value = getattr(value, part)
-    return value
 
 
 def _stride_like(current: Any, new: tuple[int, ...]) -> Any:

@@ -39,6 +39,7 @@ NEW_LAYER_TYPES = ("conv", "pool", "elementwise", "global_pool")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_LABELLED_CELLS = 60
 ALL_VIEWS = ("growth", "strip", "overlay")
+TAB_TITLES = ("Resolution and unit", "Layer stack", "Strategies", "Image", "Export")
 
 
 def explore(model: Any, image: Any = None, input_size: int = 224, **kwargs: Any) -> Explorer:
@@ -134,7 +135,9 @@ class Explorer(widgets.VBox):
         self._model = model
         self._original = stack
         self.suggestions: Suggestions | None = None
-        self._suggested_from = 0
+        self._suggested_from = 0  # history length when the suggestions were made
+        self._suggested_for: Stack | None = None  # the stack they were made for
+        self._previewing: Stack | None = None  # the suggestion's stack now shown, if any
         self._history: list[Stack] = [stack]
         size = input_size if isinstance(input_size, int) else int(next(iter(input_size)))
         self.result: Analysis = analyze_stack(stack, size, stack.name)
@@ -194,7 +197,7 @@ class Explorer(widgets.VBox):
             self._export_panel(),
         ]
         tabs = widgets.Tab(children=panels)
-        for i, title in enumerate(("Resolution and unit", "Layer stack", "Strategies", "Image", "Export")):
+        for i, title in enumerate(TAB_TITLES):
             tabs.set_title(i, title)
         self.controls["tabs"] = tabs
         return (self.summary, tabs, self.message, self.caption, self.picture, self.table)
@@ -475,7 +478,7 @@ class Explorer(widgets.VBox):
         self.suggestions = suggest(source, size, name=self.stack.name)
         self._suggested_from = len(self._history)
         self._suggested_for = self.stack
-        self._previewing: Stack | None = None
+        self._previewing = None
         options = [("(original)", "")] + [(s.title, s.kind) for s in self.suggestions.applicable()]
         with self.hold_sync():
             self.controls["strategy"].options = options
@@ -526,10 +529,8 @@ class Explorer(widgets.VBox):
 
     @_guarded
     def _on_strategy_export(self, _: Any = None) -> None:
-        import json
-
-        self.export_text.value = json.dumps(stack_to_dict(self.stack), indent=2)
-        self.controls["tabs"].selected_index = 4
+        self._on_export_json()
+        self.controls["tabs"].selected_index = TAB_TITLES.index("Export")
         self._report(f"'{self.stack.name}' is in the Export tab", error=False)
 
     @_guarded
