@@ -353,6 +353,10 @@ def _to_unit_range(array: np.ndarray) -> np.ndarray:
     return (values - low) / (high - low) if high > low else np.full_like(values, 0.5)
 
 
+MAX_PICTURE_SIDE = 1024
+"""The largest side of the picture drawn under the boxes; larger inputs are stretched to fit."""
+
+
 def _fit_image(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Centre-crop ``rgb`` to the aspect of ``size`` (height, width), then resize it to ``size``."""
     from PIL import Image
@@ -466,9 +470,13 @@ class FieldOverlay:
             self.artists["image"].set_data(self._picture(self._size))
 
     def _picture(self, size: tuple[int, int]) -> np.ndarray:
+        # The image's extent stretches it over the input: a grey pixel is enough for no image, and
+        # past MAX_PICTURE_SIDE more pixels than a screen shows would only cost memory (a 10000 px
+        # input would otherwise allocate gigabytes).
         if self._source is None:
-            return np.full((*size, 3), 128, np.uint8)
-        return _fit_image(self._source, size)
+            return np.full((1, 1, 3), 128, np.uint8)
+        scale = min(1.0, MAX_PICTURE_SIDE / max(size))
+        return _fit_image(self._source, (max(1, round(size[0] * scale)), max(1, round(size[1] * scale))))
 
     def _set_size(self, size: tuple[int, int]) -> None:
         height, width = size

@@ -66,7 +66,7 @@ def test_layer_and_unit_move_the_boxes(declared):
     declared.controls["unit_0"].value = 3
     declared.controls["unit_1"].value = 5
     box = declared.result.unit_box("c2", (3, 5))
-    overlay = declared._overlay
+    overlay = declared.renderer.overlay
     rect = overlay.artists["r_max"]
     assert rect.get_x() == pytest.approx(box.start[1] - 0.5)
     assert rect.get_y() == pytest.approx(box.start[0] - 0.5)
@@ -110,7 +110,7 @@ def test_edit_undo_reset(declared):
     declared.controls["undo"].click()
     assert "extra" in declared.stack.names
     declared.controls["reset"].click()
-    assert declared.stack is declared._original
+    assert declared.stack is declared.state.original
     assert declared.result.layer("c3").jump == (4, 4)
 
 
@@ -151,21 +151,21 @@ def _upload(ex: Explorer, name: str, content: bytes) -> None:
 def test_upload_image_and_reject_bad_files(declared):
     _upload(declared, "good.png", _png_bytes())
     assert "showing 'good.png' (30x20)" in _message(declared)
-    shown = declared._image
+    shown = declared.state.image
     _upload(declared, "notes.txt", b"hello, not an image")
     assert "notes.txt" in _message(declared)
     assert "rfw-error" in declared.message._dom_classes
-    assert declared._image is shown
+    assert declared.state.image is shown
     _upload(declared, "broken.png", _png_bytes()[:40])
     assert "broken.png" in _message(declared)
-    assert declared._image is shown
+    assert declared.state.image is shown
 
 
 def test_sample_image_choice(declared):
     declared.controls["image"].value = "grace_hopper"
-    assert declared._image.shape[2] == 3
+    assert declared.state.image.shape[2] == 3
     declared.controls["image"].value = "none"
-    assert declared._image is None
+    assert declared.state.image is None
 
 
 def test_torch_model_override_without_retracing(monkeypatch):
@@ -206,8 +206,8 @@ def test_blitted_picture_equals_a_full_redraw(declared):
     declared.controls["resolution"].value = 20
     declared.controls["unit_0"].value = 4
     blitted = np.asarray(Image.open(io.BytesIO(declared.picture.value)))
-    declared._background = None
-    declared._render()
+    declared.renderer.background = None
+    declared.renderer.render()
     full = np.asarray(Image.open(io.BytesIO(declared.picture.value)))
     assert blitted.shape == full.shape
     assert np.array_equal(blitted, full)
@@ -226,17 +226,17 @@ def test_blitted_picture_equals_a_full_redraw_on_resnet18():
     ex.controls["unit_1"].value = 3
     ex.controls["resolution"].value = 48
     blitted = np.asarray(Image.open(io.BytesIO(ex.picture.value)))
-    ex._background = None
-    ex._render()
+    ex.renderer.background = None
+    ex.renderer.render()
     assert np.array_equal(blitted, np.asarray(Image.open(io.BytesIO(ex.picture.value))))
 
 
 def test_oversize_upload_is_refused(declared):
-    shown = declared._image
+    shown = declared.state.image
     _upload(declared, "huge.png", b"\x89PNG" + bytes(21 * 1024 * 1024))
     assert "huge.png" in _message(declared)
     assert "MiB" in _message(declared)
-    assert declared._image is shown
+    assert declared.state.image is shown
 
 
 def test_ipython_extension_registers_the_magic(capsys):
@@ -264,12 +264,12 @@ def _click(ex: Explorer, ax, x: float, y: float) -> None:
 
 def test_clicks_pick_a_unit_and_a_layer(declared):
     declared.controls["layer"].value = "c2"  # r 8, jump 2, offset 3 at 32 px: unit u is centred at 2u + 0.5
-    _click(declared, declared._overlay.ax, x=2 * 5 + 0.5, y=2 * 9 + 0.5)
+    _click(declared, declared.renderer.overlay.ax, x=2 * 5 + 0.5, y=2 * 9 + 0.5)
     assert (declared.controls["unit_0"].value, declared.controls["unit_1"].value) == (9, 5)
-    cell = declared._strip.cells["c3"]
+    cell = declared.renderer.strip.cells["c3"]
     _click(
         declared,
-        declared._strip.ax,
+        declared.renderer.strip.ax,
         cell.get_x() + cell.get_width() / 2,
         cell.get_y() + cell.get_height() / 2,
     )

@@ -9,23 +9,43 @@ from rf_widgets.errors import LayerSpecError
 __all__ = ["format_padding", "format_per_axis", "parse_padding", "parse_per_axis"]
 
 
+MAX_VALUE = 1_000_000
+"""The largest kernel, stride, dilation or padding a field accepts (no network comes near it)."""
+MAX_TEXT = 1000
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
 def parse_per_axis(text: str, field: str) -> int | tuple[int, ...]:
     """An int, or one int per axis separated by commas, spaces or ``x``."""
+    if len(text) > MAX_TEXT:
+        raise LayerSpecError(f"{field} is {len(text)} characters long; at most {MAX_TEXT} are read")
     parts = [p for p in re.split(r"[,\sx×]+", text.strip().strip("()[]")) if p]
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        raise LayerSpecError(f"{field} must be whole numbers like 3 or 3,5, got {text!r}") from None
+    if not all(re.fullmatch(r"[+-]?\d+", p) for p in parts):
+        raise LayerSpecError(f"{field} must be whole numbers like 3 or 3,5, got {_shown(text)}")
+    values = tuple(int(p) for p in parts)
     if not values:
         raise LayerSpecError(f"{field} is empty")
+    _check_range(values, field, text)
     return values[0] if len(values) == 1 else values
+
+
+def _check_range(values: tuple[int, ...], field: str, text: str) -> None:
+    if any(abs(v) > MAX_VALUE for v in values):
+        raise LayerSpecError(f"{field} must be at most {MAX_VALUE:,} on every axis, got {_shown(text)}")
 
 
 def parse_padding(text: str) -> int | tuple[int, ...] | tuple[tuple[int, int], ...]:
     """Padding as an int, one int per axis, or one ``(lo, hi)`` pair per axis."""
+    if len(text) > MAX_TEXT:
+        raise LayerSpecError(f"padding is {len(text)} characters long; at most {MAX_TEXT} are read")
     pairs = re.findall(r"\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)", text)
     if pairs:
-        return tuple((int(lo), int(hi)) for lo, hi in pairs)
+        values = tuple((int(lo), int(hi)) for lo, hi in pairs)
+        _check_range(tuple(v for pair in values for v in pair), "padding", text)
+        return values
     return parse_per_axis(text, "padding")
 
 

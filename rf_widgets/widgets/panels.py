@@ -1,0 +1,188 @@
+"""The Explorer's controls, one builder per tab, and the HTML of its summary and strategy panels.
+
+Builders only create widgets and name them; :mod:`rf_widgets.widgets.explorer` wires them to the
+state. Every control keeps the name it had in the first Explorer (``controls["resolution"]`` ...).
+"""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as widgets
+
+from rf_widgets.core.results import Analysis
+from rf_widgets.data import SAMPLE_IMAGES
+from rf_widgets.strategies import Suggestions
+
+__all__ = [
+    "NEW_LAYER_TYPES",
+    "TAB_TITLES",
+    "export_panel",
+    "image_options",
+    "image_panel",
+    "stack_panel",
+    "strategies_html",
+    "strategy_panel",
+    "summary_html",
+    "summary_rows",
+    "view_panel",
+]
+
+NEW_LAYER_TYPES = ("conv", "pool", "elementwise", "global_pool")
+TAB_TITLES = ("Resolution and unit", "Layer stack", "Strategies", "Image", "Export")
+EDITOR_FIELDS = ("kernel", "stride", "dilation", "padding")
+EDIT_BUTTONS = {
+    "apply": ("Apply to layer", "change the fields that differ from the selected layer"),
+    "bypass": ("Bypass", "make the layer an identity"),
+    "add": ("Add after", "insert a new layer (type, name and the fields) after the selected one"),
+    "remove": ("Remove", ""),
+    "up": ("Move up", ""),
+    "down": ("Move down", ""),
+    "undo": ("Undo", ""),
+    "redo": ("Redo", ""),
+    "reset": ("Reset", "back to the original stack (Undo reverts it)"),
+}
+STRUCTURAL = ("add", "remove", "up", "down")
+
+
+def view_panel(controls: dict[str, widgets.Widget], ndim: int, size: int) -> widgets.Widget:
+    """Input size (slider + number), the feasible range, the layer, one slider per unit axis."""
+    top = max(1024, 2 * size)
+    resolution = widgets.IntSlider(
+        value=size,
+        min=1,
+        max=top,
+        description="Input size",
+        continuous_update=True,
+        layout=widgets.Layout(width="520px"),
+    ).add_class("rfw-resolution")
+    number = widgets.BoundedIntText(value=size, min=1, max=top, layout=widgets.Layout(width="90px"))
+    widgets.link((resolution, "value"), (number, "value"))  # kernel-side: setting either from code works
+    feasible = widgets.IntRangeSlider(
+        value=(1, 1),
+        min=1,
+        max=top,
+        description="Feasible",
+        disabled=True,
+        layout=widgets.Layout(width="520px"),
+    ).add_class("rfw-feasible")
+    layer = widgets.Dropdown(options=(), description="Layer")
+    units = [
+        widgets.IntSlider(value=0, min=0, max=0, description=f"Unit ({'hwd'[a] if ndim <= 3 else a})")
+        for a in range(ndim)
+    ]
+    log = widgets.Checkbox(value=False, description="log scale")
+    controls.update(resolution=resolution, resolution_text=number, feasible=feasible, layer=layer, log=log)
+    controls.update({f"unit_{a}": slider for a, slider in enumerate(units)})
+    return widgets.VBox(
+        [widgets.HBox([resolution, number]), feasible, widgets.HBox([layer, log]), widgets.HBox(units)]
+    )
+
+
+def stack_panel(controls: dict[str, widgets.Widget], fixed_graph: bool) -> widgets.Widget:
+    """The layer list, the editor fields (showing the selected layer) and the edit buttons."""
+    names = widgets.Select(options=(), rows=8, description="Layers")
+    kind = widgets.Dropdown(options=NEW_LAYER_TYPES, value="conv", description="Type")
+    new_name = widgets.Text(description="Name", placeholder="new layer name")
+    fields = {key: widgets.Text(description=key.capitalize()) for key in EDITOR_FIELDS}
+    buttons = {
+        key: widgets.Button(description=text, tooltip=tip) for key, (text, tip) in EDIT_BUTTONS.items()
+    }
+    controls.update(stack=names, new_type=kind, new_name=new_name, **fields, **buttons)
+    if fixed_graph:  # a traced model keeps its graph: override or bypass layers only
+        for key in STRUCTURAL:
+            buttons[key].disabled = True
+            buttons[key].tooltip = "a torch model's graph is fixed; override or bypass a layer instead"
+    order = ("apply", "bypass", *STRUCTURAL, "undo", "redo", "reset")
+    return widgets.HBox(
+        [
+            names,
+            widgets.VBox([kind, new_name, *fields.values()]),
+            widgets.VBox([buttons[key] for key in order]),
+        ]
+    )
+
+
+def strategy_panel(controls: dict[str, widgets.Widget]) -> widgets.Widget:
+    """Suggest, the preview choice, the description of each strategy, and the export of a preview."""
+    find = widgets.Button(
+        description="Suggest", tooltip="design strategies for the shown stack at the shown input size"
+    ).add_class("rfw-suggest")
+    choice = widgets.Dropdown(options=[("(original)", "")], value="", description="Preview")
+    choice.add_class("rfw-strategy")
+    details = widgets.HTML().add_class("rfw-strategy-details")
+    export = widgets.Button(description="Export preview", tooltip="the previewed stack as JSON")
+    controls.update(suggest=find, strategy=choice, strategy_details=details, strategy_export=export)
+    return widgets.VBox([widgets.HBox([find, choice, export]), details])
+
+
+def image_options(image_name: str, image_label: str) -> list[str] | list[tuple[str, str]]:
+    """The sample dropdown's options: the samples, plus the shown image when it is not one of them."""
+    names = ["none", *SAMPLE_IMAGES]
+    if image_name in names:
+        return names
+    return [*((name, name) for name in names), (f"({image_label})", image_name)]
+
+
+def image_panel(controls: dict[str, widgets.Widget]) -> widgets.Widget:
+    """The sample choice and the upload button."""
+    choice = widgets.Dropdown(options=image_options("none", "none"), value="none", description="Sample")
+    upload = widgets.FileUpload(accept="image/png,image/jpeg", multiple=False, description="Upload")
+    controls.update(image=choice, upload=upload)
+    return widgets.HBox([choice, upload])
+
+
+def export_panel(controls: dict[str, widgets.Widget]) -> widgets.Widget:
+    """Buttons that write the shown stack as JSON or Python into a text area."""
+    as_json = widgets.Button(description="Stack as JSON")
+    as_python = widgets.Button(description="Stack as Python")
+    text = widgets.Textarea(layout=widgets.Layout(width="100%", height="180px"))
+    controls.update(export_json=as_json, export_python=as_python, export_text=text)
+    return widgets.VBox([widgets.HBox([as_json, as_python]), text])
+
+
+def summary_rows(result: Analysis) -> list[tuple[str, str]]:
+    """The summary as (label, plain text) rows: the one place the Explorer's summary is worded."""
+    counts = result.counts
+    share = result.unproductive_share()
+    low, high = result.resolution_range
+    rows = [
+        ("Model", result.model),
+        ("Input", "x".join(map(str, result.input_size))),
+        ("Border layer", result.border_layer or "none"),
+        ("Unproductive layers", f"{counts['unproductive']} of {len(result.layers)} ({share['layers']:.0%})"),
+    ]
+    if share["params"] is not None:
+        rows.append(("Parameters in unproductive layers", f"{share['params']:.1%}"))
+    if share["macs"] is not None:
+        rows.append(("Multiply-adds in unproductive layers", f"{share['macs']:.1%}"))
+    rows.append(
+        (
+            "Feasible input sizes",
+            f"{low if low is not None else '?'} to {high if high is not None else 'unbounded'}",
+        )
+    )
+    if counts["unknown"]:
+        rows.append(("Unknown operations", f"{counts['unknown']} (values after them are lower bounds)"))
+    return rows
+
+
+def summary_html(result: Analysis) -> str:
+    """:func:`summary_rows` as an HTML table."""
+    cells = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in summary_rows(result)
+    )
+    return f"<table class='rfw-summary-table'>{cells}</table>"
+
+
+def strategies_html(suggestions: Suggestions | None, chosen: str | None = "") -> str:
+    """Each strategy's description; the one previewed in bold."""
+    if suggestions is None:
+        return ""
+    items = []
+    for s in suggestions:
+        text = html.escape(s.describe())
+        style = "font-weight:bold" if s.kind == chosen else ""
+        items.append(f"<pre style='white-space:pre-wrap;margin:2px 0;{style}'>{text}</pre>")
+    return "".join(items)
