@@ -45,14 +45,17 @@ def analyze(model: Any, input_size: int | Sequence[int] = 224, *, name: str | No
     return analyze_stack(stack, input_size, name or stack.name)
 
 
-def to_stack(model: Any) -> Stack:
-    """The layer graph of ``model`` (see :func:`analyze` for what ``model`` may be)."""
+def to_stack(model: Any, *, allow_code: bool = True) -> Stack:
+    """The layer graph of ``model`` (see :func:`analyze` for what ``model`` may be).
+
+    ``allow_code=False`` refuses ``package.module:factory`` specs (see :mod:`rf_widgets.specs`).
+    """
     if isinstance(model, Stack):
         return model
     if isinstance(model, str):
         from rf_widgets.specs import load_model_spec
 
-        loaded = load_model_spec(model)
+        loaded = load_model_spec(model, allow_code=allow_code)
         return loaded if isinstance(loaded, Stack) else _import_torch(loaded, model)
     if _is_torch_module(model):
         return _import_torch(model, None)

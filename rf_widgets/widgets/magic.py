@@ -1,4 +1,9 @@
-"""``%load_ext rf_widgets`` then ``%rfa torchvision:resnet18 --resolution 32`` shows the Explorer."""
+"""``%load_ext rf_widgets`` then ``%rfa torchvision:resnet18 --resolution 32`` shows the Explorer.
+
+A ``%rfa`` line may come from a notebook someone else wrote, so it accepts ``torchvision:NAME``,
+``timm:NAME``, stack files and names of the notebook's variables, but imports no code
+(``package.module:factory``) unless the line says ``--allow-code``.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("model")
     parser.add_argument("--resolution", "-r", type=int, default=224)
     parser.add_argument("--image", default=None)
+    parser.add_argument("--allow-code", action="store_true")
     return parser
 
 
@@ -24,10 +30,18 @@ def rfa(line: str, namespace: dict[str, Any] | None = None) -> Any:
 
     try:
         args = _parser().parse_args(shlex.split(line))
-    except SystemExit:
-        raise RFError(f"usage: %rfa MODEL [--resolution N] [--image NAME], got {line!r}") from None
-    model = namespace[args.model] if namespace and args.model in namespace else args.model
-    return Explorer(model, image=args.image, input_size=args.resolution)
+    except (SystemExit, ValueError):
+        raise RFError(
+            f"usage: %rfa MODEL [--resolution N] [--image NAME] [--allow-code], got {line!r}"
+        ) from None
+    if namespace and args.model in namespace:
+        return Explorer(namespace[args.model], image=args.image, input_size=args.resolution)
+    from rf_widgets.core.graph import Stack
+    from rf_widgets.specs import load_model_spec
+
+    model = load_model_spec(args.model, allow_code=args.allow_code)
+    name = None if isinstance(model, Stack) else args.model
+    return Explorer(model, image=args.image, input_size=args.resolution, name=name)
 
 
 def register(ipython: Any) -> None:
