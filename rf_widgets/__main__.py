@@ -1,16 +1,19 @@
 """Command line: ``python -m rf_widgets MODEL [--resolution N | --input-size H W] [--json]``.
 
 MODEL is ``torchvision:NAME``, ``timm:NAME``, ``package.module:factory`` or a JSON/YAML stack file.
-Prints the per-layer table and a summary (or the SPEC section 9 JSON document with ``--json``). Bad
-input ends with one line on stderr and exit status 2.
+Prints the per-layer table and a summary (or the SPEC section 9 JSON document with ``--json``). Every
+user error (a bad argument, spec, file or size, or a reader that closed the pipe) ends with one line on
+stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 
 from rf_widgets._api import analyze
 from rf_widgets.errors import RFError
@@ -18,8 +21,20 @@ from rf_widgets.errors import RFError
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Argument errors in one line, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        _fail(f"{message} (see python -m rf_widgets --help)")
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"rf_widgets: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m rf_widgets",
         description="Receptive field analysis: border layer, unproductive layers, feasible input sizes.",
     )
@@ -32,12 +47,23 @@ def _parser() -> argparse.ArgumentParser:
     size.add_argument(
         "--input-size", nargs="+", type=int, metavar="N", help="one input size per spatial axis"
     )
-    parser.add_argument("--json", action="store_true", help="print the JSON document (schema_version 1)")
+    parser.add_argument("--json", action="store_true", help="print the JSON document (schema_version 2)")
     parser.add_argument("--summary", action="store_true", help="print the summary only, without the table")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (``--json | head -1``): stop quietly on stdout, say so once on stderr.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        print("rf_widgets: error: the output pipe was closed before everything was written", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     input_size = args.input_size if args.input_size else args.resolution
     with warnings.catch_warnings(record=True) as caught:
@@ -45,17 +71,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             result = analyze(args.model, input_size)
         except RFError as err:
-            print(f"rf_widgets: error: {err}", file=sys.stderr)
+            print(f"rf_widgets: error: {' '.join(str(err).split())}", file=sys.stderr)
             return 2
     for warning in caught:
         if warning.category.__module__.startswith("rf_widgets"):
-            print(f"rf_widgets: warning: {warning.message}", file=sys.stderr)
+            print(f"rf_widgets: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
     if args.json:
-        print(result.to_json())
+        text = result.to_json()
     elif args.summary:
-        print(result.summary())
+        text = result.summary()
     else:
-        print(repr(result))
+        text = repr(result)
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
     return 0
 
 

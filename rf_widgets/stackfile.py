@@ -13,11 +13,19 @@ A document is a mapping with ``layers`` (a list) and optionally ``name`` and ``n
 ``concat``, ``global_pool``, ``adaptive_pool``, ``flatten``, ``unknown``. Parameters take an int (every
 axis), a list with one value per axis, and for ``padding`` also one ``[lo, hi]`` pair per axis. A layer
 without ``inputs`` takes the layer before it; ``"input"`` names the network input.
+
+Files are read strictly, because a stack file may come from anyone: every value must have its exact
+type (``true``/``false`` for ``ceil_mode``, ints that are not booleans for sizes), a key may appear once
+per mapping, YAML anchors and aliases are refused, and sizes no network needs are refused before any
+work is done: more than :data:`MAX_LAYERS` layers, more than :data:`MAX_NDIM` axes, a parameter above
+:data:`MAX_PARAMETER`, strides whose product along a path exceeds ``2**64``, files above
+:data:`MAX_FILE_BYTES`. Every error is one line naming the file, the layer and the key.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +35,30 @@ from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.errors import RFError, StackFileError
 
-__all__ = ["LAYER_TYPES", "read_stack", "stack_from_dict", "stack_to_dict", "write_stack"]
+__all__ = [
+    "LAYER_TYPES",
+    "MAX_FILE_BYTES",
+    "MAX_LAYERS",
+    "MAX_NDIM",
+    "MAX_PARAMETER",
+    "read_stack",
+    "stack_from_dict",
+    "stack_to_dict",
+    "write_stack",
+]
+
+MAX_LAYERS = 10_000
+"""The most layers a stack file may declare (the largest timm networks have about 3,000)."""
+MAX_NDIM = 8
+"""The most spatial axes a stack file may declare."""
+MAX_PARAMETER = 1_000_000
+"""The largest kernel, stride, dilation, padding or output size a stack file may declare."""
+MAX_JUMP_BITS = 64
+"""Strides whose product along a path exceeds ``2**64`` are refused (no input is that large)."""
+MAX_FILE_BYTES = 4 * 1024 * 1024
+"""The largest stack file read (a 10,000-layer file takes well under 1 MiB)."""
+MAX_TEXT = 500
+"""The longest name, op or type string accepted."""
 
 
 def _window(make: Callable[..., Layer], keys: tuple[str, ...]) -> Callable[[str, dict[str, Any]], Layer]:
@@ -77,6 +108,7 @@ _KNOWN_KEYS = {
     "ceil_mode",
     "output_size",
 }
+_DOCUMENT_KEYS = {"name", "ndim", "layers"}
 
 
 def _tupled(value: Any) -> Any:
@@ -85,60 +117,222 @@ def _tupled(value: Any) -> Any:
     return value
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Culprit:
+    """Formats one-line errors that name the file, the layer and the key."""
+
+    def __init__(self, source: str, layer: str) -> None:
+        self.source, self.layer = source, layer
+
+    def __call__(self, key: str, problem: str, value: Any) -> StackFileError:
+        return StackFileError(f"{self.source}: {self.layer}, key '{key}': {problem}, got {_show(value)}")
+
+
+def _check_sizes(value: Any, key: str, low: int, culprit: _Culprit, pairs: bool = False) -> None:
+    """An int or a list of ints (or, for padding, of [lo, hi] pairs) within [low, MAX_PARAMETER]."""
+    items = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and not 1 <= len(value) <= MAX_NDIM:
+        raise culprit(key, f"must have 1 to {MAX_NDIM} values (one per axis)", value)
+    for item in items:
+        values = item if pairs and isinstance(item, list) and isinstance(value, list) else [item]
+        if pairs and isinstance(item, list) and len(item) != 2:
+            raise culprit(key, "must be an int, one int per axis or one [lo, hi] pair per axis", value)
+        for v in values:
+            if not _is_int(v):
+                raise culprit(key, "must be whole numbers (not booleans, strings or decimals)", value)
+            if not low <= v <= MAX_PARAMETER:
+                raise culprit(key, f"must be between {low} and {MAX_PARAMETER:,} on every axis", value)
+
+
+def _check_layer(spec: dict[str, Any], culprit: _Culprit) -> None:
+    """Exact types and bounded sizes for every key of one layer."""
+    for key in ("type", "op"):
+        if key in spec and (not isinstance(spec[key], str) or len(spec[key]) > MAX_TEXT):
+            raise culprit(key, f"must be a string of at most {MAX_TEXT} characters", spec[key])
+    for key, low in (("kernel", 1), ("stride", 1), ("dilation", 1)):
+        if key in spec:
+            _check_sizes(spec[key], key, low, culprit)
+    if "padding" in spec:
+        _check_sizes(spec["padding"], "padding", 0, culprit, pairs=True)
+    if "ceil_mode" in spec and not isinstance(spec["ceil_mode"], bool):
+        raise culprit("ceil_mode", "must be true or false", spec["ceil_mode"])
+    if "output_size" in spec:
+        value = spec["output_size"]
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not 1 <= len(value) <= MAX_NDIM:
+            raise culprit("output_size", f"must have 1 to {MAX_NDIM} values (one per axis)", value)
+        for v in items:
+            if v is not None and (not _is_int(v) or not 1 <= v <= MAX_PARAMETER):
+                raise culprit("output_size", f"must be null or between 1 and {MAX_PARAMETER:,}", value)
+    if "inputs" in spec:
+        inputs = spec["inputs"]
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if (
+            not isinstance(inputs, list)
+            or not inputs
+            or len(inputs) > MAX_LAYERS
+            or not all(isinstance(i, str) and 0 < len(i) <= MAX_TEXT for i in inputs)
+        ):
+            raise culprit("inputs", "must be a non-empty list of layer names", spec["inputs"])
+
+
 def stack_from_dict(document: Any, source: str = "stack") -> Stack:
-    """Build a :class:`Stack` from a parsed document; errors name the layer and the parameter."""
+    """Build a :class:`Stack` from a parsed document; errors name the file, the layer and the key."""
     if not isinstance(document, dict) or not isinstance(document.get("layers"), list):
         raise StackFileError(f"{source}: expected a mapping with a 'layers' list")
+    extra = set(document) - _DOCUMENT_KEYS
+    if extra:
+        shown = ", ".join(sorted(map(str, extra)))
+        raise StackFileError(f"{source}: unknown top-level keys {shown}; expected name, ndim and layers")
+    stack_name = document.get("name")
+    if stack_name is not None and (not isinstance(stack_name, str) or len(stack_name) > MAX_TEXT):
+        raise StackFileError(f"{source}: key 'name' must be a string, got {_show(stack_name)}")
+    ndim = document.get("ndim")
+    if ndim is not None and (not _is_int(ndim) or not 1 <= ndim <= MAX_NDIM):
+        raise StackFileError(
+            f"{source}: key 'ndim' must be a whole number from 1 to {MAX_NDIM}, got {_show(ndim)}"
+        )
+    if len(document["layers"]) > MAX_LAYERS:
+        raise StackFileError(
+            f"{source}: {len(document['layers']):,} layers; a stack file may declare at most {MAX_LAYERS:,}"
+        )
     built = []
     for position, spec in enumerate(document["layers"], start=1):
         if not isinstance(spec, dict):
-            raise StackFileError(f"{source}: layer #{position} must be a mapping, got {spec!r}")
+            raise StackFileError(f"{source}: layer #{position} must be a mapping, got {_show(spec)}")
         name = spec.get("name")
-        if not isinstance(name, str) or not name:
-            raise StackFileError(f"{source}: layer #{position} needs a 'name'")
+        if not isinstance(name, str) or not name or len(name) > MAX_TEXT:
+            raise StackFileError(f"{source}: layer #{position} needs a 'name' (a non-empty string)")
+        culprit = _Culprit(source, f"layer '{name}'")
         kind = spec.get("type")
-        if kind not in LAYER_TYPES:
+        if not isinstance(kind, str) or kind not in LAYER_TYPES:
             raise StackFileError(
-                f"{source}: layer '{name}' has type {kind!r}; expected one of {', '.join(LAYER_TYPES)}"
+                f"{source}: layer '{name}' has type {_show(kind)}; expected one of {', '.join(LAYER_TYPES)}"
             )
         extra = set(spec) - _KNOWN_KEYS
         if extra:
-            raise StackFileError(f"{source}: layer '{name}' has unknown keys {', '.join(sorted(extra))}")
+            shown = ", ".join(sorted(map(str, extra)))
+            raise StackFileError(f"{source}: layer '{name}' has unknown keys {shown}")
+        _check_layer(spec, culprit)
         try:
             built.append(LAYER_TYPES[kind](name, spec))
-        except StackFileError:
-            raise
+        except StackFileError as err:
+            raise StackFileError(f"{source}: {err}") from None
         except RFError as err:
             raise StackFileError(f"{source}: {err}") from None
         except TypeError as err:
             raise StackFileError(f"{source}: layer '{name}': {err}") from None
     try:
-        return Stack(built, document.get("ndim"), document.get("name") or source)
+        stack = Stack(built, ndim, stack_name or source)
     except RFError as err:
         raise StackFileError(f"{source}: {err}") from None
+    _check_jumps(stack, source)
+    return stack
+
+
+def _check_jumps(stack: Stack, source: str) -> None:
+    """Refuse strides whose product along some path exceeds ``2**MAX_JUMP_BITS`` (floats would overflow)."""
+    bits: list[float] = []
+    for i, layer in enumerate(stack.layers):
+        before = max((bits[j] for j in stack.input_indices[i] if j >= 0), default=0.0)
+        own = max(math.log2(s) for s in layer.stride) if layer.kind == "window" else 0.0
+        bits.append(before + own)
+        if bits[-1] > MAX_JUMP_BITS:
+            raise StackFileError(
+                f"{source}: layer '{layer.name}', key 'stride': the strides up to this layer multiply to "
+                f"more than 2**{MAX_JUMP_BITS}, which no input size can use"
+            )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise StackFileError(f"cannot read stack file '{path}': {err.strerror or err}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise StackFileError(
+            f"'{path}' is larger than {MAX_FILE_BYTES // 2**20} MiB; no stack file needs that much"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise StackFileError(f"'{path}' is not UTF-8 text (byte {err.start}: {err.reason})") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise StackFileError(f"key '{key}' appears twice in one mapping")
+        out[key] = value
+    return out
+
+
+def _json(text: str, path: Path) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except StackFileError as err:
+        raise StackFileError(f"'{path}': {err}") from None
+    except json.JSONDecodeError as err:
+        raise StackFileError(f"'{path}' is not valid JSON: {err.msg} at line {err.lineno}") from None
+    except (ValueError, RecursionError) as err:  # ints beyond Python's digit limit, absurd nesting
+        raise StackFileError(f"'{path}' is not valid JSON: {type(err).__name__}: {err}") from None
+
+
+def _yaml(text: str, path: Path) -> Any:
+    try:
+        import yaml
+    except ImportError:
+        raise StackFileError(f"reading '{path}' needs PyYAML: pip install pyyaml") from None
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class StrictLoader(base):  # type: ignore[misc, valid-type]
+        """Safe loading without aliases (no expansion bombs) and without duplicate keys."""
+
+        def construct_object(self, node: Any, deep: bool = False) -> Any:
+            if node in self.constructed_objects or node in self.recursive_objects:
+                mark = node.start_mark
+                raise StackFileError(
+                    f"'{path}' line {mark.line + 1}: YAML anchors and aliases are not accepted in stack files"
+                )
+            return super().construct_object(node, deep=deep)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen = set()
+            for key_node, _ in node.value:
+                key = key_node.value
+                if key in seen:
+                    line = key_node.start_mark.line + 1
+                    raise StackFileError(f"'{path}' line {line}: key '{key}' appears twice in one mapping")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    try:
+        return yaml.load(text, Loader=StrictLoader)  # a SafeLoader subclass
+    except StackFileError:
+        raise
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise StackFileError(f"'{path}' is not valid YAML: {first}") from None
+    except (ValueError, TypeError, RecursionError) as err:
+        raise StackFileError(f"'{path}' is not a valid stack file: {type(err).__name__}: {err}") from None
 
 
 def read_stack(path: str | Path) -> Stack:
-    """Read a stack from a ``.json``, ``.yaml`` or ``.yml`` file."""
+    """Read a stack from a ``.json``, ``.yaml`` or ``.yml`` file (strictly: see the module docstring)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise StackFileError(f"cannot read stack file '{path}': {err.strerror or err}") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise StackFileError(f"reading '{path}' needs PyYAML: pip install pyyaml") from None
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise StackFileError(f"'{path}' is not valid YAML: {err}") from None
-    else:
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise StackFileError(f"'{path}' is not valid JSON: {err.msg} at line {err.lineno}") from None
+    text = _read_text(path)
+    document = _yaml(text, path) if path.suffix.lower() in (".yaml", ".yml") else _json(text, path)
     return stack_from_dict(document, str(path))
 
 

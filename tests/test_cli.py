@@ -100,11 +100,82 @@ def test_invalid_stack_file_gives_one_line(tmp_path):
     path.write_text(json.dumps({"layers": [{"name": "c1", "type": "conv", "kernel": 0}]}))
     done = run(str(path))
     assert done.returncode == 2
-    assert "kernel_size must be >= 1" in done.stderr
-    assert "'c1'" in done.stderr
+    assert "layer 'c1', key 'kernel': must be between 1 and 1,000,000" in done.stderr
     assert "Traceback" not in done.stderr
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     done = run(str(broken))
     assert done.returncode == 2
     assert "is not valid JSON" in done.stderr
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("rf_widgets: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--resolution", "abc", "x.json"), "invalid int value: 'abc'"),
+        ((), "the following arguments are required: model"),
+        (("x.json", "--frobnicate"), "unrecognized arguments: --frobnicate"),
+        (("x.json", "-r", "0"), "input size must be a positive integer"),
+        (("x.json", "--input-size", "8", "8", "8"), "one value per spatial axis"),
+    ],
+)
+def test_argument_errors_give_one_line(tmp_path, args, message):
+    (tmp_path / "x.json").write_text('{"layers": [{"name": "c", "type": "conv", "kernel": 3}]}')
+    done = subprocess.run(
+        [sys.executable, "-m", "rf_widgets", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert message in _one_line_error(done)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"layers": [{"name": "caf\xe9", "type": "conv", "kernel": 3}]}', "is not UTF-8 text"),
+        (b'{"layers": [{"name": "a", "type": "conv", "kernel": 3, "op": 5}]}', "key 'op': must be a string"),
+    ],
+)
+def test_hostile_files_give_one_line(tmp_path, content, message):
+    path = tmp_path / "hostile.json"
+    path.write_bytes(content)
+    assert message in _one_line_error(run(str(path)))
+
+
+def test_a_closed_pipe_gives_one_line_and_status_2(tmp_path):
+    import os
+
+    path = tmp_path / "tiny.json"
+    path.write_text('{"layers": [{"name": "c", "type": "conv", "kernel": 3}]}')
+    # The reader has gone before anything is written, as `| head -1` is after its line (pipe buffers
+    # differ between machines, so the test closes the read end first instead of relying on their size).
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "rf_widgets", str(path), "-r", "8", "--json"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "rf_widgets: error: the output pipe was closed before everything was written"
+    ]

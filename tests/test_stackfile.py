@@ -76,8 +76,14 @@ def test_yaml_file(tmp_path):
         ({"layers": [{"type": "conv", "kernel": 3}]}, "layer #1 needs a 'name'"),
         ({"layers": [{"name": "a", "type": "convolution"}]}, "layer 'a' has type 'convolution'"),
         ({"layers": [{"name": "a", "type": "conv", "kernel": 3, "strides": 2}]}, "unknown keys strides"),
-        ({"layers": [{"name": "a", "type": "conv", "kernel": 0}]}, "kernel_size must be >= 1"),
-        ({"layers": [{"name": "a", "type": "conv", "kernel": 3, "stride": -1}]}, "stride must be >= 1"),
+        (
+            {"layers": [{"name": "a", "type": "conv", "kernel": 0}]},
+            "layer 'a', key 'kernel': must be between 1",
+        ),
+        (
+            {"layers": [{"name": "a", "type": "conv", "kernel": 3, "stride": -1}]},
+            "layer 'a', key 'stride': must be between 1",
+        ),
         ({"layers": [{"name": "a", "type": "add"}]}, "layer 'a' of type 'add' needs an 'inputs' list"),
         ({"layers": [{"name": "a", "type": "add", "inputs": ["b"]}]}, "names an unknown input 'b'"),
     ],
@@ -94,3 +100,137 @@ def test_unreadable_and_malformed_files(tmp_path):
     bad.write_text('{"layers": [}')
     with pytest.raises(StackFileError, match="is not valid JSON"):
         read_stack(bad)
+
+
+# -- strict values and hostile files ------------------------------------------------------------------
+
+
+def _layer(**keys):
+    return {"layers": [{"name": "c1", "type": "pool", "kernel": 2, **keys}]}
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (_layer(ceil_mode="false"), "layer 'c1', key 'ceil_mode': must be true or false, got 'false'"),
+        (_layer(ceil_mode=1), "key 'ceil_mode': must be true or false"),
+        (_layer(kernel=True), "key 'kernel': must be whole numbers (not booleans"),
+        (_layer(stride=[2, False]), "key 'stride': must be whole numbers"),
+        (_layer(kernel=3.0), "key 'kernel': must be whole numbers"),
+        (_layer(kernel="3"), "key 'kernel': must be whole numbers"),
+        (_layer(kernel=10**30), "key 'kernel': must be between 1 and 1,000,000"),
+        (_layer(padding=[[1, 2, 3]]), "key 'padding': must be an int, one int per axis"),
+        (_layer(kernel=[2] * 9), "key 'kernel': must have 1 to 8 values"),
+        (_layer(op=5), "layer 'c1', key 'op': must be a string"),
+        (_layer(inputs=[5]), "key 'inputs': must be a non-empty list of layer names"),
+        ({**_layer(), "ndim": True}, "key 'ndim' must be a whole number from 1 to 8, got True"),
+        ({**_layer(), "ndim": 10**9}, "key 'ndim' must be a whole number from 1 to 8"),
+        ({**_layer(), "name": ["x"]}, "key 'name' must be a string"),
+        ({**_layer(), "version": 2}, "unknown top-level keys version"),
+        ({"layers": [{"name": "a", "type": 5}]}, "layer 'a' has type 5"),
+        ({"layers": [{"name": f"c{i}", "type": "elementwise"} for i in range(10_001)]}, "at most 10,000"),
+    ],
+)
+def test_values_are_read_strictly(document, message):
+    with pytest.raises(StackFileError) as caught:
+        stack_from_dict(document, "doc.json")
+    text = str(caught.value)
+    assert message in text
+    assert text.startswith("doc.json: ")
+    assert "\n" not in text
+
+
+def test_strides_that_overflow_any_size_are_refused_at_the_layer_that_overflows():
+    import tracemalloc
+
+    document = {"layers": [{"name": f"s{i}", "type": "conv", "kernel": 3, "stride": 2} for i in range(2000)]}
+    tracemalloc.start()
+    try:
+        with pytest.raises(StackFileError, match=r"layer 's64', key 'stride': the strides up to this layer"):
+            stack_from_dict(document, "deep.json")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20
+    fine = stack_from_dict({"layers": document["layers"][:64]})  # 2**64 is still accepted
+    assert rfw.analyze(fine, 32).layers[-1].jump == (2**64, 2**64)
+
+
+def _write(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "dup.json",
+            '{"layers": [{"name": "a", "type": "conv", "kernel": 3, "kernel": 5}]}',
+            "key 'kernel' appears twice",
+        ),
+        (
+            "dup.json",
+            '{"layers": [], "layers": [{"name": "a", "type": "conv", "kernel": 3}]}',
+            "key 'layers' appears twice",
+        ),
+        (
+            "dup.yaml",
+            "layers:\n  - {name: a, type: conv, kernel: 3, kernel: 5}\n",
+            "line 2: key 'kernel' appears twice",
+        ),
+        (
+            "latin1.json",
+            b'{"layers": [{"name": "caf\xe9", "type": "conv", "kernel": 3}]}',
+            "is not UTF-8 text",
+        ),
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "is not valid JSON"),
+        (
+            "bigint.json",
+            '{"layers": [{"name": "a", "type": "conv", "kernel": ' + "9" * 5000 + "}]}",
+            "is not valid JSON",
+        ),
+        (
+            "date.yaml",
+            "layers:\n  - {name: a, type: conv, kernel: 2001-12-14}\n",
+            "key 'kernel': must be whole numbers",
+        ),
+        ("tab.yaml", "layers:\n\t- a\n", "is not valid YAML"),
+        ("list.yaml", "- 1\n- 2\n", "expected a mapping with a 'layers' list"),
+    ],
+)
+def test_bad_files_give_one_line_naming_the_file(tmp_path, name, content, message):
+    if name.endswith(".yaml"):
+        pytest.importorskip("yaml")
+    path = _write(tmp_path, name, content)
+    with pytest.raises(StackFileError) as caught:
+        read_stack(path)
+    text = str(caught.value)
+    assert message in text
+    assert str(path) in text
+    assert "\n" not in text
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path):
+    pytest.importorskip("yaml")
+    import tracemalloc
+
+    lines = ["a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 30)]
+    lines += ["layers:", "  - {name: c, type: conv, kernel: *a29}"]
+    path = _write(tmp_path, "bomb.yaml", "\n".join(lines) + "\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(StackFileError, match="anchors and aliases are not accepted"):
+            read_stack(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100 * 2**20
+
+
+def test_an_oversized_file_is_not_read(tmp_path):
+    path = _write(tmp_path, "big.json", b" " * (5 * 2**20))
+    with pytest.raises(StackFileError, match="larger than 4 MiB"):
+        read_stack(path)
