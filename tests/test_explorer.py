@@ -47,14 +47,15 @@ def test_initial_state(declared):
 
 
 def test_resolution_changes_verdicts_and_summary(declared):
-    # At 8 px: c2 sees r 8 (not more than the image), p2 r 10 with an input of r 8 >= 8 (rule A),
-    # c3 a 2x2 map under a 3x3 kernel (rule B). So c2 is the border layer.
+    # At 8 px: c2 sees r 8 (not more than the image: productive), p2 r 10 with an input of r 8 >= 8
+    # (rule A), c3 r 18 with an input of r 10 (rule A). The unproductive tail starts at p2: the border
+    # layer (SPEC section 6 version 2).
     assert declared.result.border_layer is None
     declared.controls["resolution"].value = 8
     assert declared.result.input_size == (8, 8)
-    assert declared.result.border_layer == "c2"
+    assert declared.result.border_layer == "p2"
     assert declared.result.unproductive_layers == ("p2", "c3")
-    assert "<td>c2</td>" in _summary(declared)
+    assert "<td>p2</td>" in _summary(declared)
     low, high = declared.result.resolution_range
     assert declared.controls["feasible"].value == (low, high)
     assert 'data-status="unproductive"' in declared.table.value
@@ -176,18 +177,18 @@ def test_torch_model_override_without_retracing(monkeypatch):
     monkeypatch.setattr(tracing, "trace", lambda *a, **k: pytest.fail("re-traced"))
     assert ex.controls["add"].disabled
     ex.controls["resolution"].value = 32
-    assert "layer2.0.conv2" in ex.summary.value
+    assert "layer3.0.conv2" in ex.summary.value  # SPEC section 7: ResNet18's border layer at 32
     assert "Parameters in unproductive layers" in ex.summary.value
     ex.controls["stack"].value = "maxpool"
     ex.controls["bypass"].click()
     assert ex.result.layer("layer4.1.conv2").jump == (16, 16)
-    assert ex.result.border_layer != "layer2.0.conv2"
+    assert ex.result.border_layer != "layer3.0.conv2"
 
 
 def test_explore_entry_point_and_magic():
     ex = rfw.explore([rfw.conv("c1", 3, stride=2), rfw.conv("c2", 3)], input_size=16)
     ex.controls["resolution"].value = 5
-    assert ex.result.border_layer == "c1"
+    assert ex.result.border_layer == "c2"  # c2's 3x3 kernel covers c1's 2x2 map (rule B)
     from rf_widgets.widgets.magic import rfa
 
     shown = rfa("model --resolution 9", {"model": ex.stack})
@@ -282,7 +283,7 @@ def test_interactive_canvas_when_ipympl_is_present():
     assert ex.picture is ex.figure.canvas
     assert ex.picture in ex.children
     ex.controls["resolution"].value = 3
-    assert ex.result.border_layer == "c1"
+    assert ex.result.border_layer == "p1"  # at 3 px p1 (r 4) reads c1 (r 3 >= 3): rule A
 
 
 def test_strategies_panel_previews_each_suggestion(declared):
@@ -334,7 +335,8 @@ def test_strategies_panel_on_a_torch_model_predicts_the_new_head():
     assert trim.stack.names[-1] == "rfw_head.2"
     ex.controls["strategy"].value = "trim"
     assert ex.stack.names == trim.stack.names
-    assert ex.result.layer("rfw_head.2").params == 256 * 1000 + 1000
+    head = trim.apply().get_submodule("rfw_head.2")  # the module the trim really builds
+    assert ex.result.layer("rfw_head.2").params == sum(p.numel() for p in head.parameters())
     ex.controls["reset"].click()
     assert ex.stack.names[-1] == "fc"
 

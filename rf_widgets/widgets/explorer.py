@@ -79,7 +79,7 @@ class Explorer(widgets.VBox):
     >>> ex = rfw.explore([rfw.conv("c1", 3, stride=2), rfw.conv("c2", 3)], input_size=16)
     >>> ex.controls["resolution"].value = 5
     >>> ex.result.border_layer
-    'c1'
+    'c2'
     """
 
     def __init__(
