@@ -10,9 +10,12 @@ from rf_widgets.core.analysis import analyze_stack
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
-from rf_widgets.errors import ModelImportError
+from rf_widgets.errors import ModelImportError, ResolutionError
 
-__all__ = ["analyze", "load_stack", "to_stack"]
+__all__ = ["MAX_INPUT_SIZE", "analyze", "check_input_size", "load_stack", "to_stack"]
+
+MAX_INPUT_SIZE = 1 << 31
+"""The largest input size per axis accepted (beyond any image; larger values overflow floats)."""
 
 
 def analyze(model: Any, input_size: int | Sequence[int] = 224, *, name: str | None = None) -> Analysis:
@@ -41,8 +44,29 @@ def analyze(model: Any, input_size: int | Sequence[int] = 224, *, name: str | No
     >>> result.layer("c2").r_max
     (7, 7)
     """
+    check_input_size(input_size)  # before tracing: a bad size should not wait for a big model
     stack = to_stack(model)
     return analyze_stack(stack, input_size, name or stack.name)
+
+
+def check_input_size(input_size: object) -> None:
+    """Refuse anything but positive ints (one, or one per axis) up to :data:`MAX_INPUT_SIZE`.
+
+    Strings, booleans and floats are refused rather than converted: ``"32"`` is not 32.
+    """
+    import reprlib
+
+    from rf_widgets.core.analysis import normalize_resolution
+
+    short = reprlib.Repr()  # keyword arguments to Repr() need Python 3.12
+    short.maxlong, short.maxtuple, short.maxlist = 40, 8, 8
+    shown = short.repr(input_size)
+    count = len(input_size) if isinstance(input_size, Sequence) and not isinstance(input_size, str) else 1
+    if count == 0:
+        raise ResolutionError("input size is empty: give one positive int, or one per spatial axis")
+    values = normalize_resolution(input_size, count)
+    if max(values) > MAX_INPUT_SIZE:
+        raise ResolutionError(f"input size must be at most {MAX_INPUT_SIZE} per axis, got {shown}")
 
 
 def to_stack(model: Any, *, allow_code: bool = True) -> Stack:

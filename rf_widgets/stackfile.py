@@ -32,7 +32,7 @@ from typing import Any
 
 from rf_widgets.core import layers as L
 from rf_widgets.core.graph import Stack
-from rf_widgets.core.layers import Layer
+from rf_widgets.core.layers import INPUT, Layer
 from rf_widgets.errors import RFError, StackFileError
 
 __all__ = [
@@ -206,6 +206,8 @@ def stack_from_dict(document: Any, source: str = "stack") -> Stack:
             f"{source}: {len(document['layers']):,} layers; a stack file may declare at most {MAX_LAYERS:,}"
         )
     built = []
+    bits: dict[str, float] = {INPUT: 0.0}
+    previous = INPUT
     for position, spec in enumerate(document["layers"], start=1):
         if not isinstance(spec, dict):
             raise StackFileError(f"{source}: layer #{position} must be a mapping, got {_show(spec)}")
@@ -223,6 +225,7 @@ def stack_from_dict(document: Any, source: str = "stack") -> Stack:
             shown = ", ".join(sorted(map(str, extra)))
             raise StackFileError(f"{source}: layer '{name}' has unknown keys {shown}")
         _check_layer(spec, culprit)
+        previous = _check_jump(spec, name, previous, bits, culprit)
         try:
             built.append(LAYER_TYPES[kind](name, spec))
         except StackFileError as err:
@@ -235,21 +238,45 @@ def stack_from_dict(document: Any, source: str = "stack") -> Stack:
         stack = Stack(built, ndim, stack_name or source)
     except RFError as err:
         raise StackFileError(f"{source}: {err}") from None
-    _check_jumps(stack, source)
+    _check_jumps(stack, source)  # again on the graph: inputs may name layers declared later
     return stack
 
 
+def _check_jump(
+    spec: dict[str, Any], name: str, previous: str, bits: dict[str, float], culprit: _Culprit
+) -> str:
+    """Refuse strides whose product along some path exceeds ``2**MAX_JUMP_BITS`` (floats would overflow).
+
+    Checked on the declarations, before any layer is built, so a file of 2,000 stride-2 layers is
+    refused at the 65th. ``bits`` maps each name seen so far to log2 of its largest jump.
+    """
+    inputs = spec.get("inputs", [previous])
+    inputs = [inputs] if isinstance(inputs, str) else inputs
+    before = max((bits.get(i, 0.0) for i in inputs), default=0.0)
+    stride = spec.get(
+        "stride", spec.get("kernel", 1) if spec["type"] in ("pool", "maxpool", "avgpool") else 1
+    )
+    strides = stride if isinstance(stride, list) else [stride]
+    bits[name] = before + max(math.log2(s) for s in strides)
+    if bits[name] > MAX_JUMP_BITS:
+        raise culprit(
+            "stride",
+            f"the strides up to this layer multiply to more than 2**{MAX_JUMP_BITS}, which no input can use",
+            stride,
+        )
+    return name
+
+
 def _check_jumps(stack: Stack, source: str) -> None:
-    """Refuse strides whose product along some path exceeds ``2**MAX_JUMP_BITS`` (floats would overflow)."""
+    """The stride-product limit of :func:`_check_jump` on the built graph, in topological order."""
     bits: list[float] = []
     for i, layer in enumerate(stack.layers):
         before = max((bits[j] for j in stack.input_indices[i] if j >= 0), default=0.0)
-        own = max(math.log2(s) for s in layer.stride) if layer.kind == "window" else 0.0
-        bits.append(before + own)
+        bits.append(before + (max(math.log2(s) for s in layer.stride) if layer.kind == "window" else 0.0))
         if bits[-1] > MAX_JUMP_BITS:
             raise StackFileError(
                 f"{source}: layer '{layer.name}', key 'stride': the strides up to this layer multiply to "
-                f"more than 2**{MAX_JUMP_BITS}, which no input size can use"
+                f"more than 2**{MAX_JUMP_BITS}, which no input can use"
             )
 
 
