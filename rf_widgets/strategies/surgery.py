@@ -182,9 +182,39 @@ def _trim(model: nn.Module, plan: TrimPlan, stack: Stack) -> nn.Module:
             "after the cut (operations with side effects)"
         )
     gm.delete_all_unused_submodules()
+    _restore_containers(gm, model)
     gm.graph.lint()
     gm.recompile()
     return gm
+
+
+CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+def _restore_containers(gm: fx.GraphModule, model: nn.Module) -> None:
+    """Give the copied hierarchy back its ``Sequential``/``ModuleList``/``ModuleDict`` containers.
+
+    A GraphModule recreates the path to each module it calls with plain ``nn.Module`` objects, so
+    ``trimmed.features[0]`` would fail on a trimmed VGG. Each such container becomes an instance of
+    the standard container class of the original (its own class may need arguments to build), with
+    the remaining children under their original names, so the generated code still finds them.
+    A ``Sequential`` whose children are themselves only holders (a ResNet stage, whose blocks the
+    graph flattened) stays a plain holder: its ``forward`` could not run them, and TorchScript would
+    refuse to compile it.
+    """
+    originals = dict(model.named_modules())
+    for path, module in sorted(gm.named_modules(), key=lambda item: -item[0].count(".")):
+        original = originals.get(path)
+        if not path or type(module) is not nn.Module or not isinstance(original, CONTAINERS):
+            continue
+        base = next(cls for cls in CONTAINERS if isinstance(original, cls))
+        if base is nn.Sequential and any(type(child) is nn.Module for child in module.children()):
+            continue
+        container = base()
+        container._modules.update(module._modules)  # type: ignore[arg-type]
+        container.train(module.training)
+        parent, _, name = path.rpartition(".")
+        setattr(gm.get_submodule(parent) if parent else gm, name, container)
 
 
 def _restride(model: nn.Module, plan: StridePlan, stack: Stack) -> nn.Module:

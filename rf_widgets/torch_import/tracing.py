@@ -21,9 +21,10 @@ MAX_FALLBACK_LEAVES = 64
 class _Tracer(fx.Tracer):
     """The default tracer plus extra leaf modules (by identity) and extra leaf types."""
 
-    def __init__(self, leaves: set[int], leaf_types: tuple[type, ...]) -> None:
+    def __init__(self, leaves: set[int] | None = None, leaf_types: tuple[type, ...] = ()) -> None:
+        # Defaults, because a pickled GraphModule is re-traced on loading with ``tracer_cls()``.
         super().__init__()
-        self.leaves = leaves
+        self.leaves = leaves if leaves is not None else set()
         self.leaf_types = leaf_types
 
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
@@ -42,6 +43,7 @@ def trace(
     """
     own = _own_graph(model, leaf_types)
     if own is not None:
+        _check_single_input(model, own.graph)
         return own, "its own torch.fx graph (a GraphModule)", ()
     names = {id(m): name for name, m in model.named_modules()}
     leaves: set[int] = set()
@@ -59,6 +61,7 @@ def trace(
             leaves.add(culprit)
             opaque.append(names[culprit])
             continue
+        _check_single_input(model, graph)
         module = fx.GraphModule(tracer.root, graph, type(model).__name__)
         if not opaque:
             return module, "torch.fx symbolic trace", ()
@@ -68,6 +71,26 @@ def trace(
             + " kept as opaque leaves"
         )
         return module, how, tuple(opaque)
+
+
+def _check_single_input(model: torch.nn.Module, graph: fx.Graph) -> None:
+    """Refuse a model whose forward reads more than one input without a default.
+
+    The analysis follows the receptive field from one input image; a second input (a second image, a
+    mask) would otherwise be dropped without a word.
+    """
+    inputs = [
+        str(node.target)
+        for node in graph.nodes
+        if node.op == "placeholder" and not node.args and node.users and not str(node.target).startswith("*")
+    ]
+    if len(inputs) > 1:
+        names = ", ".join(f"'{name}'" for name in inputs)
+        raise ModelImportError(
+            f"{type(model).__name__}.forward reads {len(inputs)} inputs ({names}); rf_widgets follows the "
+            "receptive field from one input image, so it does not analyse this model. Wrap it in a module "
+            "whose forward takes one tensor (fixing the others), or analyse each branch on its own"
+        )
 
 
 def _own_graph(model: torch.nn.Module, leaf_types: tuple[type, ...]) -> fx.GraphModule | None:
@@ -116,13 +139,26 @@ def _failing_call(err: BaseException) -> str:
 
 @contextmanager
 def preserved(model: torch.nn.Module) -> Iterator[None]:
-    """Restore every submodule's training flag afterwards, whatever happens inside."""
+    """Restore every training flag and every buffer afterwards, whatever happens inside.
+
+    Tracing runs the Python of each ``forward`` once: code that updates a buffer in place (timm's
+    ``BatchNormAct2d`` increments ``num_batches_tracked`` in training mode) would change the model, and
+    a forward pass through a graph traced in training mode updates running statistics. Buffers are
+    small next to the parameters, so each is copied and written back if it changed (compared by value:
+    batch norm's running statistics change without moving the tensor's version counter). Parameters
+    are proxies during tracing and only read by the forward passes, which run without grad.
+    """
     flags = [(m, m.training) for m in model.modules()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
     try:
         yield
     finally:
         for m, flag in flags:
             m.training = flag
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                if not torch.equal(buffer, saved):
+                    buffer.copy_(saved)
 
 
 def fetch_attr(module: torch.nn.Module, target: str) -> Any:
