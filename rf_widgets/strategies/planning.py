@@ -217,14 +217,18 @@ def plan_trim(
 
 
 def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, frozenset[int]]]:
-    """Residual blocks in ``within`` whose branch is unproductive as a whole: ``(add, skip, branch)``.
+    """Residual blocks in ``within`` whose branch is an unproductive tail: ``(add, skip, branch)``.
 
     The branch of a two-input ``add`` is everything one input depends on after the block's entry (the
-    add's immediate dominator). It qualifies when every layer in it is unproductive and nothing outside
-    it reads it; the add can then be replaced by its other input, the skip connection.
+    add's immediate dominator). It qualifies when it holds a spatial layer, every spatial layer in it is
+    unproductive, its output is unproductive, and nothing outside it reads it; the add can then be
+    replaced by its other input, the skip connection. Pointwise layers in front of the first spatial
+    layer (a bottleneck's 1x1 reduction) stay productive by the verdicts, since they read a productive
+    block input, but they only feed the unproductive ones and go with the branch.
     """
     stack = analysis.stack
     status = analysis.verdicts.status
+    spatial = analysis.verdicts.spatial
     idom = immediate_dominators(stack)
     found: list[tuple[int, int, frozenset[int]]] = []
     taken: set[int] = set()
@@ -238,7 +242,9 @@ def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, 
             branch = ancestors(stack, b) - before
             if not branch or skip in branch or branch & taken:
                 continue
-            if any(status[v] != "unproductive" for v in branch):
+            if status[b] != "unproductive" or not any(spatial[v] for v in branch):
+                continue
+            if any(spatial[v] and status[v] != "unproductive" for v in branch):
                 continue
             if any(w not in branch and w != m for v in branch for w in stack.successors[v]):
                 continue
