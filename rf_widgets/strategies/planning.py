@@ -329,13 +329,14 @@ def plan_slowdown(
             if trial == current:
                 continue
             candidate = _with_strides(stack, trial)
-            sizes, _, _, verdicts, diagnostics = evaluate(candidate, resolution)
-            found = {(d.layer, d.kind) for d in diagnostics}
+            trial_result = evaluate(candidate, resolution)
+            sizes = trial_result.sizes
+            found = {(d.layer, d.kind) for d in trial_result.diagnostics}
             empty = any(kind == "empty-output" for _, kind in found)
             if found - baseline or empty or _flatten_input_sizes(candidate, sizes) != flatten_sizes:
                 rejected.append(stack.layers[group[0]].name)
                 continue
-            count = len(verdicts.unproductive)
+            count = len(trial_result.verdicts.unproductive)
             macs = sum(
                 layer.macs_per_position * math.prod(n)
                 for layer, n in zip(candidate.layers, sizes, strict=True)
@@ -363,7 +364,7 @@ def plan_slowdown(
 
 
 def _problems(stack: Stack, resolution: tuple[int, ...]) -> set[tuple[str | None, str]]:
-    return {(d.layer, d.kind) for d in evaluate(stack, resolution)[4]}
+    return {(d.layer, d.kind) for d in evaluate(stack, resolution).diagnostics}
 
 
 def _flatten_input_sizes(stack: Stack, sizes: object) -> list[tuple[int, ...]]:
