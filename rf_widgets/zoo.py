@@ -31,7 +31,7 @@ Choices
   ``torch.utils.flop_counter.FlopCounterMode`` (multiply-adds = FLOPs / 2: convolutions, linear layers,
   matrix products, attention); when the model cannot run at that size (AlexNet at 32, a ViT built for
   224) it is the sum of the layer table's multiply-adds (convolutions and linear layers only), and
-  ``macs_source`` says which. ``note`` reports when the two disagree.
+  ``macs_source`` says which and ``runs`` is False. ``note`` reports when the two counts disagree.
 - **Models are analysed in eval mode** (GoogLeNet and Inception-v3 drop their auxiliary classifiers,
   which only run in training).
 - **A model that fails** to build, trace or analyse is a row with ``status`` ``"failed"`` and the reason
@@ -164,6 +164,7 @@ COLUMNS: tuple[str, ...] = (
     "params",
     "macs",
     "macs_source",
+    "runs",
     "feasible_min",
     "feasible_max",
     "fits",
@@ -369,6 +370,7 @@ def _row_from(spec: str, model: Any, result: Any, build: str) -> dict[str, Any]:
         "params": int(params),
         "macs": int(macs),
         "macs_source": macs_source,
+        "runs": macs_source == "forward pass",
         "feasible_min": low,
         "feasible_max": high,
         "fits": bool(fits),
@@ -392,6 +394,7 @@ def _failed_row(spec: str, reason: str, build: str | None) -> dict[str, Any]:
         source=spec.partition(":")[0],
         family=_family(spec),
         fits=False,
+        runs=False,
         status="failed",
         build=build,
         note=reason,
