@@ -86,6 +86,12 @@ def _execute(document, tmp_path):
 @pytest.mark.parametrize("name", WITH_EXERCISES)
 def test_solutions_are_accepted_and_typical_mistakes_refused_with_a_hint(name, tmp_path):
     shipped = json.loads((NOTEBOOKS / name).read_text())
+    student = _execute(shipped, tmp_path)  # as handed out: runs top to bottom, nothing answered
+    assert [
+        c["id"] for c in student["cells"] for o in c.get("outputs", []) if o["output_type"] == "error"
+    ] == []
+    for exercise in SOLUTIONS[name]:
+        assert _stream(_check_cell(student, exercise["cell"])) == exercises.NOT_ANSWERED + "\n"
     solved = _execute(exercises.fill(shipped, SOLUTIONS[name], "answer"), tmp_path)
     errors = [
         (c["id"], o["ename"])

@@ -262,6 +262,15 @@ def test_versions_name_the_libraries():
     assert versions["torch"] == torch.__version__.split("+")[0] or versions["torch"] == torch.__version__
 
 
+def test_both_sources_and_bare_names():
+    pytest.importorskip("timm")
+    frame = zoo.table(SIZE, "both", models=["resnet18"], progress=False)
+    assert frame["model"].tolist() == ["torchvision:resnet18", "timm:resnet18"]
+    assert frame["source"].tolist() == ["torchvision", "timm"]
+    assert frame["params"].tolist() == [11_689_512, 11_689_512]
+    assert len(zoo.model_specs("both")) == len(zoo.model_specs("torchvision")) + len(zoo.TIMM_MODELS)
+
+
 def test_max_params_and_model_names():
     frame = zoo.table(SIZE, models=["resnet18", "vgg11", "squeezenet1_1"], max_params="12M", progress=False)
     assert frame["model"].tolist() == ["torchvision:resnet18", "torchvision:squeezenet1_1"]
