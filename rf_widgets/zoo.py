@@ -14,9 +14,9 @@ Choices
   ``resolution_range``, ``border_layer`` its ``border_layer``, the shares its ``unproductive_share()``
   (the share of the parameters and of the multiply-adds of the analysed layers that sit in unproductive
   layers, pointwise layers included). Nothing here re-implements a rule.
-- **Spatial layer**: a layer of kind ``"window"`` whose effective kernel exceeds 1 on some axis
-  (convolutions and pools with a window). ``spatial_unproductive`` counts those that are unproductive,
-  ``spatial_layers`` all of them.
+- **Spatial layer**: a layer that integrates a neighbourhood, a window whose effective kernel exceeds 1 on
+  some axis (convolutions and pools), as the analysis marks it (``Analysis.spatial_layers``).
+  ``spatial_unproductive`` counts those that are unproductive, ``spatial_layers`` all of them.
 - **fits**: the input size lies within ``[feasible_min, feasible_max]`` on every axis: no layer is
   unproductive, and some layer still sees less than the whole image.
 - **Models are built without weights**: ``weights=None`` (torchvision) or ``pretrained=False`` (timm),
@@ -331,14 +331,10 @@ def count_macs(model: Any, input_size: tuple[int, ...], device: str = "meta") ->
     return int(counter.get_total_flops()) // 2
 
 
-def _is_spatial(layer: Any) -> bool:
-    return layer.kind == "window" and any(k > 1 for k in layer.kernel_effective)
-
-
 def _row_from(spec: str, model: Any, result: Any, build: str) -> dict[str, Any]:
     size = result.input_size
     layers = result.stack.layers
-    spatial = [i for i, layer in enumerate(layers) if _is_spatial(layer)]
+    spatial = [i for i, is_spatial in enumerate(result.verdicts.spatial) if is_spatial]
     unproductive = set(result.verdicts.unproductive)
     share = result.unproductive_share()
     low, high = result.resolution_range
