@@ -24,22 +24,30 @@ from rf_widgets.evidence.datasets import (
     load_image_folder,
     shape_pairs,
 )
+from rf_widgets.evidence.effective_field import EffectiveField, effective_field, erf_map, erf_size
 from rf_widgets.evidence.measure import accuracy, measure, train_classifier
+from rf_widgets.evidence.plots import EvidencePlot, plot_evidence
 from rf_widgets.evidence.probes import LayerProbe, probes
 from rf_widgets.evidence.results import EvidenceResult, LayerEvidence
 from rf_widgets.evidence.saturation import LayerSaturation, saturation
 
 __all__ = [
     "SHAPE_PAIR_CLASSES",
+    "EffectiveField",
+    "EvidencePlot",
     "EvidenceResult",
     "ImageSet",
     "LayerEvidence",
     "LayerProbe",
     "LayerSaturation",
     "accuracy",
+    "effective_field",
+    "erf_map",
+    "erf_size",
     "load_cifar10",
     "load_image_folder",
     "measure",
+    "plot_evidence",
     "probes",
     "saturation",
     "shape_pairs",
