@@ -5,8 +5,9 @@ Drawing choices: layers are the measured ones in order, numbered from 1 on the x
 as tick labels. Saturation and probe accuracy share the left axis (0 to 1), with the model's test
 accuracy as a dashed horizontal line; ``r_min`` (height axis) is drawn on a logarithmic right axis with
 the input size as a dotted line. Unproductive layers get a shaded column, the border layer a vertical
-line. Rank-limited saturation values (fewer observations than channels) are drawn hollow. An optional
-``baseline`` (the same network untrained) is drawn in grey.
+line (before the first measured layer after it when the border itself is not measured). Rank-limited
+saturation values (fewer observations than channels) are drawn hollow. An optional ``baseline`` (the
+same network untrained) is drawn in grey.
 """
 
 from __future__ import annotations
@@ -78,9 +79,11 @@ def plot_evidence(
         if layer.status == "unproductive" or layer.name in result.unproductive_layers:
             shades.append(ax.axvspan(x - 0.5, x + 0.5, color=SHADE, alpha=0.6, lw=0, zorder=0))
     artists["unproductive"] = shades
-    if result.border_layer in names:
-        bx = names.index(result.border_layer) + 1
-        artists["border"] = ax.axvline(bx - 0.5, color="black", lw=1.5, zorder=3, label="border layer")
+    bx = _border_position(result, names)
+    if bx is not None:
+        artists["border"] = ax.axvline(
+            bx - 0.5, color="black", lw=1.5, zorder=3, label=f"border layer {result.border_layer}"
+        )
 
     def series(values: list[float | None]) -> list[float]:
         return [float("nan") if v is None else v for v in values]
@@ -150,3 +153,22 @@ def plot_evidence(
         handles = list(ax.get_legend_handles_labels()[0]) + ax_rf.get_legend_handles_labels()[0]
         artists["legend"] = ax.legend(handles=handles, fontsize=7, loc="lower left", framealpha=0.9)
     return EvidencePlot(ax, ax_rf, artists)
+
+
+def _border_position(result: EvidenceResult, names: list[str]) -> int | None:
+    """1-based x of the first measured layer at or after the border layer (None without a border).
+
+    The border layer need not be a measured one (a pointwise border under older verdict rules): the line
+    then goes before the first measured layer that follows it in the analysis's layer order.
+    """
+    border = result.border_layer
+    if border is None:
+        return None
+    if border in names:
+        return names.index(border) + 1
+    order = [layer["name"] for layer in (result.analysis or {}).get("layers", [])]
+    if border not in order:
+        return None
+    position = {name: i for i, name in enumerate(order)}
+    after = [i for i, name in enumerate(names) if position.get(name, -1) > position[border]]
+    return after[0] + 1 if after else None
