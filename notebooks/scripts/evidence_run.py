@@ -37,8 +37,8 @@ FULL = {
     64: {"train": 2000, "test": 800, "probe_train": 1200, "epochs": 5},
 }
 QUICK = {
-    32: {"train": 300, "test": 200, "probe_train": 300, "epochs": 1},
-    64: {"train": 150, "test": 100, "probe_train": 150, "epochs": 1},
+    32: {"train": 200, "test": 100, "probe_train": 200, "epochs": 1},
+    64: {"train": 100, "test": 60, "probe_train": 100, "epochs": 1},
 }
 
 
