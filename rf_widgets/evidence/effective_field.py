@@ -173,7 +173,7 @@ def _reinitialise(model: nn.Module, seed: int) -> None:
 
 
 def _make_positive(model: nn.Module, seed: int) -> None:
-    """Weights in [0.5, 1.5], zero biases, unit normalisation: nothing cancels, the support is complete."""
+    """Weights in [0.5, 1.5] / fan-in, zero biases, identity normalisation: nothing cancels or saturates."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
@@ -188,8 +188,11 @@ def _make_positive(model: nn.Module, seed: int) -> None:
             for name, p in m.named_parameters(recurse=False):
                 if name == "bias":
                     p.zero_()
-                else:
-                    p.copy_(torch.rand(p.shape, generator=generator, dtype=p.dtype) + 0.5)
+                    continue
+                # Divided by the fan-in, so activations stay near the inputs' scale: a clamp such as
+                # MobileNet's ReLU6 would otherwise saturate and block every gradient.
+                fan_in = max(p[0].numel(), 1) if p.ndim > 1 else 1
+                p.copy_((torch.rand(p.shape, generator=generator, dtype=p.dtype) + 0.5) / fan_in)
 
 
 # -- the computation ------------------------------------------------------------------------------------
@@ -229,7 +232,7 @@ def effective_field(
         ``seed`` (uniform in [0.5, 1.5] for ``weights="positive"``, so every ReLU is active).
     weights
         ``"as given"`` (the model's own, trained or not), ``"random"`` (a fresh initialisation of a copy,
-        from ``seed``) or ``"positive"`` (uniform in [0.5, 1.5], zero biases, identity normalisation: the
+        from ``seed``) or ``"positive"`` (uniform in [0.5, 1.5] over the fan-in, zero biases, identity normalisation: the
         gradient then reaches every pixel the unit depends on, which is how the theoretical box is checked).
     dtype
         float64 by default; float32 is about ten times faster on a CPU and fine for a picture, not for
