@@ -232,8 +232,9 @@ def effective_field(
         ``seed`` (uniform in [0.5, 1.5] for ``weights="positive"``, so every ReLU is active).
     weights
         ``"as given"`` (the model's own, trained or not), ``"random"`` (a fresh initialisation of a copy,
-        from ``seed``) or ``"positive"`` (uniform in [0.5, 1.5] over the fan-in, zero biases, identity normalisation: the
-        gradient then reaches every pixel the unit depends on, which is how the theoretical box is checked).
+        from ``seed``) or ``"positive"`` (uniform in [0.5, 1.5] over the fan-in, zero biases, identity
+        normalisation: the gradient then reaches every pixel the unit depends on, which is how the
+        theoretical box is checked).
     dtype
         float64 by default; float32 is about ten times faster on a CPU and fine for a picture, not for
         checking the support of a deep network.
@@ -244,7 +245,7 @@ def effective_field(
     >>> net = nn.Sequential(*[nn.Conv2d(1, 1, 3, padding=1, bias=False) for _ in range(5)])
     >>> with torch.no_grad():
     ...     for conv in net:
-    ...         conv.weight.fill_(1.0)
+    ...         _ = conv.weight.fill_(1.0)
     >>> erf = effective_field(net, "4", input_size=31, samples=1)
     >>> round(erf.size, 2), erf.theoretical_box.size
     (8.31, (11, 11))
