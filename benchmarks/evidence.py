@@ -42,7 +42,9 @@ def report(label: str, seconds: list[float], target: float | None = None) -> Non
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=2, help="torch threads (1 is faster on a loaded machine)"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
