@@ -393,6 +393,10 @@ CATEGORY_TEXT = {
     "from the image, so the toolbox's r_min is smaller",
     "global-filter": "the layer is global (r_min = inf) on one side: rf_widgets never flags global layers, "
     "rfa-toolbox drops them with filter_dense",
+    "pointwise": "SPEC section 6 version 2: rules A and B judge spatial layers only (k_eff > 1 on some "
+    "axis); "
+    "a pointwise layer (batch norm, activation, 1x1 convolution, add, LayerNorm) is unproductive exactly "
+    "when its non-global inputs are. rfa-toolbox applies rules A and B to every node",
     "unexplained": "not explained by any rule of this script",
 }
 
@@ -559,6 +563,14 @@ def classify_verdict(
             f"{head}; r_min rf_widgets {show(layer.r_min)} vs toolbox "
             f"{show(per_axis(node.receptive_field_min))} (root cause: "
             f"{', '.join(cats) or 'this layer'})"
+        )
+    if not layer.spatial:
+        # SPEC section 6 version 2: rules A and B judge spatial layers only; a pointwise layer follows
+        # its inputs. The toolbox applies the rules to every node.
+        read = [f"{n}: {sub_layers[index[n]].status}" for n in layer.inputs if n in index]
+        return "pointwise", (
+            f"{head}; a pointwise layer (k_eff 1 on every axis) follows its inputs in rf_widgets "
+            f"({', '.join(read) or 'the image'}); the toolbox applies rules A and B to it"
         )
     # r disagreement on the layer or its inputs decides rule A: report the r root cause
     inputs = [index[n] for n in layer.inputs if n in index]

@@ -75,3 +75,4 @@ def test_to_pandas():
     assert isinstance(frame, pd.DataFrame)
     assert list(frame.index) == ["c1", "c2", "c3", "gap"]
     assert frame.loc["c3", "status"] == "unproductive"
+    assert frame["spatial"].tolist() == [True, True, True, False]

@@ -330,6 +330,7 @@ class Analysis:
         rows = []
         for layer in self.layers:
             row = layer.to_dict()
+            row["spatial"] = layer.spatial
             row["params"] = layer.params
             row["macs"] = layer.macs
             rows.append(row)

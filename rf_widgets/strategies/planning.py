@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from rf_widgets import _format
 from rf_widgets.core.analysis import evaluate
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 from rf_widgets.core.layers import Layer
@@ -185,7 +186,7 @@ def plan_trim(
     stack = analysis.stack
     status = analysis.verdicts.status
     if not analysis.unproductive_layers:
-        raise NotApplicable(f"no layer is unproductive at {_size(analysis.input_size)}")
+        raise NotApplicable(f"no layer is unproductive at {_format.size(analysis.input_size)}")
     chain = output_chain(stack)
     head = head_start(stack, chain)
     body = [i for i in chain if head is None or i < head]
@@ -217,14 +218,18 @@ def plan_trim(
 
 
 def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, frozenset[int]]]:
-    """Residual blocks in ``within`` whose branch is unproductive as a whole: ``(add, skip, branch)``.
+    """Residual blocks in ``within`` whose branch is an unproductive tail: ``(add, skip, branch)``.
 
     The branch of a two-input ``add`` is everything one input depends on after the block's entry (the
-    add's immediate dominator). It qualifies when every layer in it is unproductive and nothing outside
-    it reads it; the add can then be replaced by its other input, the skip connection.
+    add's immediate dominator). It qualifies when it holds a spatial layer, every spatial layer in it is
+    unproductive, its output is unproductive, and nothing outside it reads it; the add can then be
+    replaced by its other input, the skip connection. Pointwise layers in front of the first spatial
+    layer (a bottleneck's 1x1 reduction) stay productive by the verdicts, since they read a productive
+    block input, but they only feed the unproductive ones and go with the branch.
     """
     stack = analysis.stack
     status = analysis.verdicts.status
+    spatial = analysis.verdicts.spatial
     idom = immediate_dominators(stack)
     found: list[tuple[int, int, frozenset[int]]] = []
     taken: set[int] = set()
@@ -238,7 +243,9 @@ def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, 
             branch = ancestors(stack, b) - before
             if not branch or skip in branch or branch & taken:
                 continue
-            if any(status[v] != "unproductive" for v in branch):
+            if status[b] != "unproductive" or not any(spatial[v] for v in branch):
+                continue
+            if any(spatial[v] and status[v] != "unproductive" for v in branch):
                 continue
             if any(w not in branch and w != m for v in branch for w in stack.successors[v]):
                 continue
@@ -305,7 +312,7 @@ def plan_slowdown(
     stack = analysis.stack
     resolution = analysis.input_size
     if not analysis.unproductive_layers:
-        raise NotApplicable(f"no layer is unproductive at {_size(resolution)}")
+        raise NotApplicable(f"no layer is unproductive at {_format.size(resolution)}")
     groups = stride_groups(stack)
     if not groups:
         raise NotApplicable("the network has no downsampling layer before its head")
@@ -393,8 +400,4 @@ def plan_resolution(analysis: Analysis) -> ResolutionPlan:
         return ResolutionPlan((low,) * len(size))
     if high is not None and max(size) > high:
         return ResolutionPlan((high,) * len(size))
-    raise NotApplicable(f"{_size(size)} is already inside the feasible range {low} to {high}")
-
-
-def _size(size: tuple[int, ...]) -> str:
-    return "x".join(map(str, size))
+    raise NotApplicable(f"{_format.size(size)} is already inside the feasible range {low} to {high}")
