@@ -149,7 +149,8 @@ def preserved(model: torch.nn.Module) -> Iterator[None]:
     are proxies during tracing and only read by the forward passes, which run without grad.
     """
     flags = [(m, m.training) for m in model.modules()]
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    # Meta tensors (rf_widgets.zoo builds models there) hold no values that could change.
+    buffers = [(b, b.detach().clone()) for b in model.buffers() if not b.is_meta]
     try:
         yield
     finally:
