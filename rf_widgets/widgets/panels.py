@@ -10,6 +10,7 @@ import html
 
 import ipywidgets as widgets
 
+from rf_widgets import _format
 from rf_widgets.core.results import Analysis
 from rf_widgets.data import SAMPLE_IMAGES
 from rf_widgets.strategies import Suggestions
@@ -142,29 +143,8 @@ def export_panel(controls: dict[str, widgets.Widget]) -> widgets.Widget:
 
 
 def summary_rows(result: Analysis) -> list[tuple[str, str]]:
-    """The summary as (label, plain text) rows: the one place the Explorer's summary is worded."""
-    counts = result.counts
-    share = result.unproductive_share()
-    low, high = result.resolution_range
-    rows = [
-        ("Model", result.model),
-        ("Input", "x".join(map(str, result.input_size))),
-        ("Border layer", result.border_layer or "none"),
-        ("Unproductive layers", f"{counts['unproductive']} of {len(result.layers)} ({share['layers']:.0%})"),
-    ]
-    if share["params"] is not None:
-        rows.append(("Parameters in unproductive layers", f"{share['params']:.1%}"))
-    if share["macs"] is not None:
-        rows.append(("Multiply-adds in unproductive layers", f"{share['macs']:.1%}"))
-    rows.append(
-        (
-            "Feasible input sizes",
-            f"{low if low is not None else '?'} to {high if high is not None else 'unbounded'}",
-        )
-    )
-    if counts["unknown"]:
-        rows.append(("Unknown operations", f"{counts['unknown']} (values after them are lower bounds)"))
-    return rows
+    """The summary as (label, plain text) rows: the model, then the rows every view shares."""
+    return [("Model", result.model), *_format.summary_rows(result)]
 
 
 def summary_html(result: Analysis) -> str:
