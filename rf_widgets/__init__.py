@@ -52,6 +52,7 @@ __all__ = [
     "ModelImportError",
     "RFError",
     "ResolutionError",
+    "RuleTable",
     "Stack",
     "StackFileError",
     "Suggestion",
@@ -80,6 +81,10 @@ def __getattr__(name: str) -> object:
         from rf_widgets import strategies
 
         return getattr(strategies, name)
+    if name == "RuleTable":  # import rules are about torch modules: loading them loads torch
+        from rf_widgets.torch_import.rules import RuleTable
+
+        return RuleTable
     raise AttributeError(f"module 'rf_widgets' has no attribute {name!r}")
 
 

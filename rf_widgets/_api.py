@@ -15,7 +15,9 @@ from rf_widgets.errors import ModelImportError
 __all__ = ["analyze", "load_stack", "to_stack"]
 
 
-def analyze(model: Any, input_size: int | Sequence[int] = 224, *, name: str | None = None) -> Analysis:
+def analyze(
+    model: Any, input_size: int | Sequence[int] = 224, *, name: str | None = None, rules: Any = None
+) -> Analysis:
     """Receptive-field analysis of ``model`` at ``input_size``.
 
     Parameters
@@ -28,6 +30,9 @@ def analyze(model: Any, input_size: int | Sequence[int] = 224, *, name: str | No
         The input resolution: one int for a square input, or one int per spatial axis.
     name
         What to call the model in reports (default: derived from the model).
+    rules
+        A :class:`~rf_widgets.torch_import.rules.RuleTable` of extra import rules for this call
+        (consulted before the built-in ones; see docs/rules.md).
 
     Returns
     -------
@@ -41,11 +46,11 @@ def analyze(model: Any, input_size: int | Sequence[int] = 224, *, name: str | No
     >>> result.layer("c2").r_max
     (7, 7)
     """
-    stack = to_stack(model)
+    stack = to_stack(model, rules=rules)
     return analyze_stack(stack, input_size, name or stack.name)
 
 
-def to_stack(model: Any) -> Stack:
+def to_stack(model: Any, *, rules: Any = None) -> Stack:
     """The layer graph of ``model`` (see :func:`analyze` for what ``model`` may be)."""
     if isinstance(model, Stack):
         return model
@@ -53,9 +58,9 @@ def to_stack(model: Any) -> Stack:
         from rf_widgets.specs import load_model_spec
 
         loaded = load_model_spec(model)
-        return loaded if isinstance(loaded, Stack) else _import_torch(loaded, model)
+        return loaded if isinstance(loaded, Stack) else _import_torch(loaded, model, rules)
     if _is_torch_module(model):
-        return _import_torch(model, None)
+        return _import_torch(model, None, rules)
     if isinstance(model, Sequence) and model and all(isinstance(layer, Layer) for layer in model):
         return Stack(model)
     raise ModelImportError(
@@ -71,10 +76,10 @@ def load_stack(path: str) -> Stack:
     return read_stack(path)
 
 
-def _import_torch(model: Any, name: str | None) -> Stack:
+def _import_torch(model: Any, name: str | None, rules: Any = None) -> Stack:
     from rf_widgets.torch_import import import_model
 
-    return import_model(model, name=name)
+    return import_model(model, name=name, rules=rules)
 
 
 def _is_torch_module(model: Any) -> bool:

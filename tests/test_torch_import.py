@@ -248,16 +248,3 @@ def test_module_called_twice_gets_numbered_names():
     assert "layer1.0.relu" in names
     assert "layer1.0.relu:2" in names
     assert len(names) == len(set(names))
-
-
-def test_custom_rule_for_a_module():
-    from rf_widgets.torch_import import register_module_rule
-
-    class Blur(nn.Module):
-        def forward(self, x):
-            return x
-
-    register_module_rule(Blur, lambda m: {"kind": "window", "kernel": (5, 5), "padding": ((2, 2), (2, 2))})
-    result = rfw.analyze(nn.Sequential(nn.Conv2d(3, 3, 3), Blur()), 32)
-    assert result.layer("1").r_max == (7, 7)
-    assert result.layer("1").status == "productive"

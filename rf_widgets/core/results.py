@@ -14,7 +14,7 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Any, Literal
 
-from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Number, Resolved, widest_class
+from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Number, Resolved, unit_interval
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 from rf_widgets.core.layers import INPUT
 from rf_widgets.core.verdicts import Verdicts
@@ -192,22 +192,13 @@ class Analysis:
             raise ResolutionError(
                 f"unit {unit!r} is outside the {'x'.join(map(str, size))} feature map of layer '{layer}'"
             )
+        if path not in ("max", "min", "hull"):
+            raise RFError(f"path must be 'max', 'min' or 'hull', got {path!r}")
         start, stop = [], []
         for axis, u in zip(classes, units, strict=True):
-            if path == "hull":
-                start.append(min(u * j - c[4] for j, c in axis.items()))
-                stop.append(max(u * j + c[5] for j, c in axis.items()))
-                continue
-            if path == "max":
-                jump, c = widest_class(axis)
-                r, p = c[2], c[3]
-            elif path == "min":
-                jump, c = min(axis.items(), key=lambda item: (item[1][0], item[0]))
-                r, p = c[0], c[1]
-            else:
-                raise RFError(f"path must be 'max', 'min' or 'hull', got {path!r}")
-            start.append(u * jump - p)
-            stop.append(u * jump - p + r - 1)
+            low, high = unit_interval(axis, u, path)
+            start.append(low)
+            stop.append(high)
         return Box(
             tuple(_plain(v) for v in start),
             tuple(_plain(v) for v in stop),
