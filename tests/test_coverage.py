@@ -18,7 +18,6 @@ TORCHVISION_MODELS = torchvision.models.list_models(module=torchvision.models)
 # MaxViT partitions the map into windows and grids (reshapes that split spatial axes): every layer
 # that mixes along such a partition is unknown, so no fixed list is expected there.
 EXPECTED_UNKNOWN_OPS: dict[str, set[str] | None] = {
-    "swin": {"shifted_window_attention"},
     "maxvit": None,
 }
 

@@ -69,12 +69,13 @@ def _check(model: nn.Sequential, size: tuple[int, ...], units_per_layer: int | N
             box = result.unit_box(name, unit, path="hull")
             support = _support(model[: i + 1], x, unit)
             assert support is not None, (name, unit)
-            inside = all(0 <= a and b <= n - 1 for a, b, n in zip(box.start, box.stop, size, strict=True))
+            inside = all(a >= 0 and b <= n - 1 for a, b, n in zip(box.start, box.stop, size, strict=True))
             for (lo, hi), a, b, n in zip(support, box.start, box.stop, size, strict=True):
                 if inside:
                     assert (lo, hi) == (a, b), (name, unit, support, box)
                 else:
-                    assert max(a, 0) <= lo and hi <= min(b, n - 1), (name, unit, support, box)
+                    assert max(a, 0) <= lo, (name, unit, support, box)
+                    assert hi <= min(b, n - 1), (name, unit, support, box)
             if inside:
                 widest = max(widest, max(hi - lo + 1 for lo, hi in support))
             checked += 1
@@ -104,7 +105,9 @@ UPSAMPLERS_1D = [
     pytest.param(Interpolate(scale_factor=0.5, mode="linear"), id="linear-half"),
     pytest.param(nn.ConvTranspose1d(2, 2, 2, stride=2), id="transpose-k2s2"),
     pytest.param(nn.ConvTranspose1d(2, 2, 4, stride=2, padding=1), id="transpose-k4s2p1"),
-    pytest.param(nn.ConvTranspose1d(2, 2, 3, stride=2, padding=1, output_padding=1), id="transpose-k3s2-out1"),
+    pytest.param(
+        nn.ConvTranspose1d(2, 2, 3, stride=2, padding=1, output_padding=1), id="transpose-k3s2-out1"
+    ),
     pytest.param(nn.ConvTranspose1d(2, 2, 3, stride=3, dilation=2, padding=2), id="transpose-k3s3d2"),
     pytest.param(nn.ConvTranspose1d(2, 4, 5, stride=2, groups=2), id="transpose-groups"),
 ]
@@ -113,7 +116,9 @@ UPSAMPLERS_1D = [
 @pytest.mark.parametrize("op", UPSAMPLERS_1D)
 def test_one_dimensional_every_unit(op):
     channels_out = getattr(op, "out_channels", 2)
-    model = nn.Sequential(nn.Conv1d(2, 2, 3, stride=2, padding=1), op, nn.Conv1d(channels_out, 2, 3, padding=1))
+    model = nn.Sequential(
+        nn.Conv1d(2, 2, 3, stride=2, padding=1), op, nn.Conv1d(channels_out, 2, 3, padding=1)
+    )
     assert _check(model, (24,)) > 20
     result = rfw.analyze(model, 24)
     assert all(layer.status != "unknown" for layer in result.layers)

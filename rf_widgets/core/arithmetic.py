@@ -271,7 +271,11 @@ def _layer_size(
 
 
 def _resample_size(
-    stack: Stack, layer: Layer, n_in: tuple[int, ...], input_size: tuple[int, ...], sizes: list[tuple[int, ...]]
+    stack: Stack,
+    layer: Layer,
+    n_in: tuple[int, ...],
+    input_size: tuple[int, ...],
+    sizes: list[tuple[int, ...]],
 ) -> tuple[int, ...]:
     spec = layer.resample
     assert spec is not None
@@ -282,7 +286,13 @@ def _resample_size(
         return tuple(
             max((n - 1) * s - lo - hi + d * (k - 1) + extra + 1, 0) if n > 0 else 0
             for n, s, (lo, hi), d, k, extra in zip(
-                n_in, layer.stride, layer.padding, layer.dilation, layer.kernel, spec.output_padding, strict=True
+                n_in,
+                layer.stride,
+                layer.padding,
+                layer.dilation,
+                layer.kernel,
+                spec.output_padding,
+                strict=True,
             )
         )
     if spec.size is not None:
@@ -300,9 +310,7 @@ def _resolve_resample(layer: Layer, n_in: tuple[int, ...], n_out: tuple[int, ...
     assert spec is not None
     if spec.mode == "windows" and all(n <= w for n, w in zip(n_in, spec.window, strict=True)):
         return (GLOBAL, (), (), ())  # one window covers the whole map: attention mixes everything
-    taps = tuple(
-        _taps(spec, layer, a, n_in[a], n_out[a]) for a in range(len(n_in))
-    )
+    taps = tuple(_taps(spec, layer, a, n_in[a], n_out[a]) for a in range(len(n_in)))
     return (PHASED, tuple(t.widest for t in taps), tuple(t.stride for t in taps), taps)
 
 
@@ -352,7 +360,7 @@ def _interpolation_taps(mode: str, ratio: Fraction, half: Fraction, n: int) -> T
 
 @lru_cache(maxsize=1024)
 def _transpose_taps(k: int, s: int, d: int, p: int) -> Taps:
-    """Output ``o`` of a transposed convolution gets input ``i`` when ``o = i s - p + j d``, ``0 <= j < k``."""
+    """Output ``o`` of a transposed convolution reads ``i`` when ``o = i s - p + j d``, ``0 <= j < k``."""
     first, last = [], []
     for o in range(s):
         hits = [(o + p - j * d) // s for j in range(k) if (o + p - j * d) % s == 0]
@@ -423,7 +431,8 @@ def _through_window(
 def _window_as_taps(k: Number, s: Number, lo: int) -> Taps:
     if isinstance(s, int):
         return Taps(1, s, (-lo,), (int(k) - 1 - lo,))
-    # adaptive pooling with a fractional stride n / m: window i spans floor(i n / m) to ceil((i + 1) n / m) - 1
+    # adaptive pooling with a fractional stride n / m: window i spans floor(i n / m) to
+    # ceil((i + 1) n / m) - 1
     ratio = Fraction(s)
     first = tuple(math.floor(i * ratio) for i in range(ratio.denominator))
     last = tuple(math.ceil((i + 1) * ratio) - 1 for i in range(ratio.denominator))
@@ -509,7 +518,7 @@ def key_jump(key: Any) -> Number:
 
 
 def unit_interval(axis: dict[Any, PathClass], u: int, path: str) -> tuple[Number, Number]:
-    """The inclusive input interval unit ``u`` sees along one axis: the ``"max"``, ``"min"`` path or ``"hull"``."""
+    """The inclusive input interval unit ``u`` sees on one axis: ``"max"``, ``"min"`` path or ``"hull"``."""
     if path == "hull":
         starts, stops = [], []
         for key, c in axis.items():
@@ -569,9 +578,7 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
                 layer.stride,
                 tuple(p[0] for p in layer.padding),
             )
-        elif layer.kind == GLOBAL:
-            how, kernel, stride, lo = GLOBAL, (), (), ()
-        elif layer.kind == "resample":  # resolved when its input was empty: nothing to see
+        elif layer.kind == GLOBAL or layer.kind == "resample":
             how, kernel, stride, lo = GLOBAL, (), (), ()
         else:
             how, kernel, stride, lo = IDENTITY, (), (), ()
@@ -646,7 +653,9 @@ def _misalignment(stack: Stack, i: int, ins: list[tuple[dict[Number, PathClass],
             continue
         reps = [widest_class(axis) for axis in cls]
         jumps = tuple(key_jump(key) for key, _ in reps)
-        centres: tuple[Number, ...] = tuple(Fraction(c[2] - 1) / 2 - c[3] + _mean_centre(key) for key, c in reps)
+        centres: tuple[Number, ...] = tuple(
+            Fraction(c[2] - 1) / 2 - c[3] + _mean_centre(key) for key, c in reps
+        )
         seen.append((jumps, centres))
     out = []
     name = stack.layers[i].name

@@ -41,19 +41,19 @@ __all__ = [
     "INPUT",
     "Kind",
     "Layer",
+    "Resample",
     "adaptive_pool",
     "add",
     "concat",
     "conv",
+    "conv_transpose",
     "elementwise",
     "flatten",
     "global_pool",
     "mul",
     "pool",
-    "Resample",
-    "conv_transpose",
-    "upsample",
     "unknown",
+    "upsample",
 ]
 
 INPUT = "input"
@@ -91,7 +91,9 @@ class Resample:
 
     def __post_init__(self) -> None:
         if self.mode not in RESAMPLE_MODES:
-            raise LayerSpecError(f"resample mode must be one of {', '.join(RESAMPLE_MODES)}, got {self.mode!r}")
+            raise LayerSpecError(
+                f"resample mode must be one of {', '.join(RESAMPLE_MODES)}, got {self.mode!r}"
+            )
         if self.scale is not None and any(not isinstance(v, (int, Fraction)) or v <= 0 for v in self.scale):
             raise LayerSpecError(f"scale must be positive on every axis, got {self.scale!r}")
         if self.size is not None and any(not _is_int(v) or v < 1 for v in self.size):
@@ -108,6 +110,7 @@ class Resample:
             if values is not None and len(values) == 1 and ndim > 1:
                 changes[label] = tuple(values) * ndim
         return replace(self, **changes) if changes else self  # type: ignore[arg-type]
+
 
 IntPerAxis = int | Sequence[int]
 PaddingPerAxis = int | Sequence[int] | Sequence[tuple[int, int]]
@@ -175,7 +178,9 @@ class Layer:
                 f"for layer '{self.name}'"
             )
         if self.kind == "resample" and not isinstance(self.resample, Resample):
-            raise LayerSpecError(f"a resample layer needs a Resample record, got {self.resample!r} for layer '{self.name}'")
+            raise LayerSpecError(
+                f"a resample layer needs a Resample record, got {self.resample!r} for layer '{self.name}'"
+            )
         if self.inputs is not None and (
             not isinstance(self.inputs, tuple) or any(not isinstance(i, str) for i in self.inputs)
         ):

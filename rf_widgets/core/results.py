@@ -153,6 +153,18 @@ class Analysis:
         return tuple(self.stack.layers[i].name for i in self.verdicts.border)
 
     @property
+    def outputs(self) -> dict[str, LayerResult]:
+        """What an imported model returns, by name, each as the result of the layer that produces it.
+
+        Names are the keys of a returned dict (``"out"``, ``"aux"``, FPN levels ``"0"``, ``"pool"``) or
+        the positions in a returned tuple (``"0"``, ``"1"``; nested: ``"1.0"``); a single tensor is
+        ``"output"``. Empty for a declared stack.
+        """
+        found = self.stack.metadata.get("outputs", ())
+        named = found if isinstance(found, tuple) else ()
+        return {label or "output": self.layer(layer) for label, layer in named}
+
+    @property
     def unproductive_layers(self) -> tuple[str, ...]:
         return tuple(self.stack.layers[i].name for i in self.verdicts.unproductive)
 
@@ -305,6 +317,7 @@ class Analysis:
             "unproductive_layers": list(self.unproductive_layers),
             "resolution_range": {"min": low, "max": high},
             "diagnostics": [d.to_dict() for d in self.diagnostics],
+            "outputs": [{"name": name, "layer": layer.name} for name, layer in self.outputs.items()],
         }
 
     def to_json(self) -> str:

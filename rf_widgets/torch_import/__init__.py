@@ -2,8 +2,8 @@
 
 The model is traced symbolically (no forward pass over data); modules, functions and tensor methods are
 mapped to layers by the rule tables of :mod:`rf_widgets.torch_import.rules` (the built-in one, plus any
-:class:`RuleTable` passed as ``rules=`` or made active with ``with table:``). Reshapes are followed with tensor
-shapes from a fake-tensor pass (no real data, no weights read) only when the graph has them.
+:class:`RuleTable` passed as ``rules=`` or made active with ``with table:``). Reshapes are followed
+with tensor shapes from a fake-tensor pass (no real data, no weights read) only when the graph has them.
 Operations without a rule become layers of kind ``"unknown"`` with a diagnostic and an
 :class:`~rf_widgets.errors.UnknownOperationWarning`; nothing is silently treated as identity.
 
@@ -74,7 +74,17 @@ def import_traced(
     ndim, in_channels = _input_geometry(model) if ndim is None else (ndim, _input_geometry(model)[1])
     chain = lookup_chain(rules)
     with preserved(model), torch.no_grad():
-        gm, how, opaque = trace(model, leaf_types(rules))
+        try:
+            gm, how, opaque = trace(model, leaf_types(rules))
+        except ModelImportError as err:
+            backbone = getattr(model, "backbone", None)
+            if isinstance(backbone, nn.Module):
+                raise ModelImportError(
+                    f"{err}. {label} cannot be traced as a whole (detection models take a list of images "
+                    f"and return boxes): analyse its feature extractor instead, "
+                    f"rf_widgets.analyze(model.backbone, size)"
+                ) from err
+            raise
         builder = GraphBuilder(gm, ndim, in_channels, _native_size(model, ndim), chain)
         layers = builder.build()
     if not layers:
@@ -91,7 +101,12 @@ def import_traced(
         layers,
         ndim,
         label,
-        metadata={"import_method": how, "opaque_modules": opaque, "diagnostics": tuple(builder.diagnostics)},
+        metadata={
+            "import_method": how,
+            "opaque_modules": opaque,
+            "diagnostics": tuple(builder.diagnostics),
+            "outputs": tuple((label, act.source) for label, act in builder.outputs if act.source != "input"),
+        },
     )
     return stack, gm
 

@@ -153,7 +153,7 @@ class GraphBuilder:
 
     def parameters_of(self, node: fx.Node) -> list[torch.Tensor]:
         """Parameters a function call reads directly (``F.conv2d(x, self.weight)``, Swin's qkv weights)."""
-        found = []
+        found: list[torch.Tensor] = []
         for arg in node.all_input_nodes:
             if arg.op == "get_attr":
                 value = fetch_attr(self.gm, str(arg.target))

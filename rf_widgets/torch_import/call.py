@@ -155,7 +155,9 @@ class Call:
         )
         return act
 
-    def mix(self, roles: Sequence[Any], layout: Layout | None = None, op: str | None = None, **extra: Any) -> Act:
+    def mix(
+        self, roles: Sequence[Any], layout: Layout | None = None, op: str | None = None, **extra: Any
+    ) -> Act:
         """A layer that mixes values along dimensions with ``roles``: global along space, else pointwise."""
         how = mixing(list(roles))
         if how == "global":
@@ -276,5 +278,7 @@ def _show(layout: Layout) -> str:
     )
 
 
-def make_layer(name: str, op: str, sources: tuple[str, ...], module: str | None, node: str, fields: dict) -> Layer:
+def make_layer(
+    name: str, op: str, sources: tuple[str, ...], module: str | None, node: str, fields: dict
+) -> Layer:
     return Layer(name, op, inputs=sources, module=module, extra={"fx_node": node}, **fields)

@@ -56,12 +56,16 @@ def _conv_module(call: Call) -> Act:
 
 def _maxpool_module(call: Call) -> Act:
     m: Any = call.module
-    return call.window(m.kernel_size, _pool_stride(m.kernel_size, m.stride), m.dilation, m.padding, ceil_mode=m.ceil_mode)
+    return call.window(
+        m.kernel_size, _pool_stride(m.kernel_size, m.stride), m.dilation, m.padding, ceil_mode=m.ceil_mode
+    )
 
 
 def _avgpool_module(call: Call) -> Act:
     m: Any = call.module
-    return call.window(m.kernel_size, _pool_stride(m.kernel_size, m.stride), 1, m.padding, ceil_mode=m.ceil_mode)
+    return call.window(
+        m.kernel_size, _pool_stride(m.kernel_size, m.stride), 1, m.padding, ceil_mode=m.ceil_mode
+    )
 
 
 def _lppool_module(call: Call) -> Act:
@@ -80,7 +84,8 @@ def _adaptive_module(call: Call) -> Act:
 
 
 def _pad_module(call: Call) -> Act:
-    return pad_layer(call, tuple(call.module.padding))  # type: ignore[union-attr]
+    m: Any = call.module
+    return pad_layer(call, tuple(m.padding))
 
 
 def pad_layer(call: Call, pad: Any, op: str | None = None) -> Act:
@@ -114,7 +119,8 @@ def _bilinear_module(call: Call) -> Act:
 
 
 def _softmax_module(call: Call) -> Act:
-    dim = call.module.dim if call.module.dim is not None else -1  # type: ignore[union-attr]
+    m: Any = call.module
+    dim = m.dim if m.dim is not None else -1
     return call.mix([call.x.layout[dim]])
 
 
@@ -173,7 +179,11 @@ def _pool_fn(call: Call) -> Act:
         dilation = 1
         ceil_mode = call.literal(4, "ceil_mode", False)
     return call.window(
-        kernel, _pool_stride(kernel, stride), dilation, padding, ceil_mode=bool(ceil_mode),
+        kernel,
+        _pool_stride(kernel, stride),
+        dilation,
+        padding,
+        ceil_mode=bool(ceil_mode),
         op=name.removesuffix("_with_indices"),
     )
 
@@ -247,6 +257,7 @@ NO_EXACT_RULE: dict[Any, str] = {
 
 def register(table: RuleTable) -> None:
     """Add this module's rules to ``table``."""
+    cls: type
     for cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
         table.module(cls, _conv_module)
     for cls in (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d):

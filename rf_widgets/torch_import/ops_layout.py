@@ -197,7 +197,9 @@ def _getitem(call: Call) -> Any:
                 out.append(role)
             elif isinstance(role, int):
                 start, stop, step = item.start or 0, item.stop, item.step or 1
-                if not all(isinstance(v, int) for v in (start, step)) or not isinstance(stop, (int, type(None))):
+                if not all(isinstance(v, int) for v in (start, step)) or not isinstance(
+                    stop, (int, type(None))
+                ):
                     raise Unsupported(f"the slice {item} of a spatial axis is computed at run time")
                 if start < 0 or (stop is not None and stop > 0) or step < 1:
                     raise Unsupported(f"the slice {item} of a spatial axis depends on its size")
@@ -243,8 +245,8 @@ def register(table: RuleTable) -> None:
     for name in ("dim", "numel", "ndimension", "nelement", "get_device"):
         table.method(name, _const)
     table.method("size", _size)
-    for fn in (torch._assert, len, isinstance, torch.is_tensor):
-        table.function(fn, _const)
+    for check in (torch._assert, len, isinstance, torch.is_tensor):
+        table.function(check, _const)
     table.function(getattr, _getattr)
     table.function(operator.getitem, _getitem)
     for key, rule in (
@@ -255,6 +257,7 @@ def register(table: RuleTable) -> None:
         ("tensor_split", _split), ("unbind", _unbind),
     ):  # fmt: skip
         table.method(key, rule)
+    fn: Any
     for fn, rule in (
         (torch.reshape, _reshape), (torch.permute, _permute), (torch.transpose, _transpose),
         (torch.swapaxes, _transpose), (torch.swapdims, _transpose), (torch.movedim, _movedim),

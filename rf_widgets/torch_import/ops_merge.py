@@ -87,6 +87,7 @@ def register(table: RuleTable) -> None:
         (table.method if isinstance(key, str) else table.function)(key, _binary(op))
     for key, op in REDUCTIONS.items():
         (table.method if isinstance(key, str) else table.function)(key, _reduction(op))
+    fn: Any
     for fn in (torch.max, torch.min):
         table.function(fn, _max)
     for name in ("max", "min"):

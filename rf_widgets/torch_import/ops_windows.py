@@ -94,7 +94,13 @@ def _per_axis(value: Any, ndim: int) -> tuple[Any, ...]:
 
 
 def interpolate(
-    call: Call, size: Any, scale: Any, mode: str, align_corners: Any, recompute: Any = None, antialias: Any = False
+    call: Call,
+    size: Any,
+    scale: Any,
+    mode: str,
+    align_corners: Any,
+    recompute: Any = None,
+    antialias: Any = False,
 ) -> Act:
     """``F.interpolate``'s arguments as a resample layer (or adaptive pooling for ``mode="area"``)."""
     from rf_widgets.core.layers import Resample
@@ -148,9 +154,7 @@ def _interpolate_fn(call: Call) -> Act:
     name = call.op
     if name in ("upsample_nearest", "upsample_bilinear"):
         mode = "nearest" if name == "upsample_nearest" else "bilinear"
-        return interpolate(
-            call, call.arg(1, "size"), call.arg(2, "scale_factor"), mode, mode == "bilinear"
-        )
+        return interpolate(call, call.arg(1, "size"), call.arg(2, "scale_factor"), mode, mode == "bilinear")
     return interpolate(
         call,
         call.arg(1, "size"),
@@ -172,7 +176,9 @@ def transpose_layer(
 
     _channels_first(call)
     ndim = call.ndim
-    k, s, p, extra, d = (tuple(int(v) for v in _per_axis(a, ndim)) for a in (kernel, stride, padding, output_padding, dilation))
+    k, s, p, extra, d = (
+        tuple(int(v) for v in _per_axis(a, ndim)) for a in (kernel, stride, padding, output_padding, dilation)
+    )
     for axis in range(ndim):
         try:
             _transpose_taps(k[axis], s[axis], d[axis], p[axis])
@@ -215,7 +221,7 @@ def _conv_transpose_fn(call: Call) -> Act:
 
 
 def _shuffle(call: Call, factor: int) -> Act:
-    """Pixel shuffle by ``r``: output position ``v`` comes from input position ``v // r`` (nearest upsampling)."""
+    """Pixel shuffle by ``r``: output position ``v`` comes from input ``v // r`` (nearest upsampling)."""
     from rf_widgets.core.layers import Resample
 
     _channels_first(call)
@@ -223,7 +229,8 @@ def _shuffle(call: Call, factor: int) -> Act:
 
 
 def _pixel_shuffle_module(call: Call) -> Act:
-    return _shuffle(call, int(call.module.upscale_factor))  # type: ignore[union-attr]
+    m: Any = call.module
+    return _shuffle(call, int(m.upscale_factor))
 
 
 def _pixel_shuffle_fn(call: Call) -> Act:
@@ -237,7 +244,8 @@ def _unshuffle(call: Call, factor: int) -> Act:
 
 
 def _pixel_unshuffle_module(call: Call) -> Act:
-    return _unshuffle(call, int(call.module.downscale_factor))  # type: ignore[union-attr]
+    m: Any = call.module
+    return _unshuffle(call, int(m.downscale_factor))
 
 
 def _pixel_unshuffle_fn(call: Call) -> Act:
@@ -273,6 +281,7 @@ def _swin_attention(call: Call) -> Act:
 
 def register(table: RuleTable) -> None:
     """Add this module's rules to ``table``."""
+    fn: Any
     for fn in (torch.softmax, F.softmax, F.log_softmax):
         table.function(fn, _softmax)
     for name in ("softmax", "log_softmax"):

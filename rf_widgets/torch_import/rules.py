@@ -41,7 +41,7 @@ __all__ = ["Rule", "RuleTable", "Unsupported", "active_tables", "builtin_rules",
 Rule = Callable[["Call"], Any]
 
 
-class Unsupported(Exception):  # noqa: N818 - a signal from a rule, not an error of the user's input
+class Unsupported(Exception):
     """Raised by a rule that has no exact answer for the arguments it got; the node becomes unknown."""
 
 
