@@ -5,8 +5,8 @@ The oracle is the gradient support of a float64 copy of the model with positive 
 their fan-in (nothing cancels, nothing overflows) and max pools replaced by average pools of the same
 window (a max pool passes its gradient to one pixel of the window; its field is the whole window).
 No interpolation weight here falls on a rounded sample position (scales are powers of two), so any
-positive gradient counts. A box edge that lies inside the image must be exactly the extreme pixel with a non-zero gradient; the
-whole support must lie inside the box clipped to the image.
+positive gradient counts. A box edge that lies inside the image must be exactly the extreme pixel
+with a non-zero gradient; the whole support must lie inside the box clipped to the image.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _quiet_analyze(model, size, **kwargs):
 
 def _oracle_copy(model: nn.Module) -> nn.Module:
     twin = copy.deepcopy(model).double().eval()
-    for name, module in list(twin.named_modules()):
+    for module in list(twin.modules()):
         for child_name, child in list(module.named_children()):
             pools = {nn.MaxPool2d: nn.AvgPool2d, nn.MaxPool3d: nn.AvgPool3d}
             if type(child) in pools:
