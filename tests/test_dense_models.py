@@ -118,7 +118,7 @@ def test_segmentation_models(name):
         assert out.jump == (1, 1)
     if name == "fcn_resnet50":  # no global branch: every unit's box is a local hull
         exact = 0
-        for unit in [(0, 0), (95, 95), (0, 95), *((k, k) for k in range(40, 48))]:
+        for unit in [(0, 0), (95, 95), (40, 40), (41, 43)]:
             exact += _compare(
                 result, result.outputs["out"].name, unit, _support(outputs["out"], x, unit), (96, 96)
             )
@@ -140,7 +140,7 @@ def test_segmentation_spec_string_and_cli(capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(DETECTION))
 def test_detection_backbones(name):
-    size = 320 if name.startswith("ssd") else 192
+    size = 320 if name.startswith("ssd") else 256
     model = detection.__dict__[name](weights=None, weights_backbone=None)
     with pytest.raises(ModelImportError, match=r"model\.backbone"):
         rfw.analyze(model, size)
@@ -155,7 +155,7 @@ def test_detection_backbones(name):
         level = result.outputs["0"]  # stride 4, with the top-down path upsampled from stride 32
         assert level.jump == (4, 4)
         exact = 0
-        for unit in [(0, 0), (2, 3), (47, 47), (46, 45)]:
+        for unit in [(0, 0), (1, 1), (2, 3)]:  # near the corner the far edges lie inside the image
             exact += _compare(result, level.name, unit, _support(outputs["0"], x, unit), (size, size))
         assert exact > 0
 
