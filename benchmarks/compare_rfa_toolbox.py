@@ -560,6 +560,14 @@ def classify_verdict(
             f"{show(per_axis(node.receptive_field_min))} (root cause: "
             f"{', '.join(cats) or 'this layer'})"
         )
+    if not layer.spatial:
+        # SPEC section 6 version 2: rules A and B judge spatial layers only; a pointwise layer follows
+        # its inputs. The toolbox applies the rules to every node.
+        read = [f"{n}: {sub_layers[index[n]].status}" for n in layer.inputs if n in index]
+        return "pointwise", (
+            f"{head}; a pointwise layer (k_eff 1 on every axis) follows its inputs in rf_widgets "
+            f"({', '.join(read) or 'the image'}); the toolbox applies rules A and B to it"
+        )
     # r disagreement on the layer or its inputs decides rule A: report the r root cause
     inputs = [index[n] for n in layer.inputs if n in index]
     # rule A reads r_min of the layer and of its inputs

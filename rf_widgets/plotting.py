@@ -49,6 +49,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, Locator
 
+from rf_widgets import _format
 from rf_widgets.core.graph import NETWORK_INPUT
 from rf_widgets.core.results import STATUS_COLOURS, Analysis, Box, LayerResult
 from rf_widgets.errors import RFError
@@ -127,14 +128,6 @@ def _set_layer_ticks(ax: Axes, names: Sequence[str]) -> None:
     ax.xaxis.set_major_formatter(FuncFormatter(ticks.label))
     ax.tick_params(axis="x", labelrotation=90, labelsize=7)
     ax.set_xlim(-0.5, max(len(names), 1) - 0.5)
-
-
-def _per_axis_text(values: Sequence[Any] | None) -> str:
-    """``35`` when every axis agrees, ``35x67`` otherwise; ``global`` for infinite values."""
-    if values is None:
-        return "-"
-    shown = ["global" if v == math.inf else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values]
-    return shown[0] if len(set(shown)) == 1 else "x".join(shown)
 
 
 def _finite(value: SupportsFloat) -> float:
@@ -222,7 +215,7 @@ class GrowthPlot:
         self._set_resolution(result)
         self.ax.relim(visible_only=True)
         self.ax.autoscale_view(scalex=False)
-        size = "x".join(map(str, result.input_size))
+        size = _format.size(result.input_size)
         self.ax.set_title(f"{result.model}: receptive field growth at {size}", fontsize=10)
 
     def _set_lines(self, layers: list[LayerResult]) -> None:
@@ -275,9 +268,7 @@ class GrowthPlot:
 
 def _no_band_note(low: int | None, high: int | None) -> str:
     """Why the feasible band is missing."""
-    if low is not None and high is not None:
-        return f"no feasible input size: min {low} > max {high}"
-    return f"feasible input sizes: {'?' if low is None else low} to {'unbounded' if high is None else high}"
+    return f"feasible input sizes: {_format.feasible_range(low, high)}"
 
 
 def plot_growth(
@@ -545,13 +536,13 @@ def describe_unit(result: Analysis, layer: str, unit: Unit = None) -> str:
     verdict = info.status + (f" ({info.reason})" if info.reason else "")
     if info.name == result.border_layer:
         verdict += ", border layer"
-    feature_map = "x".join(map(str, info.feature_map))
+    feature_map = _format.size(info.feature_map)
     if info.is_global:
         detail = f"global: sees the whole input; map {feature_map}"
     else:
         chosen = "centre unit" if unit is None else f"unit {unit}"
         detail = (
-            f"r_min {_per_axis_text(info.r_min)}, r_max {_per_axis_text(info.r_max)}; "
+            f"r_min {_format.per_axis(info.r_min)}, r_max {_format.per_axis(info.r_max)}; "
             f"map {feature_map}; {chosen}"
         )
     return f"{info.name} ({info.op}): {verdict}\n{detail}"
@@ -705,7 +696,7 @@ class ArchitectureStrip:
                 self.artists["labels"][layer.name].set_text(_cell_text(layer))
         self._mark_border(result.border_layer)
         self._sync_patches()
-        size = "x".join(map(str, result.input_size))
+        size = _format.size(result.input_size)
         counts = result.counts
         self.ax.set_title(
             f"{result.model} at {size}: {counts['unproductive']} unproductive, "
@@ -788,7 +779,7 @@ def _cell_text(layer: LayerResult) -> str:
     """``3`` for a 3x3 window, ``3/2`` with stride 2; nothing for elementwise layers."""
     if not _is_window(layer):
         return ""
-    kernel, stride = _per_axis_text(layer.kernel), _per_axis_text(layer.stride)
+    kernel, stride = _format.per_axis(layer.kernel), _format.per_axis(layer.stride)
     return kernel if stride == "1" else f"{kernel}/{stride}"
 
 

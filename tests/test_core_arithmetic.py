@@ -399,11 +399,15 @@ def test_resnet18_hand_stack_matches_the_spec_values():
     }
     assert result.layer("layer3.0.conv2").reason == "feature-map-covered"
     assert result.layer("layer4.0.downsample.0").status == "productive"
-    assert result.border_layer == "layer2.0.conv2"
+    # SPEC section 6 version 2: the tail starts at layer3.0.conv2, as in the paper's figure
+    assert result.border_layer == "layer3.0.conv2"
     assert result.layer("layer2.0.conv2").status == "critical"
     assert result.layer("layer2.0.conv2").r_min == (35, 35)
-    assert result.layer("layer2.0.bn2").reason == "rf-exceeds-input"
-    assert result.resolution_range == (139, 435)
+    # version 1 judged the BatchNorm after it by rule A; a pointwise layer now only follows its inputs
+    assert (result.layer("layer2.0.bn2").status, result.layer("layer2.0.bn2").reason) == ("critical", None)
+    assert result.layer("layer3.0.bn2").reason == "follows-unproductive"
+    assert len(result.unproductive_layers) == 17
+    assert result.resolution_range == (97, 435)
     assert kinds(result, "misaligned-merge") == []
     assert result.layer("avgpool").status == "global"
 
@@ -545,8 +549,12 @@ def test_squeeze_and_excitation():
     assert kinds(result, "size-mismatch") == []
     # judged by the local r_min: at R = 6, c3 (r_min 7) is critical, its input scale (5) is not >= 6
     assert result.at(6).layer("c3").status == "critical"
-    # at R = 4 every input of scale has r_min >= 4 (c2: 5, gate: inf) and its own r_min 5 > 4
-    assert result.at(4).layer("scale").reason == "rf-exceeds-input"
+    # at R = 4, c2 (r 5, input r 3 < 4, a 4x4 map) is critical: so is the pointwise scale (r_min 5 > 4)
+    assert result.at(4).layer("scale").status == "critical"
+    # at R = 3, c2 is unproductive by rule A; scale follows it, the global gate does not count
+    at3 = result.at(3)
+    assert at3.layer("c2").reason == "rf-exceeds-input"
+    assert (at3.layer("scale").status, at3.layer("scale").reason) == ("unproductive", "follows-unproductive")
 
 
 # -- adaptive pooling ---------------------------------------------------------------------------------
@@ -629,9 +637,12 @@ def test_empty_map_is_covered_by_any_kernel():
     assert result.layer("c1").status == "productive"
     # c2: its input's r_min 2 < 9, but its 3-wide kernel covers the 1-unit map (rule B)
     assert (result.layer("c2").status, result.layer("c2").reason) == ("unproductive", "feature-map-covered")
-    # relu: input r_min 18 >= 9 and own 18 > 9 (rule A wins over B)
-    assert (result.layer("relu").status, result.layer("relu").reason) == ("unproductive", "rf-exceeds-input")
-    assert result.border_layer == "c1"
+    # relu is pointwise: it follows c2
+    assert (result.layer("relu").status, result.layer("relu").reason) == (
+        "unproductive",
+        "follows-unproductive",
+    )
+    assert result.border_layer == "c2"  # c1 (r 2 <= 9) is productive: the tail starts at c2
 
 
 # -- verdicts -----------------------------------------------------------------------------------------
@@ -646,16 +657,15 @@ def test_rule_a_rf_exceeds_input():
     assert [at4.layer(n).status for n in ("c1", "c2", "bn", "c3")] == [
         "productive",  # 3 <= 4
         "critical",  # 5 > 4 but its input c1 has r_min 3 < 4
-        "unproductive",  # input c2 has 5 >= 4 and its own 5 > 4
-        "unproductive",
+        "critical",  # pointwise: its input c2 is not unproductive, its own r_min 5 > 4
+        "unproductive",  # input bn has 5 >= 4 and its own 7 > 4
     ]
-    assert at4.layer("bn").reason == at4.layer("c3").reason == "rf-exceeds-input"
+    assert at4.layer("c3").reason == "rf-exceeds-input"
     assert at4.layer("c1").reason is None
-    assert at4.border_layer == "c2"
+    assert at4.border_layer == "c2"  # critical, and the only spatial layer after it is unproductive
     assert at4.border_layers == ("c2",)
-    assert at4.unproductive_layers == ("bn", "c3")
-    # at R = 5 an elementwise layer needs its input to exceed the image strictly: bn (5) is productive,
-    # c3 (input 5 >= 5, own 7 > 5) is not
+    assert at4.unproductive_layers == ("c3",)
+    # at R = 5, c2 (r 5) is productive and c3 (input 5 >= 5, own 7 > 5) is not: the tail starts at c3
     at5 = at4.at(5)
     assert [at5.layer(n).status for n in ("c1", "c2", "bn", "c3")] == [
         "productive",
@@ -663,13 +673,14 @@ def test_rule_a_rf_exceeds_input():
         "productive",
         "unproductive",
     ]
-    assert at5.border_layer == "bn"
+    assert at5.border_layer == "c3"
 
 
 def test_rule_a_on_the_first_layer():
     result = rfw.analyze(rfw.Stack([conv("c1", 9, padding=4), conv("c2", 1)]), 5)
     assert (result.layer("c1").status, result.layer("c1").reason) == ("unproductive", "rf-exceeds-input")
-    assert result.border_layer is None  # the first layer has no predecessor to mark
+    assert result.layer("c2").reason == "follows-unproductive"  # a 1x1 conv is pointwise
+    assert result.border_layer == "c1"  # the tail starts at the first layer itself
     # r 5 at R = 5 is not > R; the first layer is never judged by rule B
     result = rfw.analyze(rfw.Stack([conv("c1", 5, padding=2)]), 5)
     assert result.layer("c1").status == "productive"
@@ -682,9 +693,10 @@ def test_rule_b_feature_map_covered():
     assert result.layer("c1").feature_map == (3, 3)
     c2 = result.layer("c2")
     assert (c2.r_min, c2.status, c2.reason) == ((7, 7), "unproductive", "feature-map-covered")
-    assert result.layer("c3").status == "productive"  # 1x1 on a 3x3 map, r 7 <= 8
-    assert result.border_layer == "c1"
-    assert result.unproductive_layers == ("c2",)
+    assert result.layer("c3").reason == "follows-unproductive"  # pointwise, after c2 only
+    assert result.layer("c1").status == "productive"
+    assert result.border_layer == "c2"
+    assert result.unproductive_layers == ("c2", "c3")
     # one more pixel and c1 gives a 4-unit map: nothing is covered any more
     assert rfw.analyze(stack, 9).layer("c1").feature_map == (4, 4)
     assert rfw.analyze(stack, 9).unproductive_layers == ()
@@ -714,7 +726,7 @@ def test_mixed_axes_give_the_feature_map_reason():
     # height by rule A (5 >= 4, 7 > 4), width by rule B only (11 < 16): not A on every axis
     assert (c3.status, c3.reason) == ("unproductive", "feature-map-covered")
     assert result.layer("c2").status == "productive"  # r_min (5, 11) is not above (4, 16) on both axes
-    assert result.border_layer == "c2"
+    assert result.border_layer == "c3"
 
 
 def test_unknown_operation_is_never_unproductive():

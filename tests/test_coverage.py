@@ -6,6 +6,7 @@ import math
 import warnings
 
 import pytest
+from verdict_reference import check_against_reference, check_feasible_minimum
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -65,6 +66,7 @@ def test_torchvision_model(name):
     assert low >= 1
     again = result.at(32)
     assert again.input_size == (32, 32)
+    check_verdicts(result)
 
 
 TIMM_MODELS = [
@@ -97,3 +99,13 @@ def test_timm_model(name):
     assert all(layer.status != "unknown" for layer in result.layers)
     assert result.layers[0].r_max[0] < math.inf
     assert result.resolution_range[0] is not None
+    check_verdicts(result)
+
+
+def check_verdicts(result):
+    """SPEC section 6 version 2 against the independent reference at the sizes the issue names."""
+    for size in (32, 64, 96, 224):
+        at = result.at(size)
+        check_against_reference(at)
+        assert all(at.layer(name).spatial for name in at.border_layers)  # never a pointwise layer
+    check_feasible_minimum(result)

@@ -46,8 +46,10 @@ def test_text_report():
     text = repr(result)
     header = text.splitlines()[0].split()
     assert header == ["layer", "op", "kernel", "stride", "r_min", "r_max", "jump", "map", "status"]
-    assert "sample at 9x9: border layer c2" in text
-    assert "unproductive (" in text
+    # c3 sees c2's 2x2 map with a 3x3 kernel (rule B); c2 (r 7 < 9, a 4x4 input) is productive
+    assert "sample at 9x9: border layer c3" in text
+    assert "unproductive: 1 of 3 convolutions and pools (1 of 4 layers)" in text
+    assert "unproductive (feature-map-covered) [border]" in text
     assert "global" in text
 
 
@@ -57,13 +59,14 @@ def test_html_report_is_colour_coded():
     assert html.count("<tr") == len(result.layers) + 1
     assert 'data-status="unproductive"' in html
     assert "#f4c7c3" in html  # the unproductive colour
-    assert "border layer c2" in html
+    assert "border layer c3" in html
 
 
 def test_to_dict_is_json():
     document = json.loads(json.dumps(_sample().to_dict()))
     assert document["layers"][-1]["r_max"] == "inf"
-    assert document["border_layer"] == "c2"
+    assert document["schema_version"] == 2
+    assert document["border_layer"] == "c3"
 
 
 def test_to_pandas():
@@ -72,3 +75,4 @@ def test_to_pandas():
     assert isinstance(frame, pd.DataFrame)
     assert list(frame.index) == ["c1", "c2", "c3", "gap"]
     assert frame.loc["c3", "status"] == "unproductive"
+    assert frame["spatial"].tolist() == [True, True, True, False]

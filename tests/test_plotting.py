@@ -229,10 +229,11 @@ def test_growth_update_keeps_artists(small):
     view = plot_growth(rfw.analyze(small, 9))
     line, border, shading = view.artists["r_max"], view.artists["border"], view.artists["unproductive"]
     view.update(rfw.analyze(small, 8))
-    # At 8 px c2 (r 8) is the border: p2 and c3 are unproductive.
+    # At 8 px c2 (r 8) is productive; p2 (r 10, input r 8 >= 8) and c3 are unproductive: the tail
+    # starts at p2.
     assert view.artists["r_max"] is line
     assert view.artists["border"] is border
-    assert border.get_xdata().tolist() == [2, 2]
+    assert border.get_xdata().tolist() == [3, 3]
     assert view.artists["unproductive"] is shading
     assert len(shading.get_paths()) == 2
     assert view.artists["resolution"].get_ydata().tolist() == [8, 8]
@@ -254,21 +255,23 @@ def test_growth_notes_an_empty_feasible_range(small):
     result = dataclasses.replace(rfw.analyze(small, 9), resolution_range=(300, 200))
     view = plot_growth(result)
     assert not view.artists["band"].get_visible()
-    assert "min 300 > max 200" in view.artists["note"].get_text()
+    assert "smallest size without unproductive layers (300) exceeds the largest field (200)" in (
+        view.artists["note"].get_text()
+    )
 
 
 def test_growth_resnet18(resnet18):
     view = plot_growth(resnet18)
     names = [layer.name for layer in resnet18.layers]
-    border = names.index("layer2.0.conv2")
+    border = names.index("layer3.0.conv2")
     assert view.artists["border"].get_xdata().tolist() == [border, border]
-    assert len(view.artists["unproductive"].get_paths()) == len(resnet18.unproductive_layers) == 24
+    assert len(view.artists["unproductive"].get_paths()) == len(resnet18.unproductive_layers) == 17
     r_max = view.artists["r_max"].get_ydata()
     assert r_max[names.index("layer4.1.conv2")] == 435
     assert view.artists["r_min"].get_ydata()[names.index("layer2.0.conv2")] == 35
     assert view.artists["resolution"].get_ydata().tolist() == [32, 32]
     band = view.artists["band"]
-    assert (band.get_y(), band.get_y() + band.get_height()) == (139, 435)
+    assert (band.get_y(), band.get_y() + band.get_height()) == (97, 435)
 
 
 # -- architecture strip -------------------------------------------------------------------------------
@@ -287,14 +290,15 @@ def test_cells_are_coloured_by_status_and_border_outlined(small):
 
 def test_update_recolours_the_same_cells(small):
     strip = plot_architecture(rfw.analyze(small, 9))
-    cell = strip.cells["c2"]
-    result = rfw.analyze(small, 8)
+    cell = strip.cells["p2"]
+    assert cell.get_edgecolor() == to_rgba(BORDER_COLOUR)
+    result = rfw.analyze(small, 16)  # c3 is critical at 16, nothing is unproductive: no border
     strip.update(result)
-    assert strip.cells["c2"] is cell
+    assert strip.cells["p2"] is cell
     for layer in result.layers:
         assert strip.cells[layer.name].get_facecolor() == to_rgba(STATUS_COLOURS[layer.status])
-    assert cell.get_edgecolor() == to_rgba(BORDER_COLOUR)
-    assert strip.cells["p2"].get_edgecolor() != to_rgba(BORDER_COLOUR)
+    assert result.layer("c3").status == "critical"
+    assert all(c.get_edgecolor() != to_rgba(BORDER_COLOUR) for c in strip.cells.values())
 
 
 def test_parallel_branches_get_their_own_lanes_and_layer_at_round_trips():
@@ -343,7 +347,7 @@ def test_architecture_rebuilds_when_the_layer_list_changes(small):
 def test_architecture_resnet18(resnet18):
     strip = plot_architecture(resnet18)
     assert len(strip.cells) == len(resnet18.layers)
-    assert strip.cells["layer2.0.conv2"].get_edgecolor() == to_rgba(BORDER_COLOUR)
+    assert strip.cells["layer3.0.conv2"].get_edgecolor() == to_rgba(BORDER_COLOUR)
     for layer in resnet18.layers:
         assert strip.cells[layer.name].get_facecolor() == to_rgba(STATUS_COLOURS[layer.status])
     lanes = strip.lanes

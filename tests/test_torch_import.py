@@ -241,7 +241,7 @@ def test_reanalysis_does_not_retrace(monkeypatch):
 
     monkeypatch.setattr(tracing, "trace", fail)
     again = result.at(32)
-    assert again.border_layer == "layer2.0.conv2"
+    assert again.border_layer == "layer3.0.conv2"
 
 
 def test_module_called_twice_gets_numbered_names():

@@ -82,13 +82,65 @@ def test_resnet18_verdicts_at_32(resnet18_32):
     rule_b = resnet18_32.layer("layer3.0.conv2")
     assert rule_b.reason == "feature-map-covered"
     assert resnet18_32.layer("layer3.0.relu").r_min == (27, 27)
-    assert resnet18_32.border_layer == "layer2.0.conv2"
-    border = resnet18_32.layer("layer2.0.conv2")
-    assert border.status == "critical"
-    assert border.r_min == (35, 35)
-    bn2 = resnet18_32.layer("layer2.0.bn2")
-    assert (bn2.status, bn2.reason) == ("unproductive", "rf-exceeds-input")
-    assert resnet18_32.resolution_range == (139, 435)
+    # SPEC section 6 version 2: the tail starts at the 11th of the 17 convolutions that are not 1x1,
+    # where the paper's ResNet18/CIFAR-10 figure draws its line
+    assert resnet18_32.border_layer == "layer3.0.conv2"
+    assert resnet18_32.border_layers == ("layer3.0.conv2",)
+    spatial_convs = [layer.name for layer in resnet18_32.layers if layer.op == "Conv2d" and layer.spatial]
+    assert len(spatial_convs) == 17
+    assert spatial_convs.index("layer3.0.conv2") == 10
+    assert sum(layer.spatial for layer in resnet18_32.layers if layer.status == "unproductive") == 7
+    assert len(resnet18_32.unproductive_layers) == 17
+    assert len(resnet18_32.layers) == 69
+    critical = resnet18_32.layer("layer2.0.conv2")
+    assert (critical.status, critical.r_min) == ("critical", (35, 35))
+    bn2 = resnet18_32.layer("layer2.0.bn2")  # version 1 called this BatchNorm unproductive
+    assert (bn2.status, bn2.reason) == ("critical", None)
+    assert resnet18_32.layer("layer3.0.bn2").reason == "follows-unproductive"
+    assert resnet18_32.resolution_range == (97, 435)
+
+
+@pytest.mark.parametrize(("size", "border"), [(64, "layer4.0.conv2"), (96, "layer4.0.conv2"), (100, None)])
+def test_resnet18_border_moves_with_the_input_size(resnet18_32, size, border):
+    result = resnet18_32.at(size)
+    assert result.border_layer == border
+    assert bool(result.unproductive_layers) == (border is not None)
+
+
+SPEC_SECTION_6 = [
+    # model, size, border layer, feasible range (SPEC section 6 worked values, torchvision weights=None)
+    ("resnet34", 32, "layer3.0.conv2", (97, 899)),
+    ("vgg16", 32, "features.14", (197, 212)),
+    ("vgg16", 30, "features.12", (197, 212)),
+    ("resnet50", 32, "layer3.1.conv2", (97, 427)),
+    ("efficientnet_b0", 224, None, (172, 851)),
+    ("mobilenet_v2", 32, "features.5.conv.1.0", (100, 491)),
+    ("alexnet", 224, None, (164, 195)),
+]
+
+
+@pytest.mark.parametrize(("name", "size", "border", "feasible"), SPEC_SECTION_6)
+def test_spec_section_6_worked_values(name, size, border, feasible):
+    result = rfw.analyze(torchvision.models.get_model(name), size, name=name)
+    assert result.border_layer == border
+    assert result.resolution_range == feasible
+    if border is None:
+        assert result.unproductive_layers == ()
+    else:
+        assert result.layer(border).spatial
+
+
+def test_resnet34_border_is_the_17th_of_33_spatial_convolutions():
+    result = rfw.analyze(torchvision.models.resnet34(), 32)
+    spatial_convs = [layer.name for layer in result.layers if layer.op == "Conv2d" and layer.spatial]
+    assert len(spatial_convs) == 33
+    assert spatial_convs.index(result.border_layer) == 16
+
+
+def test_vgg16_border_fields():
+    at32 = rfw.analyze(torchvision.models.vgg16(), 32)
+    assert at32.layer("features.14").r_max == (40, 40)  # conv3_3
+    assert at32.at(30).layer("features.12").status == "critical"  # conv3_2
 
 
 def test_resnet50_final_field():
@@ -101,10 +153,11 @@ def test_resnet50_final_field():
 
 def test_json_matches_spec_section_9(resnet18_32):
     document = resnet18_32.to_dict()
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     assert document["input_size"] == [32, 32]
-    assert document["border_layer"] == "layer2.0.conv2"
-    assert document["resolution_range"] == {"min": 139, "max": 435}
+    assert document["border_layer"] == "layer3.0.conv2"
+    assert document["border_layers"] == ["layer3.0.conv2"]
+    assert document["resolution_range"] == {"min": 97, "max": 435}
     by_name = {layer["name"]: layer for layer in document["layers"]}
     conv = by_name["layer3.0.conv2"]
     assert conv["module"] == "layer3.0.conv2"

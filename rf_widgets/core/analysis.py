@@ -1,7 +1,9 @@
 """``analyze_stack``: validate the resolution, compute sizes, fields and verdicts, wrap the result.
 
-Fields are cached per stack and per resolution of its size-dependent layers, so a new input size costs
-one size pass and one verdict pass (plus a field pass only when an adaptive pool changes its window).
+Everything that can be prepared once per stack lives in one :class:`Engine` (see :func:`engine`): the
+verdict plan, the fields per resolution of the size-dependent layers, and the smallest feasible
+resolution. A new input size then costs one size pass and one verdict pass (plus a field pass only when
+an adaptive pool changes its window).
 """
 
 from __future__ import annotations
@@ -9,18 +11,14 @@ from __future__ import annotations
 import numbers
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Resolved, feature_maps, fields
 from rf_widgets.core.graph import Stack
-from rf_widgets.core.verdicts import Verdicts, judge
+from rf_widgets.core.verdicts import FieldArrays, VerdictPlan, Verdicts, any_unproductive, judge
 from rf_widgets.errors import ResolutionError
 
-__all__ = ["analyze_stack", "evaluate", "normalize_resolution", "resolution_range"]
-
-_FIELDS: weakref.WeakKeyDictionary[Stack, dict[tuple[tuple[int, Resolved], ...], Field]] = (
-    weakref.WeakKeyDictionary()
-)
-_SMALLEST: weakref.WeakKeyDictionary[Stack, int | None] = weakref.WeakKeyDictionary()
+__all__ = ["Engine", "Evaluation", "analyze_stack", "engine", "evaluate", "normalize_resolution"]
 
 MAX_SEARCHED_RESOLUTION = 1 << 20
 
@@ -41,59 +39,98 @@ def normalize_resolution(value: object, ndim: int) -> tuple[int, ...]:
     return tuple(int(v) for v in values)  # type: ignore[call-overload]
 
 
-def field_for(stack: Stack, resolved: dict[int, Resolved]) -> Field:
-    """The field of ``stack`` with its size-dependent layers resolved as given (memoised)."""
-    cache = _FIELDS.setdefault(stack, {})
-    key = tuple(sorted(resolved.items()))
-    found = cache.get(key)
+@dataclass(frozen=True)
+class Evaluation:
+    """A stack at one resolution: sizes, resolved size-dependent layers, field, verdicts, notes."""
+
+    sizes: list[tuple[int, ...]]
+    resolved: dict[int, Resolved]
+    field: Field
+    verdicts: Verdicts
+    diagnostics: list[Diagnostic]
+
+
+@dataclass(eq=False)
+class Engine:
+    """What one stack needs to be judged at any resolution, with its caches."""
+
+    stack: Stack
+    plan: VerdictPlan
+    _fields: dict[tuple[tuple[int, Resolved], ...], tuple[Field, FieldArrays]] = field(default_factory=dict)
+    _smallest: list[int | None] = field(default_factory=list)  # empty until searched
+
+    def field_at(self, resolved: dict[int, Resolved]) -> tuple[Field, FieldArrays]:
+        """The field with the size-dependent layers resolved as given, and its arrays (memoised)."""
+        key = tuple(sorted(resolved.items()))
+        found = self._fields.get(key)
+        if found is None:
+            computed = fields(self.stack, resolved)
+            found = self._fields[key] = (computed, self.plan.field_arrays(computed))
+        return found
+
+    def evaluate(self, resolution: tuple[int, ...]) -> Evaluation:
+        """Sizes, field and verdicts at ``resolution`` (one int per axis)."""
+        sizes, resolved, diagnostics = feature_maps(self.stack, resolution)
+        computed, arrays = self.field_at(resolved)
+        verdicts = judge(self.plan, arrays, sizes, resolved, resolution)
+        return Evaluation(sizes, resolved, computed, verdicts, diagnostics)
+
+    def has_unproductive(self, side: int) -> bool:
+        """Whether any layer is unproductive at the square resolution ``side``."""
+        resolution = (side,) * self.stack.ndim
+        sizes, resolved, _ = feature_maps(self.stack, resolution)
+        return any_unproductive(self.plan, self.field_at(resolved)[1], sizes, resolved, resolution)
+
+    def smallest_feasible(self) -> int | None:
+        """The smallest square resolution with no unproductive layer (None beyond the search limit).
+
+        Doubling then bisection: the set of unproductive layers only shrinks as the resolution grows.
+        """
+        if not self._smallest:
+            self._smallest.append(self._search_smallest())
+        return self._smallest[0]
+
+    def _search_smallest(self) -> int | None:
+        high = 1
+        while self.has_unproductive(high):
+            high *= 2
+            if high > MAX_SEARCHED_RESOLUTION:
+                return None
+        low = high // 2  # has unproductive layers (or is 0)
+        while high - low > 1:
+            mid = (low + high) // 2
+            if self.has_unproductive(mid):
+                low = mid
+            else:
+                high = mid
+        return high
+
+
+_ENGINES: weakref.WeakKeyDictionary[Stack, Engine] = weakref.WeakKeyDictionary()
+
+
+def engine(stack: Stack) -> Engine:
+    """The :class:`Engine` of ``stack`` (built on first use, kept as long as the stack lives)."""
+    found = _ENGINES.get(stack)
     if found is None:
-        found = cache[key] = fields(stack, resolved)
+        found = _ENGINES[stack] = Engine(stack, VerdictPlan.build(stack))
     return found
 
 
-def evaluate(
-    stack: Stack, resolution: tuple[int, ...]
-) -> tuple[list[tuple[int, ...]], dict[int, Resolved], Field, Verdicts, list]:
+def evaluate(stack: Stack, resolution: tuple[int, ...]) -> Evaluation:
     """Sizes, resolved layers, field and verdicts of ``stack`` at ``resolution``."""
-    sizes, resolved, diagnostics = feature_maps(stack, resolution)
-    field = field_for(stack, resolved)
-    return sizes, resolved, field, judge(stack, field, sizes, resolved, resolution), diagnostics
+    return engine(stack).evaluate(resolution)
 
 
-def resolution_range(
-    stack: Stack, resolution: tuple[int, ...], field: Field
-) -> tuple[int | None, int | None]:
+def resolution_range(stack: Stack, field: Field) -> tuple[int | None, int | None]:
     """The feasible square resolutions ``(min, max)`` of SPEC section 6.
 
-    ``min`` is found by doubling then bisection (the unproductive set only shrinks as the resolution
-    grows); ``max`` is the largest finite ``r_max_local`` of the field at the analysed ``resolution``.
+    ``max`` is the largest finite ``r_max_local`` of ``field`` (the field at the analysed resolution).
     """
     local = [max(r) for r in field.r_max_local if r is not None]
     top = max(local) if local else None
     upper = None if top is None or top == INF else int(top)
-    if stack not in _SMALLEST:
-        _SMALLEST[stack] = _smallest_feasible(stack)
-    return _SMALLEST[stack], upper
-
-
-def _has_unproductive(stack: Stack, side: int) -> bool:
-    return bool(evaluate(stack, (side,) * stack.ndim)[3].unproductive)
-
-
-def _smallest_feasible(stack: Stack) -> int | None:
-    high = 1
-    while _has_unproductive(stack, high):
-        high *= 2
-        if high > MAX_SEARCHED_RESOLUTION:
-            return None
-    low = high // 2  # has unproductive layers (or is 0)
-    while high - low > 1:
-        mid = (low + high) // 2
-        if _has_unproductive(stack, mid):
-            low = mid
-        else:
-            high = mid
-    return high
+    return engine(stack).smallest_feasible(), upper
 
 
 def analyze_stack(stack: Stack, input_size: object, model: str | None = None):  # type: ignore[no-untyped-def]
@@ -101,18 +138,17 @@ def analyze_stack(stack: Stack, input_size: object, model: str | None = None):  
     from rf_widgets.core.results import Analysis
 
     resolution = normalize_resolution(input_size, stack.ndim)
-    sizes, resolved, field, verdicts, diagnostics = evaluate(stack, resolution)
-    low, high = resolution_range(stack, resolution, field)
+    found = evaluate(stack, resolution)
     return Analysis(
         stack=stack,
         input_size=resolution,
         model=model or stack.name,
-        sizes=tuple(sizes),
-        resolved=resolved,
-        field=field,
-        verdicts=verdicts,
-        diagnostics=_imported_diagnostics(stack) + field.diagnostics + tuple(diagnostics),
-        resolution_range=(low, high),
+        sizes=tuple(found.sizes),
+        resolved=found.resolved,
+        field=found.field,
+        verdicts=found.verdicts,
+        diagnostics=_imported_diagnostics(stack) + found.field.diagnostics + tuple(found.diagnostics),
+        resolution_range=resolution_range(stack, found.field),
     )
 
 

@@ -14,6 +14,7 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Any, Literal
 
+from rf_widgets import _format
 from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Number, Resolved, unit_interval
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 from rf_widgets.core.layers import INPUT
@@ -22,7 +23,7 @@ from rf_widgets.errors import GraphError, ResolutionError, RFError
 
 __all__ = ["SCHEMA_VERSION", "STATUS_COLOURS", "Analysis", "Box", "LayerResult"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUS_COLOURS = {
     "productive": "#d9f2d9",
     "critical": "#fff2b3",
@@ -79,6 +80,8 @@ class LayerResult:
     reason: str | None
     params: int
     macs: int
+    spatial: bool = False
+    """Whether the layer integrates a neighbourhood at this input size (SPEC section 6)."""
 
     @property
     def is_global(self) -> bool:
@@ -255,9 +258,17 @@ class Analysis:
             reason=self.verdicts.reason[i],
             params=layer.params,
             macs=layer.macs_per_position * math.prod(self.sizes[i]),
+            spatial=self.verdicts.spatial[i],
         )
 
     # -- summaries ------------------------------------------------------------------------------------
+
+    @property
+    def spatial_layers(self) -> tuple[str, ...]:
+        """The layers that integrate a neighbourhood (``k_eff > 1`` on some axis) at this input size."""
+        return tuple(
+            layer.name for layer, s in zip(self.stack.layers, self.verdicts.spatial, strict=True) if s
+        )
 
     @property
     def counts(self) -> dict[str, int]:
@@ -281,31 +292,13 @@ class Analysis:
         }
 
     def summary(self) -> str:
-        """Three lines: the border layer, the unproductive layers, the feasible range."""
-        counts = self.counts
-        share = self.unproductive_share()
-        low, high = self.resolution_range
-        size = "x".join(map(str, self.input_size))
-        parts = [
-            f"{self.model} at {size}: border layer {self.border_layer or 'none'}",
-            f"unproductive layers: {counts['unproductive']} of {len(self.stack.layers)}"
-            + (f" ({share['params']:.1%} of the parameters)" if share["params"] is not None else ""),
-            f"feasible input resolutions: {low if low is not None else '?'} to "
-            f"{high if high is not None else 'unbounded'}",
-        ]
-        if counts["unknown"]:
-            unknown = [
-                layer.name
-                for layer, s in zip(self.stack.layers, self.verdicts.status, strict=True)
-                if s == "unknown"
-            ]
-            parts.append(f"unknown operations (values after them are lower bounds): {', '.join(unknown)}")
-        return "\n".join(parts)
+        """The border layer, how much is unproductive (layers, parameters, multiply-adds), the range."""
+        return "\n".join(_format.summary_lines(self))
 
     # -- export ---------------------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """The SPEC section 9 document (schema_version 1)."""
+        """The SPEC section 9 document (``schema_version`` 2: verdicts of SPEC section 6 version 2)."""
         low, high = self.resolution_range
         return {
             "schema_version": SCHEMA_VERSION,
@@ -341,6 +334,7 @@ class Analysis:
         rows = []
         for layer in self.layers:
             row = layer.to_dict()
+            row["spatial"] = layer.spatial
             row["params"] = layer.params
             row["macs"] = layer.macs
             rows.append(row)
@@ -444,7 +438,4 @@ def _padding_json(padding: tuple[tuple[int, int], ...] | None) -> list[Any] | No
 
 
 def _axes(values: tuple[Any, ...] | None) -> str:
-    if values is None:
-        return "-"
-    shown = ["global" if v == INF else (f"{v:g}" if isinstance(v, float) else str(v)) for v in values]
-    return shown[0] if len(set(shown)) == 1 else "x".join(shown)
+    return _format.per_axis(values)

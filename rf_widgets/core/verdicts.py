@@ -1,20 +1,30 @@
-"""The paper's verdicts (SPEC section 6): unproductive, critical, productive, border layers, range.
+"""The paper's verdicts (SPEC section 6, version 2): unproductive, critical, productive, border layers.
 
-Rules at input resolution ``R`` for a layer ``L`` with layer inputs ``I(L)``, per axis:
+A layer is **spatial** at a resolution when it integrates a neighbourhood: a window with ``k_eff > 1`` on
+some axis (adaptive pooling counts with the window it resolves to). Every other judged layer is
+**pointwise**. Layers whose every path is global get status ``global``, layers without a rule
+``unknown``; neither is ever unproductive, and neither counts as spatial below.
+
+Rules at input resolution ``R`` for a spatial layer ``L`` with layer inputs ``I(L)``, per axis:
 
 * (A) ``rf-exceeds-input``: every ``q`` in ``I(L)`` has ``r_min(q) >= R`` and ``r_min(L) > R``; a layer
   fed only by the network input is judged by ``r_min(L) > R`` alone.
-* (B) ``feature-map-covered``: ``L`` has a finite kernel, at least one layer input, and every input map
-  is no larger than ``k_eff(L)``.
+* (B) ``feature-map-covered``: ``L`` has at least one layer input and every input map is no larger than
+  ``k_eff(L)``.
 
-A layer is unproductive when on every axis (A) or (B) holds; the reason is ``rf-exceeds-input`` when (A)
-holds on every axis, ``feature-map-covered`` otherwise. Layers whose every path is global get status
-``global``; layers without a rule ``unknown``; neither is ever unproductive.
+A spatial layer is unproductive when on every axis (A) or (B) holds (the reason is ``rf-exceeds-input``
+when (A) holds on every axis, ``feature-map-covered`` otherwise). A pointwise layer is unproductive
+(``follows-unproductive``) when it has at least one non-global layer input and every non-global input is
+unproductive; the network input counts as a productive input. A layer that is not unproductive is
+critical when ``r_min > R`` on every axis, productive otherwise.
+
+Border layers are the spatial layers that are critical or unproductive, whose downstream spatial layers
+are all critical or unproductive, with at least one unproductive among them and itself, and none of whose
+upstream layers qualifies in the same way: the starts of the unproductive tails.
 """
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,124 +34,227 @@ if TYPE_CHECKING:
 from rf_widgets.core.arithmetic import IDENTITY, WINDOW, Field, Resolved
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 
-__all__ = ["STATUSES", "Verdicts", "judge"]
+__all__ = [
+    "FEATURE_MAP_COVERED",
+    "FOLLOWS_UNPRODUCTIVE",
+    "REASONS",
+    "RF_EXCEEDS_INPUT",
+    "STATUSES",
+    "VerdictPlan",
+    "Verdicts",
+    "judge",
+]
 
 STATUSES = ("productive", "critical", "unproductive", "global", "unknown")
 RF_EXCEEDS_INPUT = "rf-exceeds-input"
 FEATURE_MAP_COVERED = "feature-map-covered"
+FOLLOWS_UNPRODUCTIVE = "follows-unproductive"
+REASONS = (RF_EXCEEDS_INPUT, FEATURE_MAP_COVERED, FOLLOWS_UNPRODUCTIVE)
+
+_PRODUCTIVE, _CRITICAL, _UNPRODUCTIVE, _GLOBAL, _UNKNOWN = range(5)
 
 
 @dataclass(frozen=True)
 class Verdicts:
-    """Status and reason per layer, the border layers and the unproductive layers (as indices)."""
+    """Status and reason per layer, which layers are spatial, the border and unproductive layers.
+
+    ``border`` and ``unproductive`` hold layer indices in topological order.
+    """
 
     status: tuple[str, ...]
     reason: tuple[str | None, ...]
+    spatial: tuple[bool, ...]
     border: tuple[int, ...]
     unproductive: tuple[int, ...]
 
 
-_STATUS_OF_CODE = ("productive", "critical", "unproductive", "global", "unknown")
-
-
 @dataclass(frozen=True)
-class _Plan:
-    """Index arrays of a stack for the vectorised rules (one row per layer, plus a sentinel row)."""
+class VerdictPlan:
+    """Index arrays of a stack for the vectorised rules (one row per layer, plus a sentinel row).
+
+    Built once per stack by :meth:`build`; only the resolution-dependent parts (sizes, resolved adaptive
+    layers, fields) change between calls of :func:`judge`.
+    """
 
     sources: np.ndarray  # flat layer-input indices; a layer without layer inputs points at the sentinel
     starts: np.ndarray  # where each layer's run begins in ``sources``
     has_sources: np.ndarray
-    edge_from: np.ndarray
-    edge_to: np.ndarray
-    kernel: np.ndarray  # k_eff per axis for rule (B); -1 where the kernel is not finite
+    kernel: np.ndarray  # k_eff per axis; -1 where the layer is not a window
     unknown: np.ndarray
+    layer_inputs: tuple[tuple[int, ...], ...]
+    reads_input: tuple[bool, ...]
+    successors: tuple[tuple[int, ...], ...]
 
+    @classmethod
+    def build(cls, stack: Stack) -> VerdictPlan:
+        import numpy as np  # imported on first use: ``import rf_widgets`` stays light
 
-_PLANS: weakref.WeakKeyDictionary[Stack, _Plan] = weakref.WeakKeyDictionary()
-_FIELD_ARRAYS: weakref.WeakKeyDictionary[Field, tuple[np.ndarray, np.ndarray]] = weakref.WeakKeyDictionary()
+        count = len(stack.layers)
+        sources: list[int] = []
+        starts: list[int] = []
+        layer_inputs = []
+        for inputs in stack.input_indices:
+            starts.append(len(sources))
+            inside = tuple(j for j in inputs if j != NETWORK_INPUT)
+            sources.extend(inside or [count])
+            layer_inputs.append(inside)
+        kernel = np.array(
+            [
+                layer.kernel_effective if layer.kind == WINDOW else (-1,) * stack.ndim
+                for layer in stack.layers
+            ],
+            dtype=float,
+        )
+        return cls(
+            sources=np.array(sources, dtype=np.intp),
+            starts=np.array(starts, dtype=np.intp),
+            has_sources=np.array([bool(inside) for inside in layer_inputs]),
+            kernel=kernel,
+            unknown=np.array([layer.kind == "unknown" for layer in stack.layers]),
+            layer_inputs=tuple(layer_inputs),
+            reads_input=tuple(NETWORK_INPUT in inputs for inputs in stack.input_indices),
+            successors=stack.successors,
+        )
 
+    def field_arrays(self, field: Field) -> FieldArrays:
+        """``r_min`` per layer and the smallest ``r_min`` over each layer's layer inputs (inf: none)."""
+        import numpy as np
 
-def _plan(stack: Stack) -> _Plan:
-    import numpy as np  # imported on first use: ``import rf_widgets`` stays light
-
-    plan = _PLANS.get(stack)
-    if plan is not None:
-        return plan
-    count = len(stack.layers)
-    sources: list[int] = []
-    starts: list[int] = []
-    edge_from: list[int] = []
-    edge_to: list[int] = []
-    for i, inputs in enumerate(stack.input_indices):
-        starts.append(len(sources))
-        layer_inputs = [j for j in inputs if j != NETWORK_INPUT]
-        sources.extend(layer_inputs or [count])
-        edge_from.extend(layer_inputs)
-        edge_to.extend([i] * len(layer_inputs))
-    kernel = np.array(
-        [layer.kernel_effective if layer.kind == WINDOW else (-1,) * stack.ndim for layer in stack.layers],
-        dtype=float,
-    )
-    plan = _PLANS[stack] = _Plan(
-        np.array(sources, dtype=np.intp),
-        np.array(starts, dtype=np.intp),
-        np.array([any(j != NETWORK_INPUT for j in inputs) for inputs in stack.input_indices]),
-        np.array(edge_from, dtype=np.intp),
-        np.array(edge_to, dtype=np.intp),
-        kernel,
-        np.array([layer.kind == "unknown" for layer in stack.layers]),
-    )
-    return plan
-
-
-def _field_arrays(field: Field, plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
-    """``r_min`` per layer and the smallest ``r_min`` over each layer's inputs (inf: none)."""
-    import numpy as np
-
-    found = _FIELD_ARRAYS.get(field)
-    if found is None:
         r_min = np.array([[float(v) for v in row] for row in field.r_min], dtype=float)
         padded = np.vstack([r_min, np.full((1, r_min.shape[1]), np.inf)])
-        smallest_input = np.minimum.reduceat(padded[plan.sources], plan.starts, axis=0)
-        found = _FIELD_ARRAYS[field] = (r_min, smallest_input)
-    return found
+        smallest_input = np.minimum.reduceat(padded[self.sources], self.starts, axis=0)
+        return FieldArrays(r_min, smallest_input)
 
 
-def judge(
-    stack: Stack,
-    field: Field,
+@dataclass(frozen=True)
+class FieldArrays:
+    """A :class:`~rf_widgets.core.arithmetic.Field` as arrays for the rules (cached with the field)."""
+
+    r_min: np.ndarray
+    smallest_input_r_min: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """The per-layer rule results at one resolution (boolean arrays)."""
+
+    unknown: list[bool]
+    judged: np.ndarray  # neither unknown nor global on every path
+    spatial: np.ndarray
+    rule_a: np.ndarray  # per axis
+    unproductive: np.ndarray  # spatial layers only
+
+
+def _spatial_rules(
+    plan: VerdictPlan,
+    arrays: FieldArrays,
     sizes: list[tuple[int, ...]],
     resolved: dict[int, Resolved],
     resolution: tuple[int, ...],
-) -> Verdicts:
-    """Apply rules (A) and (B) to every layer at ``resolution`` (one int per axis)."""
+) -> _Rules:
     import numpy as np
 
-    plan = _plan(stack)
-    r_min, smallest_input = _field_arrays(field, plan)
     kernel = plan.kernel
     if resolved:
         kernel = kernel.copy()
         for i, (how, k, _, _) in resolved.items():
             kernel[i] = [float(v) for v in k] if how == WINDOW else (1.0 if how == IDENTITY else -1.0)
-    size = np.array([*sizes, (0,) * stack.ndim], dtype=float)
+    r_min = arrays.r_min
+    judged = ~(plan.unknown | np.isinf(r_min[:, 0]))
+    spatial = judged & np.any(kernel > 1, axis=1)
+    size = np.array([*sizes, (0,) * r_min.shape[1]], dtype=float)
     largest_input = np.maximum.reduceat(size[plan.sources], plan.starts, axis=0)
     target = np.array(resolution, dtype=float)
-    rule_a = (r_min > target) & (smallest_input >= target)
+    rule_a = (r_min > target) & (arrays.smallest_input_r_min >= target)
     rule_b = plan.has_sources[:, None] & (largest_input <= kernel)
-    judged = ~(plan.unknown | np.isinf(r_min[:, 0]))
-    unproductive = judged & np.all(rule_a | rule_b, axis=1)
-    critical = judged & ~unproductive & np.all(r_min > target, axis=1)
-    codes = np.where(unproductive, 2, np.where(critical, 1, 0))
-    codes = np.where(np.isinf(r_min[:, 0]), 3, codes)
-    codes = np.where(plan.unknown, 4, codes)
-    by_a = np.all(rule_a, axis=1)
-    status = tuple(_STATUS_OF_CODE[c] for c in codes.tolist())
+    return _Rules(plan.unknown.tolist(), judged, spatial, rule_a, spatial & np.all(rule_a | rule_b, axis=1))
+
+
+def any_unproductive(
+    plan: VerdictPlan,
+    arrays: FieldArrays,
+    sizes: list[tuple[int, ...]],
+    resolved: dict[int, Resolved],
+    resolution: tuple[int, ...],
+) -> bool:
+    """Whether any layer is unproductive (pointwise layers only follow spatial ones, so those decide)."""
+    return bool(_spatial_rules(plan, arrays, sizes, resolved, resolution).unproductive.any())
+
+
+def judge(
+    plan: VerdictPlan,
+    arrays: FieldArrays,
+    sizes: list[tuple[int, ...]],
+    resolved: dict[int, Resolved],
+    resolution: tuple[int, ...],
+) -> Verdicts:
+    """The verdicts of every layer at ``resolution`` (one int per axis)."""
+    import numpy as np
+
+    rules = _spatial_rules(plan, arrays, sizes, resolved, resolution)
+    unproductive = rules.unproductive.tolist()
+    spatial = rules.spatial.tolist()
+    judged = rules.judged.tolist()
+    unknown = rules.unknown
+    if any(unproductive):
+        # Pointwise layers carry what their inputs computed: one pass in topological order.
+        for i, inputs in enumerate(plan.layer_inputs):
+            if spatial[i] or not judged[i] or plan.reads_input[i]:
+                continue
+            local = [j for j in inputs if judged[j] or unknown[j]]
+            unproductive[i] = bool(local) and all(unproductive[j] for j in local)
+    r_min = arrays.r_min
+    critical = np.all(r_min > np.array(resolution, dtype=float), axis=1).tolist()
+    codes = []
+    for i, ok in enumerate(judged):
+        if unknown[i]:
+            codes.append(_UNKNOWN)
+        elif not ok:
+            codes.append(_GLOBAL)
+        elif unproductive[i]:
+            codes.append(_UNPRODUCTIVE)
+        else:
+            codes.append(_CRITICAL if critical[i] else _PRODUCTIVE)
+    by_a = np.all(rules.rule_a, axis=1).tolist()
     reason = tuple(
-        (RF_EXCEEDS_INPUT if a else FEATURE_MAP_COVERED) if u else None
-        for u, a in zip(unproductive.tolist(), by_a.tolist(), strict=True)
+        None
+        if code != _UNPRODUCTIVE
+        else (RF_EXCEEDS_INPUT if by_a[i] else FEATURE_MAP_COVERED)
+        if spatial[i]
+        else FOLLOWS_UNPRODUCTIVE
+        for i, code in enumerate(codes)
     )
-    feeds_unproductive = np.zeros(len(status), dtype=bool)
-    feeds_unproductive[plan.edge_from[unproductive[plan.edge_to]]] = True
-    border = np.flatnonzero(feeds_unproductive & (codes <= 1))
-    return Verdicts(status, reason, tuple(border.tolist()), tuple(np.flatnonzero(unproductive).tolist()))
+    bad = tuple(i for i, code in enumerate(codes) if code == _UNPRODUCTIVE)
+    return Verdicts(
+        status=tuple(STATUSES[code] for code in codes),
+        reason=reason,
+        spatial=tuple(spatial),
+        border=_border_layers(plan, codes, spatial) if bad else (),
+        unproductive=bad,
+    )
+
+
+def _border_layers(plan: VerdictPlan, codes: list[int], spatial: list[bool]) -> tuple[int, ...]:
+    """The starts of the unproductive tails (SPEC section 6), in topological order."""
+    count = len(codes)
+    late = [spatial[i] and codes[i] in (_CRITICAL, _UNPRODUCTIVE) for i in range(count)]
+    # Downstream, in reverse topological order: no productive spatial layer after i, an unproductive
+    # spatial layer after i.
+    clean_after = [True] * count
+    waste_after = [False] * count
+    for i in range(count - 1, -1, -1):
+        clean = True
+        waste = False
+        for s in plan.successors[i]:
+            clean = clean and clean_after[s] and (late[s] or not spatial[s])
+            waste = waste or waste_after[s] or (spatial[s] and codes[s] == _UNPRODUCTIVE)
+        clean_after[i] = clean
+        waste_after[i] = waste
+    qualifies = [
+        late[i] and clean_after[i] and (codes[i] == _UNPRODUCTIVE or waste_after[i]) for i in range(count)
+    ]
+    # Upstream, in topological order: does some layer before i qualify?
+    after_qualifying = [False] * count
+    for i in range(count):
+        after_qualifying[i] = any(after_qualifying[j] or qualifies[j] for j in plan.layer_inputs[i])
+    return tuple(i for i in range(count) if qualifies[i] and not after_qualifying[i])

@@ -217,14 +217,18 @@ def plan_trim(
 
 
 def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, frozenset[int]]]:
-    """Residual blocks in ``within`` whose branch is unproductive as a whole: ``(add, skip, branch)``.
+    """Residual blocks in ``within`` whose branch is an unproductive tail: ``(add, skip, branch)``.
 
     The branch of a two-input ``add`` is everything one input depends on after the block's entry (the
-    add's immediate dominator). It qualifies when every layer in it is unproductive and nothing outside
-    it reads it; the add can then be replaced by its other input, the skip connection.
+    add's immediate dominator). It qualifies when it holds a spatial layer, every spatial layer in it is
+    unproductive, its output is unproductive, and nothing outside it reads it; the add can then be
+    replaced by its other input, the skip connection. Pointwise layers in front of the first spatial
+    layer (a bottleneck's 1x1 reduction) stay productive by the verdicts, since they read a productive
+    block input, but they only feed the unproductive ones and go with the branch.
     """
     stack = analysis.stack
     status = analysis.verdicts.status
+    spatial = analysis.verdicts.spatial
     idom = immediate_dominators(stack)
     found: list[tuple[int, int, frozenset[int]]] = []
     taken: set[int] = set()
@@ -238,7 +242,9 @@ def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, 
             branch = ancestors(stack, b) - before
             if not branch or skip in branch or branch & taken:
                 continue
-            if any(status[v] != "unproductive" for v in branch):
+            if status[b] != "unproductive" or not any(spatial[v] for v in branch):
+                continue
+            if any(spatial[v] and status[v] != "unproductive" for v in branch):
                 continue
             if any(w not in branch and w != m for v in branch for w in stack.successors[v]):
                 continue
@@ -329,13 +335,14 @@ def plan_slowdown(
             if trial == current:
                 continue
             candidate = _with_strides(stack, trial)
-            sizes, _, _, verdicts, diagnostics = evaluate(candidate, resolution)
-            found = {(d.layer, d.kind) for d in diagnostics}
+            trial_result = evaluate(candidate, resolution)
+            sizes = trial_result.sizes
+            found = {(d.layer, d.kind) for d in trial_result.diagnostics}
             empty = any(kind == "empty-output" for _, kind in found)
             if found - baseline or empty or _flatten_input_sizes(candidate, sizes) != flatten_sizes:
                 rejected.append(stack.layers[group[0]].name)
                 continue
-            count = len(verdicts.unproductive)
+            count = len(trial_result.verdicts.unproductive)
             macs = sum(
                 layer.macs_per_position * math.prod(n)
                 for layer, n in zip(candidate.layers, sizes, strict=True)
@@ -363,7 +370,7 @@ def plan_slowdown(
 
 
 def _problems(stack: Stack, resolution: tuple[int, ...]) -> set[tuple[str | None, str]]:
-    return {(d.layer, d.kind) for d in evaluate(stack, resolution)[4]}
+    return {(d.layer, d.kind) for d in evaluate(stack, resolution).diagnostics}
 
 
 def _flatten_input_sizes(stack: Stack, sizes: object) -> list[tuple[int, ...]]:
