@@ -227,3 +227,18 @@ def test_other_swin_models_have_no_unknown_layer(name):
     assert attention
     assert attention[0].r_max[0] < math.inf
     assert attention[-1].status == "global"
+
+
+@pytest.mark.slow
+def test_maxvit_block_attention_is_local_and_grid_attention_global():
+    result = _quiet_analyze(torchvision.models.maxvit_t(), 224)
+    window = "blocks.{}.layers.0.layers.window_attention.attn_layer.1.softmax"
+    grid = "blocks.{}.layers.0.layers.grid_attention.attn_layer.1.softmax"
+    # 7x7 windows on maps of 56, 28 and 14 (jumps 4, 8, 16): local, r_min grows by 6 jumps ...
+    for stage, (r_min, jump, size) in enumerate([(35, 4, 56), (67, 8, 28), (131, 16, 14)]):
+        layer = result.layer(window.format(stage))
+        assert (layer.r_min, layer.jump, layer.feature_map) == ((r_min, r_min), (jump, jump), (size, size))
+        assert result.layer(grid.format(stage)).status == "global"  # every window at once
+        assert result.layer(grid.format(stage)).feature_map == (size, size)
+    # ... and global where one window covers the 7x7 map
+    assert result.layer(window.format(3)).status == "global"

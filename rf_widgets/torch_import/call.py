@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from rf_widgets.core.arithmetic import Diagnostic
 from rf_widgets.core.layers import Layer
-from rf_widgets.torch_import.layout import Layout, mixing
+from rf_widgets.torch_import.layout import Layout, mixing, partition
 from rf_widgets.torch_import.rules import Unsupported
 
 if TYPE_CHECKING:
@@ -160,8 +160,21 @@ class Call:
     ) -> Act:
         """A layer that mixes values along dimensions with ``roles``: global along space, else pointwise."""
         how = mixing(list(roles))
+        if how == "global" and any(partition(r) for r in roles):
+            # grid attention: every window is reached, and the map keeps its size (a window larger
+            # than any map resolves to global at every input size)
+            from rf_widgets.core.layers import Resample
+
+            spec = Resample("windows", window=(1 << 30,) * self.ndim, shift=(0,) * self.ndim)
+            return self.emit(op, layout=layout, kind="resample", resample=spec, **extra)
         if how == "global":
             return self.global_(op, layout, **extra)
+        if how.startswith("window:"):
+            from rf_widgets.core.layers import Resample
+
+            size = int(how.partition(":")[2])
+            spec = Resample("windows", window=(size,) * self.ndim, shift=(0,) * self.ndim)
+            return self.emit(op, layout=layout, kind="resample", resample=spec, **extra)
         if how == "unknown":
             return self.unknown(
                 "it mixes positions along a dimension that holds part of the spatial positions "

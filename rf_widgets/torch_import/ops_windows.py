@@ -279,6 +279,29 @@ def _swin_attention(call: Call) -> Act:
     return call.emit("shifted_window_attention", kind="resample", resample=spec)
 
 
+def _window_partition(call: Call) -> Act:
+    """MaxViT's ``WindowPartition(x, p)``: ``(N, C, H, W)`` to ``(N, windows, p * p, C)``."""
+    p = int(call.literal(1, "p"))
+    if tuple(call.x.layout) != ("N", "C", *range(call.ndim)) or call.ndim != 2:
+        raise Unsupported(f"a window partition of a tensor laid out as {call.x.layout}")
+    return call.relayout(("N", f"Pg:{p}", f"Pw:{p}", "C"))
+
+
+def _window_departition(call: Call) -> Act:
+    """MaxViT's ``WindowDepartition``: the partition undone, back to ``(N, C, H, W)``."""
+    p = int(call.literal(1, "p"))
+    if tuple(call.x.layout) != ("N", f"Pg:{p}", f"Pw:{p}", "C"):
+        raise Unsupported(f"a window departition of a tensor laid out as {call.x.layout}")
+    return call.relayout(("N", "C", *range(call.ndim)))
+
+
+def _swap_axes(call: Call) -> Act:
+    m: Any = call.module
+    layout = list(call.x.layout)
+    layout[m.a], layout[m.b] = layout[m.b], layout[m.a]
+    return call.relayout(tuple(layout))
+
+
 def register(table: RuleTable) -> None:
     """Add this module's rules to ``table``."""
     fn: Any
@@ -304,3 +327,6 @@ def register(table: RuleTable) -> None:
     table.function(F.pixel_shuffle, _pixel_shuffle_fn)
     table.function(F.pixel_unshuffle, _pixel_unshuffle_fn)
     table.function("torchvision.models.swin_transformer.shifted_window_attention", _swin_attention)
+    table.module("torchvision.models.maxvit.WindowPartition", _window_partition)
+    table.module("torchvision.models.maxvit.WindowDepartition", _window_departition)
+    table.module("torchvision.models.maxvit.SwapAxes", _swap_axes)

@@ -29,6 +29,7 @@ Examples
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -62,19 +63,21 @@ class RuleTable:
 
     def __init__(self, name: str = "user rules") -> None:
         self.name = name
-        self._modules: dict[type, Rule] = {}
+        self._modules: dict[type | str, Rule] = {}
         self._functions: dict[Any, Rule] = {}
         self._methods: dict[str, Rule] = {}
         self._tokens: list[Any] = []
 
     # -- registration ---------------------------------------------------------------------------------
 
-    def module(self, module_type: type, rule: Rule) -> None:
+    def module(self, module_type: type | str, rule: Rule) -> None:
         """Use ``rule`` for calls of modules of ``module_type`` (and its subclasses).
 
-        Modules with a rule are leaves of the trace: their ``forward`` is not looked into.
+        ``module_type`` is a class, or its ``"module.qualname"`` string (for classes of packages that
+        need not be imported, such as torchvision's). Modules with a rule are leaves of the trace:
+        their ``forward`` is not looked into.
         """
-        if not isinstance(module_type, type):
+        if not isinstance(module_type, (type, str)) or not module_type:
             raise TypeError(f"RuleTable.module needs a module class, got {module_type!r}")
         self._modules[module_type] = _checked(rule, module_type)
 
@@ -92,7 +95,7 @@ class RuleTable:
 
     def for_module(self, module_type: type) -> Rule | None:
         for klass in module_type.__mro__:
-            rule = self._modules.get(klass)
+            rule = self._modules.get(klass) or self._modules.get(_qualified(klass) or "")
             if rule is not None:
                 return rule
         return None
@@ -110,7 +113,17 @@ class RuleTable:
         return self._methods.get(name)
 
     def module_types(self) -> tuple[type, ...]:
-        return tuple(self._modules)
+        """The classes with a rule; classes named by a string count once their module is imported."""
+        found = []
+        for key in self._modules:
+            if isinstance(key, type):
+                found.append(key)
+                continue
+            module, _, name = key.rpartition(".")
+            cls = getattr(sys.modules.get(module), name, None)
+            if isinstance(cls, type):
+                found.append(cls)
+        return tuple(found)
 
     def __contains__(self, key: object) -> bool:
         return key in self._modules or key in self._methods or _safe_in(key, self._functions)
