@@ -614,14 +614,13 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
     offsets: list[tuple[Number, ...] | None] = []
     for cls, glob in zip(classes, has_global, strict=True):
         if cls[0]:
-            lows = tuple(min(c[0] + key_width(k) for k, c in axis.items()) for axis in cls)
-            highs = tuple(widest_class(axis) for axis in cls)
-            widths = tuple(h[1][2] + key_width(h[0]) for h in highs)
-            r_min.append(lows)
+            summaries = [_summary(axis) for axis in cls]
+            widths = tuple(x[1] for x in summaries)
+            r_min.append(tuple(x[0] for x in summaries))
             r_max_local.append(widths)
             r_max.append((INF,) * ndim if glob else widths)
-            jumps.append(tuple(max(key_jump(k) for k in axis) for axis in cls))
-            offsets.append(tuple(h[1][3] for h in highs))
+            jumps.append(tuple(x[2] for x in summaries))
+            offsets.append(tuple(x[3] for x in summaries))
         else:
             r_min.append((INF,) * ndim)
             r_max.append((INF,) * ndim)
@@ -638,6 +637,20 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
         tuple(offsets),
         tuple(diagnostics),
     )
+
+
+def _summary(axis: dict[Any, PathClass]) -> tuple[Number, Number, Number, Number]:
+    """``r_min``, ``r_max``, the largest jump and the offset of the widest class of one axis."""
+    if len(axis) == 1:
+        ((key, c),) = axis.items()
+        if type(key) is not tuple:
+            return c[0], c[2], key, c[3]
+    elif not any(type(key) is tuple for key in axis):
+        best = max(axis.items(), key=lambda item: (item[1][2], item[0]))
+        return min(c[0] for c in axis.values()), best[1][2], max(axis), best[1][3]
+    key, c = widest_class(axis)
+    low = min(c[0] + key_width(k) for k, c in axis.items())
+    return low, c[2] + key_width(key), max(key_jump(k) for k in axis), c[3]
 
 
 def widest_class(axis: dict[Any, PathClass]) -> tuple[Any, PathClass]:

@@ -77,8 +77,8 @@ class RuleTable:
         need not be imported, such as torchvision's). Modules with a rule are leaves of the trace:
         their ``forward`` is not looked into.
         """
-        if not isinstance(module_type, (type, str)) or not module_type:
-            raise TypeError(f"RuleTable.module needs a module class, got {module_type!r}")
+        if not isinstance(module_type, type) and not (isinstance(module_type, str) and "." in module_type):
+            raise TypeError(f"RuleTable.module needs a module class or 'module.Class', got {module_type!r}")
         self._modules[module_type] = _checked(rule, module_type)
 
     def function(self, function: Any, rule: Rule) -> None:
