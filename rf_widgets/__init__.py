@@ -23,12 +23,14 @@ from rf_widgets.core.layers import (
     add,
     concat,
     conv,
+    conv_transpose,
     elementwise,
     flatten,
     global_pool,
     mul,
     pool,
     unknown,
+    upsample,
 )
 from rf_widgets.core.results import Analysis, Box, LayerResult
 from rf_widgets.errors import (
@@ -62,6 +64,7 @@ __all__ = [
     "analyze",
     "concat",
     "conv",
+    "conv_transpose",
     "elementwise",
     "flatten",
     "global_pool",
@@ -70,6 +73,7 @@ __all__ = [
     "pool",
     "suggest",
     "unknown",
+    "upsample",
 ]
 
 __version__ = "0.1.0"

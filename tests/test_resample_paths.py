@@ -131,3 +131,35 @@ def test_fields_and_boxes_match_path_enumeration(nodes):
             spans = [_seen(path, u) for path in paths]
             box = result.unit_box(name, (u,), path="hull")
             assert (box.start, box.stop) == ((min(a for a, _ in spans),), (max(b for _, b in spans),))
+
+
+def test_unet_stack_from_the_docs():
+    unet = rfw.Stack(
+        [
+            rfw.conv("enc1a", 3, padding=1),
+            rfw.conv("enc1b", 3, padding=1),
+            rfw.pool("down1", 2),
+            rfw.conv("enc2a", 3, padding=1),
+            rfw.conv("enc2b", 3, padding=1),
+            rfw.pool("down2", 2),
+            rfw.conv("mid_a", 3, padding=1),
+            rfw.conv("mid_b", 3, padding=1),
+            rfw.conv_transpose("up2", 2, stride=2),
+            rfw.concat("skip2", ["up2", "enc2b"]),
+            rfw.conv("dec2", 3, padding=1),
+            rfw.conv_transpose("up1", 2, stride=2),
+            rfw.concat("skip1", ["up1", "enc1b"]),
+            rfw.conv("dec1", 3, padding=1),
+        ],
+        name="unet",
+    )
+    result = rfw.analyze(unet, 64)
+    got = {name: (result.layer(name).r_min[0], result.layer(name).r_max[0]) for name in unet.names}
+    assert got["mid_b"] == (32, 32)
+    assert got["up2"] == (32, 32)
+    assert got["dec2"] == (18, 36)  # skip: 14 + 2 x 2; bottleneck: two mid_b units, 32 + 4
+    assert got["dec1"] == (7, 40)  # skip: 5 + 2; phase 1 spans three mid_b units, 32 + 8
+    assert result.layer("dec1").jump == (1, 1)
+    # unit 1 (three mid_b units) and unit 3 (two) of dec1 see different widths
+    assert result.unit_box("dec1", (1, 1)).size == (40, 40)
+    assert result.unit_box("dec1", (3, 3)).size == (36, 36)
