@@ -66,6 +66,7 @@ class RuleTable:
         self._modules: dict[type | str, Rule] = {}
         self._functions: dict[Any, Rule] = {}
         self._methods: dict[str, Rule] = {}
+        self._resolved: dict[type, Rule | None] = {}  # module type -> rule, after the MRO walk
         self._tokens: list[Any] = []
 
     # -- registration ---------------------------------------------------------------------------------
@@ -80,6 +81,7 @@ class RuleTable:
         if not isinstance(module_type, type) and not (isinstance(module_type, str) and "." in module_type):
             raise TypeError(f"RuleTable.module needs a module class or 'module.Class', got {module_type!r}")
         self._modules[module_type] = _checked(rule, module_type)
+        self._resolved.clear()
 
     def function(self, function: Any, rule: Rule) -> None:
         """Use ``rule`` for calls of ``function`` (the object, or its ``"module.qualname"`` string)."""
@@ -94,11 +96,15 @@ class RuleTable:
     # -- lookup ---------------------------------------------------------------------------------------
 
     def for_module(self, module_type: type) -> Rule | None:
+        if module_type in self._resolved:
+            return self._resolved[module_type]
+        found = None
         for klass in module_type.__mro__:
-            rule = self._modules.get(klass) or self._modules.get(_qualified(klass) or "")
-            if rule is not None:
-                return rule
-        return None
+            found = self._modules.get(klass) or self._modules.get(_qualified(klass) or "")
+            if found is not None:
+                break
+        self._resolved[module_type] = found
+        return found
 
     def for_function(self, function: Any) -> Rule | None:
         try:
