@@ -30,6 +30,7 @@ Examples
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -66,7 +67,8 @@ class RuleTable:
         self._modules: dict[type | str, Rule] = {}
         self._functions: dict[Any, Rule] = {}
         self._methods: dict[str, Rule] = {}
-        self._resolved: dict[type, Rule | None] = {}  # module type -> rule, after the MRO walk
+        # module type -> rule after the MRO walk; weak, so that classes made in a test can go
+        self._resolved: weakref.WeakKeyDictionary[type, Rule | None] = weakref.WeakKeyDictionary()
         self._tokens: list[Any] = []
 
     # -- registration ---------------------------------------------------------------------------------
