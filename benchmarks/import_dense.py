@@ -46,6 +46,7 @@ import json, statistics, sys, time, warnings
 warnings.simplefilter("ignore")
 import torch, torchvision
 import rf_widgets as rfw
+assert rfw.__file__.startswith(sys.argv[4]), rfw.__file__
 torch.set_num_threads(1)
 name, size, repeat = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 if name.endswith(".backbone"):
@@ -76,8 +77,9 @@ print(json.dumps({"ms": statistics.median(samples), "layers": len(result.layers)
 def run(checkout: Path, name: str, size: object, repeat: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(checkout))
     out = subprocess.run(
-        [sys.executable, "-c", WORKER, name, json.dumps(size), str(repeat)],
+        [sys.executable, "-c", WORKER, name, json.dumps(size), str(repeat), str(checkout)],
         env=env,
+        cwd=checkout,  # "python -c" puts the working directory first on sys.path
         capture_output=True,
         text=True,
         check=True,
