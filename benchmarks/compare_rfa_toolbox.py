@@ -393,6 +393,10 @@ CATEGORY_TEXT = {
     "from the image, so the toolbox's r_min is smaller",
     "global-filter": "the layer is global (r_min = inf) on one side: rf_widgets never flags global layers, "
     "rfa-toolbox drops them with filter_dense",
+    "pointwise": "SPEC section 6 version 2: rules A and B judge spatial layers only (k_eff > 1 on some "
+    "axis); "
+    "a pointwise layer (batch norm, activation, 1x1 convolution, add, LayerNorm) is unproductive exactly "
+    "when its non-global inputs are. rfa-toolbox applies rules A and B to every node",
     "unexplained": "not explained by any rule of this script",
 }
 

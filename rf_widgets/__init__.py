@@ -80,7 +80,11 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    """The design strategies load on first use (they are not needed to analyse)."""
+    """The design strategies and the evidence tools (torch) load on first use."""
+    if name == "evidence":
+        import importlib
+
+        return importlib.import_module("rf_widgets.evidence")
     if name in ("suggest", "Suggestion", "Suggestions"):
         from rf_widgets import strategies
 

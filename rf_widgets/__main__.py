@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["zoo"]:  # `rf-widgets zoo ...`: the model-zoo table (rf_widgets.zoo)
+        from rf_widgets.zoo import main as zoo_main
+
+        return zoo_main(argv[1:])
     args = _parser().parse_args(argv)
     input_size = args.input_size if args.input_size else args.resolution
     with warnings.catch_warnings(record=True) as caught:

@@ -57,10 +57,13 @@ def percent(value: float | None) -> str:
 
 
 def count(value: int) -> str:
-    """``11.7M``-style counts for parameters and multiply-adds."""
-    for limit, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.3g}{suffix}"
+    """Parameters and multiply-adds: ``11.69M``, ``66.6k``, ``2.79G``; below 10,000 as they are."""
+    if value >= 10**9:
+        return f"{value / 1e9:.2f}G"
+    if value >= 10**6:
+        return f"{value / 1e6:.2f}M"
+    if value >= 10**4:
+        return f"{value / 1e3:.1f}k"
     return str(value)
 
 

@@ -7,6 +7,7 @@ the input without reading a traceback.
 from __future__ import annotations
 
 __all__ = [
+    "DataError",
     "GraphError",
     "LayerSpecError",
     "ModelImportError",
@@ -43,3 +44,7 @@ class StackFileError(RFError):
 
 class UnknownOperationWarning(UserWarning):
     """An operation without a receptive-field rule was found; it is reported with status "unknown"."""
+
+
+class DataError(RFError):
+    """Data for a measurement is unusable: empty, the wrong image size or channel count, files missing."""

@@ -201,7 +201,7 @@ def test_readme_command_line(command: Command, readme_files: Path):
     if command.output:
         assert stdout.splitlines() == list(command.output)
     if "--json" in command.text:
-        assert '"schema_version": 1' in stdout
+        assert '"schema_version": 2' in stdout
 
 
 # -- installing from the assumed home, and from a clone ---------------------------------------------------

@@ -395,13 +395,20 @@ def test_a_model_that_does_not_run_at_the_target_size():
 
 
 def test_trim_reads_through_an_unproductive_resnet_block():
-    # ResNet18 at 32 px: layer3.1's branch (conv1 .. bn2) is unproductive as a whole; its add goes and
-    # layer3.1.relu:2 reads layer3.0's output directly (and becomes the module's first call: 'relu')
+    # ResNet18 at 32 px: the branches of layer3.1, layer4.0 and layer4.1 (conv1 .. bn2) are unproductive
+    # tails; their adds go and each block's last ReLU reads the skip directly (layer3.1.relu:2 becomes the
+    # module's first call, 'relu'; layer4.0's reads the stride-2 shortcut)
     model = torchvision.models.resnet18().eval()
     trim = rfw.suggest(model, 32)["trim"]
-    assert trim.plan.bypassed == (("layer3.1.add", "layer3.0.relu:2"),)
+    assert trim.plan.bypassed == (
+        ("layer3.1.add", "layer3.0.relu:2"),
+        ("layer4.0.add", "layer4.0.downsample.1"),
+        ("layer4.1.add", "layer4.0.relu:2"),
+    )
     assert "layer3.1.conv2" in trim.removed
     assert trim.stack["layer3.1.relu"].inputs == ("layer3.0.relu:2",)
+    assert trim.stack["layer4.0.relu"].inputs == ("layer4.0.downsample.1",)
+    assert trim.still_unproductive == ("layer3.0.conv2", "layer3.0.bn2")  # conv1 of that branch is productive
     assert "layer3.1.relu" in trim.removed  # the branch's call of the module; the name lives on...
     assert trim.made_productive == ()  # ...but nothing was made productive by cutting
     _check_applied(trim, model)

@@ -192,42 +192,44 @@ def judge(
     import numpy as np
 
     rules = _spatial_rules(plan, arrays, sizes, resolved, resolution)
-    unproductive = rules.unproductive.tolist()
+    bad_spatial = np.flatnonzero(rules.unproductive)
+    unproductive_array = rules.unproductive
     spatial = rules.spatial.tolist()
-    judged = rules.judged.tolist()
-    unknown = rules.unknown
-    if any(unproductive):
-        # Pointwise layers carry what their inputs computed: one pass in topological order.
-        for i, inputs in enumerate(plan.layer_inputs):
-            if spatial[i] or not judged[i] or plan.reads_input[i]:
+    if len(bad_spatial):
+        # Pointwise layers carry what their inputs computed: one pass in topological order, from the
+        # first unproductive layer on (nothing before it can follow one).
+        unproductive = rules.unproductive.tolist()
+        judged = rules.judged.tolist()
+        unknown = rules.unknown
+        layer_inputs, reads_input = plan.layer_inputs, plan.reads_input
+        for i in range(int(bad_spatial[0]) + 1, len(spatial)):
+            if spatial[i] or not judged[i] or reads_input[i]:
                 continue
-            local = [j for j in inputs if judged[j] or unknown[j]]
+            local = [j for j in layer_inputs[i] if judged[j] or unknown[j]]
             unproductive[i] = bool(local) and all(unproductive[j] for j in local)
-    r_min = arrays.r_min
-    critical = np.all(r_min > np.array(resolution, dtype=float), axis=1).tolist()
-    codes = []
-    for i, ok in enumerate(judged):
-        if unknown[i]:
-            codes.append(_UNKNOWN)
-        elif not ok:
-            codes.append(_GLOBAL)
-        elif unproductive[i]:
-            codes.append(_UNPRODUCTIVE)
-        else:
-            codes.append(_CRITICAL if critical[i] else _PRODUCTIVE)
-    by_a = np.all(rules.rule_a, axis=1).tolist()
-    reason = tuple(
-        None
-        if code != _UNPRODUCTIVE
-        else (RF_EXCEEDS_INPUT if by_a[i] else FEATURE_MAP_COVERED)
-        if spatial[i]
-        else FOLLOWS_UNPRODUCTIVE
-        for i, code in enumerate(codes)
-    )
-    bad = tuple(i for i, code in enumerate(codes) if code == _UNPRODUCTIVE)
+        unproductive_array = np.array(unproductive)
+    critical = np.all(arrays.r_min > np.array(resolution, dtype=float), axis=1)
+    codes = np.where(
+        np.array(rules.unknown),
+        _UNKNOWN,
+        np.where(
+            ~rules.judged,
+            _GLOBAL,
+            np.where(unproductive_array, _UNPRODUCTIVE, np.where(critical, _CRITICAL, _PRODUCTIVE)),
+        ),
+    ).tolist()
+    bad = tuple(np.flatnonzero(unproductive_array).tolist())
+    reason: list[str | None] = [None] * len(codes)
+    if bad:
+        by_a = np.all(rules.rule_a, axis=1).tolist()
+        for i in bad:
+            if not spatial[i]:
+                reason[i] = FOLLOWS_UNPRODUCTIVE
+            else:
+                reason[i] = RF_EXCEEDS_INPUT if by_a[i] else FEATURE_MAP_COVERED
     return Verdicts(
-        status=tuple(STATUSES[code] for code in codes),
-        reason=reason,
+        status=tuple([STATUSES[code] for code in codes]),
+        reason=tuple(reason),
         spatial=tuple(spatial),
         border=_border_layers(plan, codes, spatial) if bad else (),
         unproductive=bad,

@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from rf_widgets import _format
 from rf_widgets.core.analysis import evaluate
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 from rf_widgets.core.layers import Layer
@@ -185,7 +186,7 @@ def plan_trim(
     stack = analysis.stack
     status = analysis.verdicts.status
     if not analysis.unproductive_layers:
-        raise NotApplicable(f"no layer is unproductive at {_size(analysis.input_size)}")
+        raise NotApplicable(f"no layer is unproductive at {_format.size(analysis.input_size)}")
     chain = output_chain(stack)
     head = head_start(stack, chain)
     body = [i for i in chain if head is None or i < head]
@@ -311,7 +312,7 @@ def plan_slowdown(
     stack = analysis.stack
     resolution = analysis.input_size
     if not analysis.unproductive_layers:
-        raise NotApplicable(f"no layer is unproductive at {_size(resolution)}")
+        raise NotApplicable(f"no layer is unproductive at {_format.size(resolution)}")
     groups = stride_groups(stack)
     if not groups:
         raise NotApplicable("the network has no downsampling layer before its head")
@@ -399,8 +400,4 @@ def plan_resolution(analysis: Analysis) -> ResolutionPlan:
         return ResolutionPlan((low,) * len(size))
     if high is not None and max(size) > high:
         return ResolutionPlan((high,) * len(size))
-    raise NotApplicable(f"{_size(size)} is already inside the feasible range {low} to {high}")
-
-
-def _size(size: tuple[int, ...]) -> str:
-    return "x".join(map(str, size))
+    raise NotApplicable(f"{_format.size(size)} is already inside the feasible range {low} to {high}")

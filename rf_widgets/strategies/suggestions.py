@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rf_widgets import _format
 from rf_widgets._api import _is_torch_module, to_stack
 from rf_widgets.core.analysis import analyze_stack, normalize_resolution
 from rf_widgets.core.graph import Stack
@@ -14,7 +15,7 @@ from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
 from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning
-from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan, _size
+from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan
 
 __all__ = ["KINDS", "Suggestion", "Suggestions", "suggest"]
 
@@ -109,9 +110,10 @@ class Suggestion:
         lines += [f"  - {change}" for change in self.changes]
         if self.params_before or self.macs_before:  # a declared stack without channels has neither
             lines.append(
-                f"  parameters {_count(self.params_before)} -> {_count(self.params_after)}"
+                f"  parameters {_format.count(self.params_before)} -> {_format.count(self.params_after)}"
                 f" ({_ratio(self.params_after, self.params_before)}), multiply-adds at "
-                f"{_size(self.new_input_size)} {_count(self.macs_before)} -> {_count(self.macs_after)}"
+                f"{_format.size(self.new_input_size)} {_format.count(self.macs_before)} -> "
+                f"{_format.count(self.macs_after)}"
                 f" ({_ratio(self.macs_after, self.macs_before)})"
             )
         lines.append(
@@ -163,8 +165,8 @@ class Suggestions(Sequence[Suggestion]):
                     (
                         s.kind,
                         "yes",
-                        f"{_count(s.params_before)} -> {_count(s.params_after)}",
-                        f"{_count(s.macs_before)} -> {_count(s.macs_after)}",
+                        f"{_format.count(s.params_before)} -> {_format.count(s.params_after)}",
+                        f"{_format.count(s.macs_before)} -> {_format.count(s.macs_after)}",
                         f"{len(s.before.unproductive_layers)} -> {len(s.still_unproductive)}",
                         s.border_after or "none",
                     )
@@ -180,7 +182,7 @@ class Suggestions(Sequence[Suggestion]):
 
     def __repr__(self) -> str:
         first = self._items[0] if self._items else None
-        size = _size(first.input_size) if first else "?"
+        size = _format.size(first.input_size) if first else "?"
         return f"Design strategies for {self.model_name} at {size}\n{self.table()}"
 
 
@@ -368,7 +370,10 @@ def _slowdown(context: Context, before: Analysis) -> Suggestion:
     except NotApplicable as why:
         return _not_applicable("slow-downsampling", before, context, str(why))
     after = analyze_stack(stack, before.input_size, stack.name)
-    changes = tuple(f"stride of '{name}' {_axes(old)} -> {_axes(new)}" for name, old, new in plan.changes)
+    changes = tuple(
+        f"stride of '{name}' {_format.per_axis(old)} -> {_format.per_axis(new)}"
+        for name, old, new in plan.changes
+    )
     return _outcome("slow-downsampling", before, after, context, plan, changes, context.params())
 
 
@@ -381,8 +386,8 @@ def _resolution(context: Context, before: Analysis) -> Suggestion:
     after = before.at(plan.input_size)
     low, high = before.resolution_range
     changes = (
-        f"feed {_size(plan.input_size)} inputs instead of {_size(before.input_size)} "
-        f"(feasible range {low} to {high})",
+        f"feed {_format.size(plan.input_size)} inputs instead of {_format.size(before.input_size)} "
+        f"(feasible range {_format.feasible_range(low, high)})",
     )
     return _outcome("resolution", before, after, context, plan, changes, context.params())
 
@@ -395,27 +400,13 @@ def _macs(analysis: Analysis) -> int:
 
 
 def _describe_layer(layer: Layer) -> str:
-    note = f" ({_count(layer.params)} parameters)" if layer.params else ""
+    note = f" ({_format.count(layer.params)} parameters)" if layer.params else ""
     return f"{layer.op} '{layer.name}'{note}"
 
 
 def _names(names: Sequence[str], limit: int = 6) -> str:
     shown = ", ".join(f"'{n}'" for n in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-def _axes(values: tuple[int, ...]) -> str:
-    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
-
-
-def _count(n: int) -> str:
-    if n >= 10**9:
-        return f"{n / 1e9:.2f}G"
-    if n >= 10**6:
-        return f"{n / 1e6:.2f}M"
-    if n >= 10**4:
-        return f"{n / 1e3:.1f}k"
-    return str(n)
 
 
 def _ratio(after: int, before: int) -> str:
