@@ -23,12 +23,14 @@ from rf_widgets.core.layers import (
     add,
     concat,
     conv,
+    conv_transpose,
     elementwise,
     flatten,
     global_pool,
     mul,
     pool,
     unknown,
+    upsample,
 )
 from rf_widgets.core.results import Analysis, Box, LayerResult
 from rf_widgets.errors import (
@@ -52,6 +54,7 @@ __all__ = [
     "ModelImportError",
     "RFError",
     "ResolutionError",
+    "RuleTable",
     "Stack",
     "StackFileError",
     "Suggestion",
@@ -61,6 +64,7 @@ __all__ = [
     "analyze",
     "concat",
     "conv",
+    "conv_transpose",
     "elementwise",
     "flatten",
     "global_pool",
@@ -69,6 +73,7 @@ __all__ = [
     "pool",
     "suggest",
     "unknown",
+    "upsample",
 ]
 
 __version__ = "0.1.0"
@@ -84,6 +89,10 @@ def __getattr__(name: str) -> object:
         from rf_widgets import strategies
 
         return getattr(strategies, name)
+    if name == "RuleTable":  # import rules are about torch modules: loading them loads torch
+        from rf_widgets.torch_import.rules import RuleTable
+
+        return RuleTable
     raise AttributeError(f"module 'rf_widgets' has no attribute {name!r}")
 
 

@@ -18,7 +18,9 @@ MAX_INPUT_SIZE = 1 << 31
 """The largest input size per axis accepted (beyond any image; larger values overflow floats)."""
 
 
-def analyze(model: Any, input_size: int | Sequence[int] = 224, *, name: str | None = None) -> Analysis:
+def analyze(
+    model: Any, input_size: int | Sequence[int] = 224, *, name: str | None = None, rules: Any = None
+) -> Analysis:
     """Receptive-field analysis of ``model`` at ``input_size``.
 
     Parameters
@@ -31,6 +33,9 @@ def analyze(model: Any, input_size: int | Sequence[int] = 224, *, name: str | No
         The input resolution: one int for a square input, or one int per spatial axis.
     name
         What to call the model in reports (default: derived from the model).
+    rules
+        A :class:`~rf_widgets.torch_import.rules.RuleTable` of extra import rules for this call
+        (consulted before the built-in ones; see docs/rules.md).
 
     Returns
     -------
@@ -45,7 +50,7 @@ def analyze(model: Any, input_size: int | Sequence[int] = 224, *, name: str | No
     (7, 7)
     """
     check_input_size(input_size)  # before tracing: a bad size should not wait for a big model
-    stack = to_stack(model)
+    stack = to_stack(model, rules=rules)
     return analyze_stack(stack, input_size, name or stack.name)
 
 
@@ -69,10 +74,11 @@ def check_input_size(input_size: object) -> None:
         raise ResolutionError(f"input size must be at most {MAX_INPUT_SIZE} per axis, got {shown}")
 
 
-def to_stack(model: Any, *, allow_code: bool = True) -> Stack:
+def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None) -> Stack:
     """The layer graph of ``model`` (see :func:`analyze` for what ``model`` may be).
 
-    ``allow_code=False`` refuses ``package.module:factory`` specs (see :mod:`rf_widgets.specs`).
+    ``allow_code=False`` refuses ``package.module:factory`` specs (see :mod:`rf_widgets.specs`);
+    ``rules`` is a :class:`~rf_widgets.RuleTable` used for this import only.
     """
     if isinstance(model, Stack):
         return model
@@ -80,9 +86,9 @@ def to_stack(model: Any, *, allow_code: bool = True) -> Stack:
         from rf_widgets.specs import load_model_spec
 
         loaded = load_model_spec(model, allow_code=allow_code)
-        return loaded if isinstance(loaded, Stack) else _import_torch(loaded, model)
+        return loaded if isinstance(loaded, Stack) else _import_torch(loaded, model, rules)
     if _is_torch_module(model):
-        return _import_torch(model, None)
+        return _import_torch(model, None, rules)
     if isinstance(model, Sequence) and model and all(isinstance(layer, Layer) for layer in model):
         return Stack(model)
     raise ModelImportError(
@@ -98,10 +104,10 @@ def load_stack(path: str) -> Stack:
     return read_stack(path)
 
 
-def _import_torch(model: Any, name: str | None) -> Stack:
+def _import_torch(model: Any, name: str | None, rules: Any = None) -> Stack:
     from rf_widgets.torch_import import import_model
 
-    return import_model(model, name=name)
+    return import_model(model, name=name, rules=rules)
 
 
 def _is_torch_module(model: Any) -> bool:

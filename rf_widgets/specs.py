@@ -81,7 +81,13 @@ def _torchvision(name: str) -> Any:
     known = torchvision.models.list_models()
     if name not in known:
         raise ModelImportError(f"torchvision has no model '{name}'{_suggest(name, known)}")
-    return torchvision.models.get_model(name, weights=None)
+    import inspect
+
+    builder = torchvision.models.get_model_builder(name)
+    options: dict[str, Any] = {"weights": None}
+    if "weights_backbone" in inspect.signature(builder).parameters:
+        options["weights_backbone"] = None  # segmentation and detection models: no backbone download
+    return builder(**options)
 
 
 def _timm(name: str) -> Any:

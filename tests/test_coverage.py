@@ -15,13 +15,9 @@ from rf_widgets.errors import UnknownOperationWarning  # noqa: E402
 
 TORCHVISION_MODELS = torchvision.models.list_models(module=torchvision.models)
 
-# Operations that have no exact rule yet, reported as unknown (with a warning) rather than guessed.
-# MaxViT partitions the map into windows and grids (reshapes that split spatial axes): every layer
-# that mixes along such a partition is unknown, so no fixed list is expected there.
-EXPECTED_UNKNOWN_OPS: dict[str, set[str] | None] = {
-    "swin": {"shifted_window_attention"},
-    "maxvit": None,
-}
+# Operations that have no exact rule yet, reported as unknown (with a warning) rather than guessed:
+# none among torchvision's classifiers since Swin's shifted windows and MaxViT's partitions have rules.
+EXPECTED_UNKNOWN_OPS: dict[str, set[str] | None] = {}
 
 
 def _family(name: str) -> str | None:

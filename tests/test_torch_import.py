@@ -104,29 +104,32 @@ def test_convnext_channels_last_linear_is_pointwise():
 
 
 @pytest.mark.parametrize(
-    ("layer", "what"),
-    [
-        (nn.ConvTranspose2d(4, 4, 2, stride=2), "ConvTranspose2d"),
-        (nn.Upsample(scale_factor=2), "Upsample"),
-    ],
+    "layer",
+    [nn.ConvTranspose2d(4, 4, 2, stride=2), nn.Upsample(scale_factor=2), nn.PixelShuffle(1)],
 )
-def test_upsampling_is_unknown_with_a_warning(layer, what):
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), layer, nn.Conv2d(4, 4, 3))
-    with pytest.warns(UnknownOperationWarning, match="'1'"):
+def test_upsampling_has_an_exact_rule(layer):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2), layer, nn.Conv2d(4, 4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownOperationWarning)
         result = rfw.analyze(model, 32)
-    assert result.layer("1").status == "unknown"
-    assert any(d.kind == "unknown-op" and d.layer == "1" and what in d.message for d in result.diagnostics)
-    assert result.layer("2").r_max == (5, 5)  # computed, and flagged as a lower bound by the note
+    assert result.layer("1").status == "productive"
+    expected = (2, 2) if isinstance(layer, nn.PixelShuffle) else (1, 1)  # a shuffle by 1 keeps the jump
+    assert result.layer("2").jump == expected
 
 
-def test_interpolate_function_is_unknown():
+def test_interpolate_to_the_input_size_follows_the_input():
     class Up(nn.Module):
-        def forward(self, x):
-            return F.interpolate(x, scale_factor=2.0)
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3, stride=4)
 
-    with pytest.warns(UnknownOperationWarning, match="interpolate"):
-        result = rfw.analyze(nn.Sequential(nn.Conv2d(3, 3, 3), Up()), 16)
-    assert [layer.status for layer in result.layers][-1] == "unknown"
+        def forward(self, x):
+            return F.interpolate(self.conv(x), size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+    result = rfw.analyze(Up(), 32)
+    assert result.layers[-1].feature_map == (32, 32)
+    assert result.at(48).layers[-1].feature_map == (48, 48)
+    assert result.layers[-1].jump == (1, 1)
 
 
 class ShapeBranch(nn.Module):
@@ -248,16 +251,3 @@ def test_module_called_twice_gets_numbered_names():
     assert "layer1.0.relu" in names
     assert "layer1.0.relu:2" in names
     assert len(names) == len(set(names))
-
-
-def test_custom_rule_for_a_module():
-    from rf_widgets.torch_import import register_module_rule
-
-    class Blur(nn.Module):
-        def forward(self, x):
-            return x
-
-    register_module_rule(Blur, lambda m: {"kind": "window", "kernel": (5, 5), "padding": ((2, 2), (2, 2))})
-    result = rfw.analyze(nn.Sequential(nn.Conv2d(3, 3, 3), Blur()), 32)
-    assert result.layer("1").r_max == (7, 7)
-    assert result.layer("1").status == "productive"

@@ -21,18 +21,49 @@ import math
 import weakref
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Union
+from functools import lru_cache
+from typing import Any, Union
 
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
+from rf_widgets.core.layers import Layer, Resample
+from rf_widgets.errors import LayerSpecError
 
 __all__ = ["INF", "Diagnostic", "Field", "Resolved", "feature_maps", "fields"]
 
 INF = math.inf
 Number = Union[int, float, Fraction]  # float only for inf
 
-# One resolved operation per layer: ("window", k_eff, stride, pad_lo) per axis, or a marker.
-WINDOW, GLOBAL, IDENTITY, UNKNOWN = "window", "global", "identity", "unknown"
-Resolved = tuple[str, tuple[Number, ...], tuple[Number, ...], tuple[int, ...]]
+# One resolved operation per layer: ("window", k_eff, stride, pad_lo) per axis, a marker, or
+# ("phased", widest taps, stride, Taps) per axis for layers whose taps depend on the unit's phase.
+WINDOW, GLOBAL, IDENTITY, UNKNOWN, PHASED = "window", "global", "identity", "unknown", "phased"
+Resolved = tuple[str, tuple[Number, ...], tuple[Number, ...], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Taps:
+    """Which input units each output unit reads along one axis, exactly, per phase.
+
+    Output unit ``v`` reads input units ``first[v % period] + (v // period) * advance`` to
+    ``last[v % period] + (v // period) * advance`` (virtual units outside the map are padding).
+    The stride is ``advance / period`` input units per output unit, a fraction for upsampling.
+    """
+
+    period: int
+    advance: int
+    first: tuple[int, ...]
+    last: tuple[int, ...]
+
+    @property
+    def widest(self) -> int:
+        return max(b - a + 1 for a, b in zip(self.first, self.last, strict=True))
+
+    @property
+    def stride(self) -> Number:
+        return _number_of(Fraction(self.advance, self.period))
+
+
+def _number_of(value: Fraction) -> Number:
+    return value.numerator if value.denominator == 1 else value
 
 
 @dataclass(frozen=True)
@@ -228,11 +259,128 @@ def _layer_size(
         spread = any(n > 1 for n in n_in)
         resolved[i] = (GLOBAL if spread else IDENTITY, (), (), ())
         out = (1 if all(n > 0 for n in n_in) else 0,) * ndim
+    elif kind == "resample":
+        out = _resample_size(stack, layer, n_in, input_size, sizes)
+        if 0 not in out and 0 not in n_in:
+            resolved[i] = _resolve_resample(layer, n_in, out)
     else:  # unknown: assume the size is kept
         out = n_in
     if 0 in out and all(0 not in s for s in ins):
         diagnostics.append(_empty(stack, i, n_in, input_size))
     return out
+
+
+def _resample_size(
+    stack: Stack,
+    layer: Layer,
+    n_in: tuple[int, ...],
+    input_size: tuple[int, ...],
+    sizes: list[tuple[int, ...]],
+) -> tuple[int, ...]:
+    spec = layer.resample
+    assert spec is not None
+    ndim = len(n_in)
+    if spec.mode == "windows":
+        return n_in
+    if spec.mode == "transpose":
+        return tuple(
+            max((n - 1) * s - lo - hi + d * (k - 1) + extra + 1, 0) if n > 0 else 0
+            for n, s, (lo, hi), d, k, extra in zip(
+                n_in,
+                layer.stride,
+                layer.padding,
+                layer.dilation,
+                layer.kernel,
+                spec.output_padding,
+                strict=True,
+            )
+        )
+    if spec.size is not None:
+        return tuple(m if n > 0 else 0 for n, m in zip(n_in, spec.size, strict=True))
+    if spec.size_of is not None:
+        ref = input_size if spec.size_of == "input" else sizes[stack.index[spec.size_of]]
+        axes = spec.size_axes or tuple(range(ndim))
+        return tuple(ref[a] if n > 0 else 0 for n, a in zip(n_in, axes, strict=True))
+    assert spec.scale is not None
+    return tuple(math.floor(n * f) for n, f in zip(n_in, spec.scale, strict=True))
+
+
+def _resolve_resample(layer: Layer, n_in: tuple[int, ...], n_out: tuple[int, ...]) -> Resolved:
+    spec = layer.resample
+    assert spec is not None
+    if spec.mode == "windows" and all(n <= w for n, w in zip(n_in, spec.window, strict=True)):
+        return (GLOBAL, (), (), ())  # one window covers the whole map: attention mixes everything
+    taps = tuple(_taps(spec, layer, a, n_in[a], n_out[a]) for a in range(len(n_in)))
+    return (PHASED, tuple(t.widest for t in taps), tuple(t.stride for t in taps), taps)
+
+
+def _taps(spec: Resample, layer: Layer, a: int, n: int, m: int) -> Taps:
+    mode = spec.mode
+    if mode == "transpose":
+        return _transpose_taps(layer.kernel[a], layer.stride[a], layer.dilation[a], layer.padding[a][0])
+    if mode == "windows":
+        w = spec.window[a]
+        shift = 0 if n <= w else spec.shift[a] % w
+        return _window_taps(w, shift)
+    if spec.align_corners and mode in ("linear", "cubic"):
+        ratio = Fraction(n - 1, m - 1) if m > 1 else Fraction(0)
+        return _interpolation_taps(mode, ratio, Fraction(0), n)
+    if spec.scale is not None and spec.size is None and spec.size_of is None:
+        ratio = 1 / Fraction(spec.scale[a])  # PyTorch reads positions with the given factor
+    else:
+        ratio = Fraction(n, m)
+    half = Fraction(1, 2) if mode in ("linear", "cubic", "nearest-exact") else Fraction(0)
+    return _interpolation_taps(mode, ratio, half, n)
+
+
+@lru_cache(maxsize=4096)
+def _interpolation_taps(mode: str, ratio: Fraction, half: Fraction, n: int) -> Taps:
+    """Output unit ``v`` samples input position ``(v + half) * ratio - half`` (PyTorch's formulas)."""
+    if ratio == 0:
+        return Taps(1, 0, (0,), (0,))
+    period, advance = ratio.denominator, ratio.numerator
+    first, last = [], []
+    for v in range(period):
+        if mode in ("nearest", "nearest-exact"):
+            src = math.floor((v + half) * ratio)
+            first.append(src)
+            last.append(src)
+            continue
+        position = (v + half) * ratio - half
+        low = math.floor(position)
+        whole = position == low  # a tap with weight exactly 0 is not read
+        if mode == "linear":
+            first.append(low)
+            last.append(low if whole else low + 1)
+        else:  # cubic: four taps, one when the position falls on a unit
+            first.append(low if whole else low - 1)
+            last.append(low if whole else low + 2)
+    return Taps(period, advance, tuple(first), tuple(last))
+
+
+@lru_cache(maxsize=1024)
+def _transpose_taps(k: int, s: int, d: int, p: int) -> Taps:
+    """Output ``o`` of a transposed convolution reads ``i`` when ``o = i s - p + j d``, ``0 <= j < k``."""
+    first, last = [], []
+    for o in range(s):
+        hits = [(o + p - j * d) // s for j in range(k) if (o + p - j * d) % s == 0]
+        if not hits:
+            raise LayerSpecError(
+                f"output units of phase {o} of a transposed convolution (kernel {k}, stride {s}, "
+                f"dilation {d}) read no input"
+            )
+        first.append(min(hits))
+        last.append(max(hits))
+    return Taps(s, 1, tuple(first), tuple(last))
+
+
+@lru_cache(maxsize=1024)
+def _window_taps(w: int, shift: int) -> Taps:
+    """Attention within windows of ``w`` units whose borders lie at ``shift + j w`` (Swin's shift)."""
+    first = []
+    for v in range(w):
+        first.append(shift + w * ((v - shift) // w))
+    return Taps(w, w, tuple(first), tuple(f + w - 1 for f in first))
 
 
 # A path class: (r_min, offset of the r_min path, r_max, offset of the r_max path,
@@ -260,10 +408,14 @@ class Field:
 
 
 def _through_window(
-    classes: dict[Number, PathClass], k: Number, s: Number, lo: int, into: dict[Number, PathClass]
+    classes: dict[Any, PathClass], k: Number, s: Number, lo: int, into: dict[Any, PathClass]
 ) -> None:
     grow = k - 1
-    for jump, (rmin, pmin, rmax, pmax, offmax, endmax) in classes.items():
+    for jump, cls in classes.items():
+        if type(jump) is tuple:  # a phased class: follow each phase exactly
+            _through_taps({jump: cls}, _window_as_taps(k, s, lo), into)
+            continue
+        rmin, pmin, rmax, pmax, offmax, endmax = cls
         new_jump = jump * s
         item = (
             rmin + grow * jump,
@@ -274,6 +426,119 @@ def _through_window(
             endmax + (grow - lo) * jump,
         )
         _merge_class(into, new_jump, item)
+
+
+def _window_as_taps(k: Number, s: Number, lo: int) -> Taps:
+    if isinstance(s, int):
+        return Taps(1, s, (-lo,), (int(k) - 1 - lo,))
+    # adaptive pooling with a fractional stride n / m: window i spans floor(i n / m) to
+    # ceil((i + 1) n / m) - 1
+    ratio = Fraction(s)
+    first = tuple(math.floor(i * ratio) for i in range(ratio.denominator))
+    last = tuple(math.ceil((i + 1) * ratio) - 1 for i in range(ratio.denominator))
+    return Taps(ratio.denominator, ratio.numerator, first, last)
+
+
+def _through_taps(classes: dict[Any, PathClass], taps: Taps, into: dict[Any, PathClass]) -> None:
+    for key, (rmin, pmin, rmax, pmax, offmax, endmax) in classes.items():
+        new_key, shift_p, shift_e = _phased_step(key, taps)
+        shift_r = shift_p + shift_e
+        item = (
+            rmin + shift_r,
+            pmin + shift_p,
+            rmax + shift_r,
+            pmax + shift_p,
+            offmax + shift_p,
+            endmax + shift_e,
+        )
+        _merge_class(into, new_key, item)
+
+
+def _unpack(key: Any) -> tuple[Number, int, tuple[Number, ...], tuple[Number, ...]]:
+    """(jump, period, start offsets, end offsets) of a class key; a plain jump has period 1."""
+    if type(key) is tuple:
+        return key  # type: ignore[no-any-return]
+    return key, 1, (0,), (0,)
+
+
+@lru_cache(maxsize=65536)
+def _phased_step(key: Any, taps: Taps) -> tuple[Any, int, int]:
+    """The class key after ``taps``, and how the offset ``P`` and the end of unit 0 shift.
+
+    A class with jump ``J``, period ``q`` and offsets ``ss``/``es`` says: unit ``u`` of each of its
+    paths sees ``[u J + ss[u % q] - P, u J + es[u % q] + E]`` for the path's own ``P`` and ``E``.
+    """
+    jump, q, ss, es = _unpack(key)
+    period, advance = taps.period, taps.advance
+    new_period = period * q // math.gcd(q, advance)
+    new_jump = Fraction(jump) * advance / period
+    starts, ends = [], []
+    for phase in range(new_period):
+        blocks, rest = divmod(phase, period)
+        first = taps.first[rest] + blocks * advance
+        last = taps.last[rest] + blocks * advance
+        # Offsets need not grow with the unit (a dilated transposed convolution reads unit 1 before
+        # unit 0), so take the extremes over the taps; one period of them is enough, since a unit's
+        # box moves by q * J > 0 from one period to the next.
+        start = min(t * jump + ss[t % q] for t in range(first, min(last, first + q - 1) + 1))
+        end = max(t * jump + es[t % q] for t in range(max(first, last - q + 1), last + 1))
+        starts.append(start - phase * new_jump)
+        ends.append(end - phase * new_jump)
+    s0, e0 = starts[0], ends[0]
+    new_key = _canonical(
+        _number_of(new_jump),
+        new_period,
+        tuple(_number_of(Fraction(v - s0)) for v in starts),
+        tuple(_number_of(Fraction(v - e0)) for v in ends),
+    )
+    return new_key, int(-s0), int(e0)
+
+
+def _canonical(jump: Number, q: int, ss: tuple[Number, ...], es: tuple[Number, ...]) -> Any:
+    for d in range(1, q + 1):
+        if q % d == 0 and all(ss[i] == ss[i % d] and es[i] == es[i % d] for i in range(q)):
+            break
+    if d == 1:
+        return jump
+    return (jump, d, ss[:d], es[:d])
+
+
+@lru_cache(maxsize=65536)
+def key_width(key: Any) -> Number:
+    """How much wider than unit 0's field the widest phase of a class is (0 for a plain jump)."""
+    if type(key) is not tuple:
+        return 0
+    _, _, ss, es = key
+    return max(e - s for s, e in zip(ss, es, strict=True))
+
+
+def key_jump(key: Any) -> Number:
+    """The jump of a class key."""
+    return key[0] if type(key) is tuple else key  # type: ignore[no-any-return]
+
+
+def unit_interval(axis: dict[Any, PathClass], u: int, path: str) -> tuple[Number, Number]:
+    """The inclusive input interval unit ``u`` sees on one axis: ``"max"``, ``"min"`` path or ``"hull"``."""
+    if path == "hull":
+        starts, stops = [], []
+        for key, c in axis.items():
+            jump, q, ss, es = _unpack(key)
+            starts.append(u * jump + ss[u % q] - c[4])
+            stops.append(u * jump + es[u % q] + c[5])
+        return min(starts), max(stops)
+    best = None
+    for key, c in axis.items():
+        jump, q, ss, es = _unpack(key)
+        if path == "max":
+            r, p = c[2] + es[u % q] - ss[u % q], c[3]
+        else:
+            r, p = c[0] + es[u % q] - ss[u % q], c[1]
+        start = u * jump + ss[u % q] - p
+        rank = (r, jump) if path == "max" else (-r, -jump)
+        if best is None or rank > best[0]:
+            best = (rank, start, start + r - 1)
+    assert best is not None
+    return best[1], best[2]
 
 
 def _merge_class(into: dict[Number, PathClass], jump: Number, item: PathClass) -> None:
@@ -313,13 +578,18 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
                 layer.stride,
                 tuple(p[0] for p in layer.padding),
             )
-        elif layer.kind == GLOBAL:
+        elif layer.kind == GLOBAL or layer.kind == "resample":
             how, kernel, stride, lo = GLOBAL, (), (), ()
         else:
             how, kernel, stride, lo = IDENTITY, (), (), ()
         if how == GLOBAL:
             out: tuple[dict[Number, PathClass], ...] = tuple({} for _ in range(ndim))
             glob = True
+        elif how == PHASED:
+            out = tuple({} for _ in range(ndim))
+            for cls in ins:
+                for a in range(ndim):
+                    _through_taps(cls[a], lo[a], out[a])
         elif how == WINDOW:
             out = tuple({} for _ in range(ndim))
             for cls in ins:
@@ -344,13 +614,13 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
     offsets: list[tuple[Number, ...] | None] = []
     for cls, glob in zip(classes, has_global, strict=True):
         if cls[0]:
-            lows = tuple(min(c[0] for c in axis.values()) for axis in cls)
-            highs = tuple(widest_class(axis)[1] for axis in cls)
-            r_min.append(lows)
-            r_max_local.append(tuple(h[2] for h in highs))
-            r_max.append((INF,) * ndim if glob else tuple(h[2] for h in highs))
-            jumps.append(tuple(max(axis) for axis in cls))
-            offsets.append(tuple(h[3] for h in highs))
+            summaries = [_summary(axis) for axis in cls]
+            widths = tuple(x[1] for x in summaries)
+            r_min.append(tuple(x[0] for x in summaries))
+            r_max_local.append(widths)
+            r_max.append((INF,) * ndim if glob else widths)
+            jumps.append(tuple(x[2] for x in summaries))
+            offsets.append(tuple(x[3] for x in summaries))
         else:
             r_min.append((INF,) * ndim)
             r_max.append((INF,) * ndim)
@@ -369,9 +639,23 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
     )
 
 
-def widest_class(axis: dict[Number, PathClass]) -> tuple[Number, PathClass]:
+def _summary(axis: dict[Any, PathClass]) -> tuple[Number, Number, Number, Number]:
+    """``r_min``, ``r_max``, the largest jump and the offset of the widest class of one axis."""
+    if len(axis) == 1:
+        ((key, c),) = axis.items()
+        if type(key) is not tuple:
+            return c[0], c[2], key, c[3]
+    elif not any(type(key) is tuple for key in axis):
+        best = max(axis.items(), key=lambda item: (item[1][2], item[0]))
+        return min(c[0] for c in axis.values()), best[1][2], max(axis), best[1][3]
+    key, c = widest_class(axis)
+    low = min(c[0] + key_width(k) for k, c in axis.items())
+    return low, c[2] + key_width(key), max(key_jump(k) for k in axis), c[3]
+
+
+def widest_class(axis: dict[Any, PathClass]) -> tuple[Any, PathClass]:
     """The path class with the largest field; ties go to the larger jump (as ``unit_box`` does)."""
-    return max(axis.items(), key=lambda item: (item[1][2], item[0]))
+    return max(axis.items(), key=lambda item: (item[1][2] + key_width(item[0]), key_jump(item[0])))
 
 
 def _misalignment(stack: Stack, i: int, ins: list[tuple[dict[Number, PathClass], ...]]) -> list[Diagnostic]:
@@ -381,8 +665,10 @@ def _misalignment(stack: Stack, i: int, ins: list[tuple[dict[Number, PathClass],
         if not cls[0]:
             continue
         reps = [widest_class(axis) for axis in cls]
-        jumps = tuple(jump for jump, _ in reps)
-        centres: tuple[Number, ...] = tuple(Fraction(c[2] - 1) / 2 - c[3] for _, c in reps)
+        jumps = tuple(key_jump(key) for key, _ in reps)
+        centres: tuple[Number, ...] = tuple(
+            Fraction(c[2] - 1) / 2 - c[3] + _mean_centre(key) for key, c in reps
+        )
         seen.append((jumps, centres))
     out = []
     name = stack.layers[i].name
@@ -408,6 +694,14 @@ def _misalignment(stack: Stack, i: int, ins: list[tuple[dict[Number, PathClass],
             )
             break
     return out
+
+
+def _mean_centre(key: Any) -> Fraction:
+    """How far the centres of a phased class lie, on average over its phases, from unit 0's."""
+    if type(key) is not tuple:
+        return Fraction(0)
+    _, q, ss, es = key
+    return Fraction(sum(ss) + sum(es), 2 * q)
 
 
 def _fmt(values: tuple[Number, ...]) -> str:

@@ -15,6 +15,11 @@ A :class:`Layer` is a frozen record of one operation. Its ``kind`` says which ru
 ``"flatten"``
     Flattening the spatial axes into features: global when the map is larger than 1 on some axis,
     elementwise on a 1x1 map.
+``"resample"``
+    Each output unit reads a range of input units that depends on its *phase* (its index modulo a
+    period): upsampling by interpolation (nearest, linear, cubic), transposed convolution, pixel
+    shuffle, and attention within (shifted) windows. The parameters are in :attr:`Layer.resample`;
+    jumps become fractions (exact rationals) and unit boxes are computed per phase.
 ``"unknown"``
     An operation without a rule. It is reported with status ``"unknown"`` and a diagnostic; the values
     downstream of it assume it adds no context and are therefore lower bounds.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Literal
 
 from rf_widgets.errors import LayerSpecError
@@ -35,23 +41,76 @@ __all__ = [
     "INPUT",
     "Kind",
     "Layer",
+    "Resample",
     "adaptive_pool",
     "add",
     "concat",
     "conv",
+    "conv_transpose",
     "elementwise",
     "flatten",
     "global_pool",
     "mul",
     "pool",
     "unknown",
+    "upsample",
 ]
 
 INPUT = "input"
 """The reserved name of the network input in ``inputs=`` lists."""
 
-Kind = Literal["window", "global", "adaptive", "flatten", "unknown"]
-KINDS: tuple[str, ...] = ("window", "global", "adaptive", "flatten", "unknown")
+Kind = Literal["window", "global", "adaptive", "flatten", "resample", "unknown"]
+KINDS: tuple[str, ...] = ("window", "global", "adaptive", "flatten", "resample", "unknown")
+RESAMPLE_MODES = ("nearest", "nearest-exact", "linear", "cubic", "transpose", "windows")
+
+
+@dataclass(frozen=True)
+class Resample:
+    """How a ``"resample"`` layer maps output units to input units, per axis.
+
+    ``mode`` is one of ``"nearest"``, ``"nearest-exact"``, ``"linear"``, ``"cubic"`` (PyTorch's
+    interpolation; linear covers bilinear and trilinear), ``"transpose"`` (a transposed convolution
+    with the layer's ``kernel``, ``stride``, ``dilation``, ``padding`` and ``output_padding`` here) or
+    ``"windows"`` (attention within non-overlapping windows of ``window`` units shifted by ``shift``,
+    as Swin's; global when one window covers the whole map).
+
+    The output size of an interpolation is ``size`` when given, else the feature map of the layer
+    ``size_of`` (``"input"``: the network input; ``size_axes`` says which of its axes gives each axis),
+    else ``floor(n * scale)``. ``align_corners`` follows PyTorch.
+    """
+
+    mode: str
+    scale: tuple[Fraction, ...] | None = None
+    size: tuple[int, ...] | None = None
+    size_of: str | None = None
+    size_axes: tuple[int, ...] | None = None
+    align_corners: bool = False
+    output_padding: tuple[int, ...] = (0,)
+    window: tuple[int, ...] = (1,)
+    shift: tuple[int, ...] = (0,)
+
+    def __post_init__(self) -> None:
+        if self.mode not in RESAMPLE_MODES:
+            raise LayerSpecError(
+                f"resample mode must be one of {', '.join(RESAMPLE_MODES)}, got {self.mode!r}"
+            )
+        if self.scale is not None and any(not isinstance(v, (int, Fraction)) or v <= 0 for v in self.scale):
+            raise LayerSpecError(f"scale must be positive on every axis, got {self.scale!r}")
+        if self.size is not None and any(not _is_int(v) or v < 1 for v in self.size):
+            raise LayerSpecError(f"size must be >= 1 on every axis, got {self.size!r}")
+        if any(not _is_int(v) or v < 1 for v in self.window):
+            raise LayerSpecError(f"window must be >= 1 on every axis, got {self.window!r}")
+
+    def broadcast(self, ndim: int) -> Resample:
+        from dataclasses import replace
+
+        changes: dict[str, object] = {}
+        for label in ("scale", "size", "output_padding", "window", "shift", "size_axes"):
+            values = getattr(self, label)
+            if values is not None and len(values) == 1 and ndim > 1:
+                changes[label] = tuple(values) * ndim
+        return replace(self, **changes) if changes else self  # type: ignore[arg-type]
+
 
 IntPerAxis = int | Sequence[int]
 PaddingPerAxis = int | Sequence[int] | Sequence[tuple[int, int]]
@@ -86,6 +145,7 @@ class Layer:
     macs_per_position: int = 0
     note: str | None = None
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    resample: Resample | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -117,6 +177,10 @@ class Layer:
                 f"output_size must be >= 1 (or None) on every axis, got {self.output_size!r} "
                 f"for layer '{self.name}'"
             )
+        if self.kind == "resample" and not isinstance(self.resample, Resample):
+            raise LayerSpecError(
+                f"a resample layer needs a Resample record, got {self.resample!r} for layer '{self.name}'"
+            )
         if self.inputs is not None and (
             not isinstance(self.inputs, tuple) or any(not isinstance(i, str) for i in self.inputs)
         ):
@@ -138,7 +202,9 @@ class Layer:
 
     def broadcast(self, ndim: int) -> Layer:
         """This layer with every per-axis parameter spelled out for ``ndim`` axes."""
-        if all(len(v) == ndim for v in (self.kernel, self.stride, self.dilation, self.padding)):
+        if all(len(v) == ndim for v in (self.kernel, self.stride, self.dilation, self.padding)) and (
+            self.resample is None or self.resample.broadcast(ndim) is self.resample
+        ):
             return self
         out = {}
         for label in ("kernel", "stride", "dilation", "padding"):
@@ -156,6 +222,8 @@ class Layer:
                 f"output_size has {len(self.output_size)} axes but the stack has {ndim} "
                 f"for layer '{self.name}'"
             )
+        if self.resample is not None:
+            out["resample"] = self.resample.broadcast(ndim)
         return _replace(self, **out)
 
     @property
@@ -351,3 +419,66 @@ def unknown(
 ) -> Layer:
     """An operation with no receptive-field rule: reported as unknown, never as identity."""
     return Layer(name, op, "unknown", _inputs(inputs, name), note=note)
+
+
+def upsample(
+    name: str,
+    scale: int | Fraction | Sequence[int | Fraction] | None = None,
+    *,
+    size: int | Sequence[int] | None = None,
+    mode: str = "nearest",
+    align_corners: bool = False,
+    inputs: str | Sequence[str] | None = None,
+    op: str = "upsample",
+) -> Layer:
+    """Interpolation to ``scale`` times the input size (or to ``size``), as ``F.interpolate`` does.
+
+    Examples
+    --------
+    >>> upsample("up", 2, mode="linear").resample.scale
+    (Fraction(2, 1),)
+    """
+    if (scale is None) == (size is None):
+        raise LayerSpecError(f"give either scale or size for layer '{name}'")
+    scales = None
+    if scale is not None:
+        values = scale if isinstance(scale, Sequence) else (scale,)
+        scales = tuple(Fraction(v) for v in values)
+    sizes = None if size is None else _per_axis(size, "size", name)
+    mode = "linear" if mode in ("bilinear", "trilinear") else ("cubic" if mode == "bicubic" else mode)
+    spec = Resample(mode, scale=scales, size=sizes, align_corners=bool(align_corners))
+    return Layer(name, op, "resample", _inputs(inputs, name), resample=spec)
+
+
+def conv_transpose(
+    name: str,
+    kernel: IntPerAxis,
+    stride: IntPerAxis = 1,
+    dilation: IntPerAxis = 1,
+    padding: IntPerAxis = 0,
+    output_padding: IntPerAxis = 0,
+    *,
+    inputs: str | Sequence[str] | None = None,
+    op: str = "conv_transpose",
+) -> Layer:
+    """A transposed convolution (parameters as PyTorch's ``ConvTranspose``).
+
+    Examples
+    --------
+    >>> conv_transpose("up", 2, stride=2).kernel
+    (2,)
+    """
+    pads = _per_axis(padding, "padding", name)
+    extra = _per_axis(output_padding, "output_padding", name)
+    strides = _per_axis(stride, "stride", name)
+    return Layer(
+        name,
+        op,
+        "resample",
+        _inputs(inputs, name),
+        kernel=_per_axis(kernel, "kernel", name),
+        stride=strides,
+        dilation=_per_axis(dilation, "dilation", name),
+        padding=tuple((p, p) for p in pads),
+        resample=Resample("transpose", output_padding=extra),
+    )

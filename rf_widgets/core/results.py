@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 from rf_widgets import _format
-from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Number, Resolved, widest_class
+from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Number, Resolved, unit_interval
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 from rf_widgets.core.layers import INPUT
 from rf_widgets.core.verdicts import Verdicts
@@ -156,6 +156,18 @@ class Analysis:
         return tuple(self.stack.layers[i].name for i in self.verdicts.border)
 
     @property
+    def outputs(self) -> dict[str, LayerResult]:
+        """What an imported model returns, by name, each as the result of the layer that produces it.
+
+        Names are the keys of a returned dict (``"out"``, ``"aux"``, FPN levels ``"0"``, ``"pool"``) or
+        the positions in a returned tuple (``"0"``, ``"1"``; nested: ``"1.0"``); a single tensor is
+        ``"output"``. Empty for a declared stack.
+        """
+        found = self.stack.metadata.get("outputs", ())
+        named = found if isinstance(found, tuple) else ()
+        return {label or "output": self.layer(layer) for label, layer in named}
+
+    @property
     def unproductive_layers(self) -> tuple[str, ...]:
         return tuple(self.stack.layers[i].name for i in self.verdicts.unproductive)
 
@@ -195,22 +207,13 @@ class Analysis:
             raise ResolutionError(
                 f"unit {unit!r} is outside the {'x'.join(map(str, size))} feature map of layer '{layer}'"
             )
+        if path not in ("max", "min", "hull"):
+            raise RFError(f"path must be 'max', 'min' or 'hull', got {path!r}")
         start, stop = [], []
         for axis, u in zip(classes, units, strict=True):
-            if path == "hull":
-                start.append(min(u * j - c[4] for j, c in axis.items()))
-                stop.append(max(u * j + c[5] for j, c in axis.items()))
-                continue
-            if path == "max":
-                jump, c = widest_class(axis)
-                r, p = c[2], c[3]
-            elif path == "min":
-                jump, c = min(axis.items(), key=lambda item: (item[1][0], item[0]))
-                r, p = c[0], c[1]
-            else:
-                raise RFError(f"path must be 'max', 'min' or 'hull', got {path!r}")
-            start.append(u * jump - p)
-            stop.append(u * jump - p + r - 1)
+            low, high = unit_interval(axis, u, path)
+            start.append(low)
+            stop.append(high)
         return Box(
             tuple(_plain(v) for v in start),
             tuple(_plain(v) for v in stop),
@@ -230,7 +233,9 @@ class Analysis:
         resolved = self.resolved.get(i)
         kernel = layer.kernel if is_window else None
         stride = layer.stride if is_window else None
-        if resolved is not None and resolved[0] == "window":
+        if resolved is not None and resolved[0] in ("window", "phased"):
+            # adaptive pools and resampling: the window the arithmetic uses at this size (for a
+            # resampling layer the widest number of input units one output unit reads, and its jump)
             kernel = tuple(_plain(k) for k in resolved[1])  # type: ignore[misc]
             stride = tuple(_plain(s) for s in resolved[2])  # type: ignore[misc]
         return LayerResult(
@@ -307,6 +312,7 @@ class Analysis:
             "unproductive_layers": list(self.unproductive_layers),
             "resolution_range": {"min": low, "max": high},
             "diagnostics": [d.to_dict() for d in self.diagnostics],
+            "outputs": [{"name": name, "layer": layer.name} for name, layer in self.outputs.items()],
         }
 
     def to_json(self) -> str:

@@ -1,7 +1,9 @@
 """The paper's verdicts (SPEC section 6, version 2): unproductive, critical, productive, border layers.
 
 A layer is **spatial** at a resolution when it integrates a neighbourhood: a window with ``k_eff > 1`` on
-some axis (adaptive pooling counts with the window it resolves to). Every other judged layer is
+some axis (adaptive pooling counts with the window it resolves to; a resampling layer, such as a bilinear
+upsampling, a transposed convolution or a window of attention, with the most input units one output unit
+reads). Every other judged layer is
 **pointwise**. Layers whose every path is global get status ``global``, layers without a rule
 ``unknown``; neither is ever unproductive, and neither counts as spatial below.
 
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-from rf_widgets.core.arithmetic import IDENTITY, WINDOW, Field, Resolved
+from rf_widgets.core.arithmetic import IDENTITY, PHASED, WINDOW, Field, Resolved
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 
 __all__ = [
@@ -158,7 +160,10 @@ def _spatial_rules(
     if resolved:
         kernel = kernel.copy()
         for i, (how, k, _, _) in resolved.items():
-            kernel[i] = [float(v) for v in k] if how == WINDOW else (1.0 if how == IDENTITY else -1.0)
+            if how in (WINDOW, PHASED):  # a resampling layer counts with its widest phase
+                kernel[i] = [float(v) for v in k]
+            else:
+                kernel[i] = 1.0 if how == IDENTITY else -1.0
     r_min = arrays.r_min
     judged = ~(plan.unknown | np.isinf(r_min[:, 0]))
     spatial = judged & np.any(kernel > 1, axis=1)

@@ -23,8 +23,7 @@ from rf_widgets.core.layers import Layer, adaptive_pool
 from rf_widgets.errors import RFError
 from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan
 from rf_widgets.strategies.suggestions import Context
-from rf_widgets.torch_import import import_traced
-from rf_widgets.torch_import.rules import module_rules
+from rf_widgets.torch_import import import_traced, leaf_types
 from rf_widgets.torch_import.tracing import fetch_attr, preserved, trace
 
 __all__ = ["HEAD_NAME", "TorchContext", "apply_plan"]
@@ -272,7 +271,7 @@ def _stride_blocker(root: nn.Module, stack: Stack, name: str) -> str | None:
 def _traced(model: nn.Module) -> fx.GraphModule:
     """The fx graph of ``model``, traced exactly as :func:`import_traced` does (same node names)."""
     with preserved(model):
-        gm = trace(model, tuple(module_rules()))[0]
+        gm = trace(model, leaf_types())[0]
     gm.training = model.training
     return gm
 

@@ -1,8 +1,9 @@
 """Import a ``torch.nn.Module`` as a :class:`~rf_widgets.core.graph.Stack` with torch.fx.
 
-The model is traced symbolically (no forward pass over data); modules and functions are mapped to
-layers by the rule table in :mod:`rf_widgets.torch_import.rules`. Reshapes are followed with tensor
-shapes from a fake-tensor pass (no real data, no weights read) only when the graph has them.
+The model is traced symbolically (no forward pass over data); modules, functions and tensor methods are
+mapped to layers by the rule tables of :mod:`rf_widgets.torch_import.rules` (the built-in one, plus any
+:class:`RuleTable` passed as ``rules=`` or made active with ``with table:``). Reshapes are followed
+with tensor shapes from a fake-tensor pass (no real data, no weights read) only when the graph has them.
 Operations without a rule become layers of kind ``"unknown"`` with a diagnostic and an
 :class:`~rf_widgets.errors.UnknownOperationWarning`; nothing is silently treated as identity.
 
@@ -20,13 +21,21 @@ import torch.nn as nn
 from rf_widgets.core.graph import Stack
 from rf_widgets.errors import ModelImportError, UnknownOperationWarning
 from rf_widgets.torch_import.builder import GraphBuilder
-from rf_widgets.torch_import.rules import module_rules, register_function_rule, register_module_rule
+from rf_widgets.torch_import.call import Call
+from rf_widgets.torch_import.rules import RuleTable, Unsupported, iter_module_types, lookup_chain
 from rf_widgets.torch_import.tracing import preserved, trace
 
-__all__ = ["import_model", "import_traced", "register_function_rule", "register_module_rule"]
+__all__ = ["Call", "RuleTable", "Unsupported", "import_model", "import_traced", "leaf_types"]
 
 
-def import_model(model: nn.Module, *, name: str | None = None, ndim: int | None = None) -> Stack:
+def leaf_types(rules: RuleTable | None = None) -> tuple[type, ...]:
+    """Module types that have a rule (they are leaves of the trace)."""
+    return tuple(dict.fromkeys(iter_module_types(lookup_chain(rules))))
+
+
+def import_model(
+    model: nn.Module, *, name: str | None = None, ndim: int | None = None, rules: RuleTable | None = None
+) -> Stack:
     """The layer graph of ``model``.
 
     Parameters
@@ -37,6 +46,8 @@ def import_model(model: nn.Module, *, name: str | None = None, ndim: int | None 
         What to call it in reports (default: the class name).
     ndim
         Number of spatial axes; by default taken from the first convolution (2 when there is none).
+    rules
+        A :class:`RuleTable` consulted before the active and built-in rules, for this call only.
 
     Examples
     --------
@@ -45,11 +56,11 @@ def import_model(model: nn.Module, *, name: str | None = None, ndim: int | None 
     >>> stack.names
     ('0', '1')
     """
-    return import_traced(model, name=name, ndim=ndim)[0]
+    return import_traced(model, name=name, ndim=ndim, rules=rules)[0]
 
 
 def import_traced(
-    model: nn.Module, *, name: str | None = None, ndim: int | None = None
+    model: nn.Module, *, name: str | None = None, ndim: int | None = None, rules: RuleTable | None = None
 ) -> tuple[Stack, fx.GraphModule]:
     """The layer graph of ``model`` and the torch.fx graph it was read from.
 
@@ -61,9 +72,20 @@ def import_traced(
         raise ModelImportError(f"import_model needs a torch.nn.Module, got {type(model).__name__}")
     label = name or type(model).__name__
     ndim, in_channels = _input_geometry(model) if ndim is None else (ndim, _input_geometry(model)[1])
+    chain = lookup_chain(rules)
     with preserved(model), torch.no_grad():
-        gm, how, opaque = trace(model, tuple(module_rules()))
-        builder = GraphBuilder(gm, ndim, in_channels, _native_size(model, ndim))
+        try:
+            gm, how, opaque = trace(model, leaf_types(rules))
+        except ModelImportError as err:
+            backbone = getattr(model, "backbone", None)
+            if isinstance(backbone, nn.Module):
+                raise ModelImportError(
+                    f"{err}. {label} cannot be traced as a whole (detection models take a list of images "
+                    f"and return boxes): analyse its feature extractor instead, "
+                    f"rf_widgets.analyze(model.backbone, size)"
+                ) from err
+            raise
+        builder = GraphBuilder(gm, ndim, in_channels, _native_size(model, ndim), chain)
         layers = builder.build()
     if not layers:
         raise ModelImportError(f"{label} has no operation on its input that rf_widgets can see")
@@ -79,7 +101,12 @@ def import_traced(
         layers,
         ndim,
         label,
-        metadata={"import_method": how, "opaque_modules": opaque, "diagnostics": tuple(builder.diagnostics)},
+        metadata={
+            "import_method": how,
+            "opaque_modules": opaque,
+            "diagnostics": tuple(builder.diagnostics),
+            "outputs": tuple((label, act.source) for label, act in builder.outputs if act.source != "input"),
+        },
     )
     return stack, gm
 

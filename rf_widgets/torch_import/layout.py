@@ -6,7 +6,8 @@ A layout is a tuple with one role per tensor dimension:
 ``"T"`` all spatial axes flattened into tokens (``"Tc"``: with constant tokens such as ViT's class
 token concatenated in front), ``"X"`` a dimension that holds part of the spatial
 positions mixed with something else (window partitions), ``"F"`` features flattened by a flatten layer
-(that layer already accounts for the spatial mixing).
+(that layer already accounts for the spatial mixing), ``"Pw:p"`` the positions within ``p x p``
+windows of a window partition and ``"Pg:p"`` the index of those windows (MaxViT's partitions).
 
 An operation that mixes values along a dimension is global when the role is spatial (an axis or
 ``"T"``), unknown when it is ``"X"``, and elementwise otherwise.
@@ -29,16 +30,30 @@ def standard(ndim: int) -> Layout:
 
 
 def is_spatial(role: Role) -> bool:
-    return isinstance(role, int) or role in ("T", "Tc", "X")
+    return isinstance(role, int) or role in ("T", "Tc", "X") or partition(role) is not None
+
+
+def partition(role: Role) -> tuple[str, int] | None:
+    """``("Pw", p)`` or ``("Pg", p)`` for the roles of a window partition, else None."""
+    if isinstance(role, str) and role[:3] in ("Pw:", "Pg:"):
+        return role[:2], int(role[3:])
+    return None
 
 
 def mixing(roles: Sequence[Role]) -> str:
-    """``"global"``, ``"unknown"`` or ``"elementwise"`` for an operation mixing along ``roles``."""
-    if any(isinstance(r, int) or r in ("T", "Tc") for r in roles):
+    """``"global"``, ``"window:p"``, ``"unknown"`` or ``"elementwise"`` for mixing along ``roles``.
+
+    Mixing along the window index of a partition (grid attention) reaches every window: global.
+    """
+    parts = [partition(r) for r in roles]
+    if any(isinstance(r, int) or r in ("T", "Tc") for r in roles) or any(p and p[0] == "Pg" for p in parts):
         return "global"
     if "X" in roles:
         return "unknown"
-    return "elementwise"
+    windows = {p[1] for p in parts if p}
+    if len(windows) == 1:
+        return f"window:{windows.pop()}"
+    return "unknown" if windows else "elementwise"
 
 
 def regroup(layout: Layout, before: Sequence[int], after: Sequence[int], ndim: int) -> Layout | None:

@@ -1,385 +1,208 @@
-"""The rule table: which torch modules and functions do what to the receptive field.
+"""The rule table: one registry for modules, functions and tensor methods, built-in and user rules alike.
 
-Each rule turns one fx node into a layer description (a dict of :class:`~rf_widgets.core.layers.Layer`
-fields) or into a pure change of layout. Users can add rules for their own modules and functions with
-:func:`register_module_rule` and :func:`register_function_rule`.
+A *rule* is a callable ``rule(call) -> value`` that receives a :class:`~rf_widgets.torch_import.call.Call`
+(the fx node, its arguments with activations marked, the module for a module call, and helpers that emit
+layers) and returns what the node evaluates to: usually the activation of the layer it emitted. A rule
+may also return a dict of :class:`~rf_widgets.core.layers.Layer` fields (``kind``, ``kernel``,
+``stride``, ``dilation``, ``padding``, ...), which is emitted as one layer.
+
+Rules are looked up in this order: the table passed to ``analyze(..., rules=table)``, the tables made
+active with ``with table:`` (innermost first), then the built-in table. A module rule matches a module
+type or any subclass of it (the nearest class in the MRO wins within one table); a function rule matches
+the function object, or its ``"module.qualname"`` string (functions wrapped for torch.fx, whose module
+need not be imported); a method rule matches the method name. A rule that cannot handle the arguments it
+got raises :class:`Unsupported`: the node then becomes an ``unknown`` layer with that reason. Any other
+exception from a rule is an importer bug and is raised as a ModelImportError naming the node.
+
+Examples
+--------
+>>> import torch.nn as nn
+>>> class Blur(nn.Module):
+...     def forward(self, x):
+...         return x
+>>> table = RuleTable()
+>>> table.module(Blur, lambda call: call.window(kernel=5, padding=2))
+>>> import rf_widgets as rfw
+>>> rfw.analyze(nn.Sequential(nn.Conv2d(3, 3, 3), Blur()), 32, rules=table).layer("1").r_max
+(7, 7)
 """
 
 from __future__ import annotations
 
-import math
-import operator
-from collections.abc import Callable
-from functools import partial
-from typing import Any
+import sys
+import weakref
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    from rf_widgets.torch_import.call import Call
 
-__all__ = [
-    "BINARY_OPS",
-    "ELEMENTWISE_FUNCTIONS",
-    "ELEMENTWISE_METHODS",
-    "ELEMENTWISE_MODULES",
-    "LAYOUT_METHODS",
-    "REDUCTIONS",
-    "UNKNOWN_FUNCTIONS",
-    "UNKNOWN_MODULES",
-    "conv_rule",
-    "function_rules",
-    "module_rules",
-    "pool_rule",
-    "register_function_rule",
-    "register_module_rule",
-]
+__all__ = ["Rule", "RuleTable", "Unsupported", "active_tables", "builtin_rules", "lookup_chain"]
 
-LayerFields = dict[str, Any]
-ModuleRule = Callable[[nn.Module], LayerFields]
-FunctionRule = Callable[..., LayerFields]
-
-_MODULE_RULES: dict[type, ModuleRule] = {}
-_FUNCTION_RULES: dict[Any, FunctionRule] = {}
+Rule = Callable[["Call"], Any]
 
 
-def register_module_rule(module_type: type, rule: ModuleRule) -> None:
-    """Teach the importer a module type: ``rule(module)`` returns Layer fields.
+class Unsupported(Exception):
+    """Raised by a rule that has no exact answer for the arguments it got; the node becomes unknown."""
 
-    The fields are those of :class:`~rf_widgets.core.layers.Layer` (``kind``, ``kernel``, ``stride``,
-    ``dilation``, ``padding``, ``ceil_mode``, ``output_size``), per spatial axis. Modules of this type
-    become leaves of the trace.
+
+class RuleTable:
+    """Rules for module types, functions and tensor methods.
+
+    A table is a context manager: inside ``with table:`` every import uses its rules before the
+    built-in ones, and nothing is left behind when the block ends. ``analyze(model, size, rules=table)``
+    does the same for one call.
 
     Examples
     --------
-    >>> import torch.nn as nn
-    >>> class Blur(nn.Module):
-    ...     def forward(self, x):
-    ...         return x
-    >>> blur = {"kind": "window", "kernel": (3, 3), "padding": ((1, 1), (1, 1))}
-    >>> register_module_rule(Blur, lambda m: blur)
+    >>> table = RuleTable()
+    >>> table.method("my_blur", lambda call: call.window(kernel=3, padding=1))
+    >>> "my_blur" in table
+    True
     """
-    if not isinstance(module_type, type) or not issubclass(module_type, nn.Module):
-        raise TypeError(f"register_module_rule needs an nn.Module subclass, got {module_type!r}")
-    _MODULE_RULES[module_type] = rule
+
+    def __init__(self, name: str = "user rules") -> None:
+        self.name = name
+        self._modules: dict[type | str, Rule] = {}
+        self._functions: dict[Any, Rule] = {}
+        self._methods: dict[str, Rule] = {}
+        # module type -> rule after the MRO walk; weak, so that classes made in a test can go
+        self._resolved: weakref.WeakKeyDictionary[type, Rule | None] = weakref.WeakKeyDictionary()
+        self._tokens: list[Any] = []
+
+    # -- registration ---------------------------------------------------------------------------------
+
+    def module(self, module_type: type | str, rule: Rule) -> None:
+        """Use ``rule`` for calls of modules of ``module_type`` (and its subclasses).
+
+        ``module_type`` is a class, or its ``"module.qualname"`` string (for classes of packages that
+        need not be imported, such as torchvision's). Modules with a rule are leaves of the trace:
+        their ``forward`` is not looked into.
+        """
+        if not isinstance(module_type, type) and not (isinstance(module_type, str) and "." in module_type):
+            raise TypeError(f"RuleTable.module needs a module class or 'module.Class', got {module_type!r}")
+        self._modules[module_type] = _checked(rule, module_type)
+        self._resolved.clear()
+
+    def function(self, function: Any, rule: Rule) -> None:
+        """Use ``rule`` for calls of ``function`` (the object, or its ``"module.qualname"`` string)."""
+        self._functions[function] = _checked(rule, function)
+
+    def method(self, name: str, rule: Rule) -> None:
+        """Use ``rule`` for calls of the tensor method ``name`` (``x.name(...)``)."""
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"RuleTable.method needs a method name, got {name!r}")
+        self._methods[name] = _checked(rule, name)
+
+    # -- lookup ---------------------------------------------------------------------------------------
+
+    def for_module(self, module_type: type) -> Rule | None:
+        if module_type in self._resolved:
+            return self._resolved[module_type]
+        found = None
+        for klass in module_type.__mro__:
+            found = self._modules.get(klass) or self._modules.get(_qualified(klass) or "")
+            if found is not None:
+                break
+        self._resolved[module_type] = found
+        return found
+
+    def for_function(self, function: Any) -> Rule | None:
+        try:
+            rule = self._functions.get(function)
+        except TypeError:  # an unhashable target
+            rule = None
+        if rule is None:
+            rule = self._functions.get(_qualified(function))
+        return rule
+
+    def for_method(self, name: str) -> Rule | None:
+        return self._methods.get(name)
+
+    def module_types(self) -> tuple[type, ...]:
+        """The classes with a rule; classes named by a string count once their module is imported."""
+        found = []
+        for key in self._modules:
+            if isinstance(key, type):
+                found.append(key)
+                continue
+            module, _, name = key.rpartition(".")
+            cls = getattr(sys.modules.get(module), name, None)
+            if isinstance(cls, type):
+                found.append(cls)
+        return tuple(found)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._modules or key in self._methods or _safe_in(key, self._functions)
+
+    def __len__(self) -> int:
+        return len(self._modules) + len(self._functions) + len(self._methods)
+
+    def __repr__(self) -> str:
+        return (
+            f"RuleTable({self.name!r}: {len(self._modules)} modules, {len(self._functions)} functions, "
+            f"{len(self._methods)} methods)"
+        )
+
+    # -- scope ----------------------------------------------------------------------------------------
+
+    def __enter__(self) -> RuleTable:
+        self._tokens.append(_ACTIVE.set((self, *_ACTIVE.get())))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _ACTIVE.reset(self._tokens.pop())
 
 
-def register_function_rule(function: Any, rule: FunctionRule) -> None:
-    """Teach the importer a function: ``rule(*args, **kwargs)`` returns Layer fields.
-
-    Activation arguments reach the rule as None; everything else as traced (literals).
-    """
-    _FUNCTION_RULES[function] = rule
+_ACTIVE: ContextVar[tuple[RuleTable, ...]] = ContextVar("rf_widgets_rule_tables", default=())
+_BUILTIN: list[RuleTable] = []
 
 
-def module_rules() -> dict[type, ModuleRule]:
-    return _MODULE_RULES
+def active_tables() -> tuple[RuleTable, ...]:
+    """The tables made active with ``with table:``, innermost first."""
+    return _ACTIVE.get()
 
 
-def function_rules() -> dict[Any, FunctionRule]:
-    return _FUNCTION_RULES
+def builtin_rules() -> RuleTable:
+    """The table of built-in rules (built on first use)."""
+    if not _BUILTIN:
+        from rf_widgets.torch_import import ops_layers, ops_layout, ops_merge, ops_windows
+
+        table = RuleTable("built-in rules")
+        for part in (ops_layers, ops_layout, ops_merge, ops_windows):
+            part.register(table)
+        _BUILTIN.append(table)
+    return _BUILTIN[0]
 
 
-def _tuple(value: Any, ndim: int) -> tuple[int, ...]:
-    if isinstance(value, int):
-        return (value,) * ndim
-    return tuple(int(v) for v in value)
+def lookup_chain(explicit: RuleTable | None = None) -> tuple[RuleTable, ...]:
+    """The tables an import consults, first match wins."""
+    if explicit is not None and not isinstance(explicit, RuleTable):
+        raise TypeError(f"rules must be a RuleTable, got {type(explicit).__name__}")
+    head = (explicit,) if explicit is not None else ()
+    return (*head, *active_tables(), builtin_rules())
 
 
-def conv_rule(kernel: Any, stride: Any, dilation: Any, padding: Any, ndim: int) -> LayerFields:
-    """Layer fields of a convolution, PyTorch's ``padding="same"``/``"valid"`` included."""
-    k = _tuple(kernel, ndim)
-    d = _tuple(dilation, ndim)
-    if padding == "valid":
-        pads = ((0, 0),) * ndim
-    elif padding == "same":
-        totals = [di * (ki - 1) for ki, di in zip(k, d, strict=True)]
-        pads = tuple((t // 2, t - t // 2) for t in totals)
-    else:
-        pads = tuple((p, p) for p in _tuple(padding, ndim))
-    return {
-        "kind": "window",
-        "kernel": k,
-        "stride": _tuple(stride, ndim),
-        "dilation": d,
-        "padding": pads,
-    }
+def iter_module_types(chain: tuple[RuleTable, ...]) -> Iterator[type]:
+    for table in chain:
+        yield from table.module_types()
 
 
-def pool_rule(
-    kernel: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool, ndim: int
-) -> LayerFields:
-    """Layer fields of a max/avg pool (stride None or empty means the kernel size)."""
-    fields = conv_rule(kernel, kernel if stride in (None, (), []) else stride, dilation, padding, ndim)
-    fields["ceil_mode"] = bool(ceil_mode)
-    return fields
+def _checked(rule: Any, key: object) -> Rule:
+    if not callable(rule):
+        raise TypeError(f"the rule for {key!r} must be callable, got {type(rule).__name__}")
+    return rule  # type: ignore[no-any-return]
 
 
-def _conv_module(m: Any) -> LayerFields:
-    ndim = len(m.kernel_size)
-    fields = conv_rule(m.kernel_size, m.stride, m.dilation, m.padding, ndim)
-    fields["macs_per_position"] = m.out_channels * (m.in_channels // m.groups) * math.prod(m.kernel_size)
-    return fields
+def _qualified(function: Any) -> str | None:
+    module = getattr(function, "__module__", None)
+    name = getattr(function, "__qualname__", None)
+    return f"{module}.{name}" if module and name else None
 
 
-def _maxpool_module(m: Any, ndim: int) -> LayerFields:
-    return pool_rule(m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, ndim)
-
-
-def _avgpool_module(m: Any, ndim: int) -> LayerFields:
-    return pool_rule(m.kernel_size, m.stride, m.padding, 1, m.ceil_mode, ndim)
-
-
-def _lppool_module(m: Any, ndim: int) -> LayerFields:
-    return pool_rule(m.kernel_size, m.stride, 0, 1, m.ceil_mode, ndim)
-
-
-def _adaptive_module(m: Any, ndim: int) -> LayerFields:
-    size = m.output_size
-    sizes = (size,) * ndim if size is None or isinstance(size, int) else tuple(size)
-    return {"kind": "adaptive", "output_size": sizes}
-
-
-def _pad_module(m: Any) -> LayerFields:
-    return {"kind": "pad", "pad": tuple(m.padding)}
-
-
-_cls: type[nn.Module]
-for _cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
-    _MODULE_RULES[_cls] = _conv_module
-for _cls, _n in ((nn.MaxPool1d, 1), (nn.MaxPool2d, 2), (nn.MaxPool3d, 3)):
-    _MODULE_RULES[_cls] = partial(_maxpool_module, ndim=_n)
-for _cls, _n in ((nn.AvgPool1d, 1), (nn.AvgPool2d, 2), (nn.AvgPool3d, 3)):
-    _MODULE_RULES[_cls] = partial(_avgpool_module, ndim=_n)
-for _cls, _n in ((nn.LPPool1d, 1), (nn.LPPool2d, 2)):
-    _MODULE_RULES[_cls] = partial(_lppool_module, ndim=_n)
-for _cls, _n in (
-    (nn.AdaptiveAvgPool1d, 1),
-    (nn.AdaptiveAvgPool2d, 2),
-    (nn.AdaptiveAvgPool3d, 3),
-    (nn.AdaptiveMaxPool1d, 1),
-    (nn.AdaptiveMaxPool2d, 2),
-    (nn.AdaptiveMaxPool3d, 3),
-):
-    _MODULE_RULES[_cls] = partial(_adaptive_module, ndim=_n)
-for _cls in (
-    nn.ZeroPad1d,
-    nn.ZeroPad2d,
-    nn.ZeroPad3d,
-    nn.ConstantPad1d,
-    nn.ConstantPad2d,
-    nn.ConstantPad3d,
-    nn.ReflectionPad1d,
-    nn.ReflectionPad2d,
-    nn.ReflectionPad3d,
-    nn.ReplicationPad1d,
-    nn.ReplicationPad2d,
-    nn.ReplicationPad3d,
-    nn.CircularPad1d,
-    nn.CircularPad2d,
-    nn.CircularPad3d,
-):
-    _MODULE_RULES[_cls] = _pad_module
-
-ELEMENTWISE_MODULES: tuple[type, ...] = (
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.SyncBatchNorm,
-    nn.GroupNorm,
-    nn.InstanceNorm1d,
-    nn.InstanceNorm2d,
-    nn.InstanceNorm3d,
-    nn.LayerNorm,
-    nn.LocalResponseNorm,
-    nn.RMSNorm,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.PReLU,
-    nn.RReLU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Hardtanh,
-    nn.Softplus,
-    nn.Softsign,
-    nn.Tanhshrink,
-    nn.Threshold,
-    nn.GLU,
-    nn.Identity,
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.AlphaDropout,
-    nn.FeatureAlphaDropout,
-    nn.ChannelShuffle,
-)
-
-UNKNOWN_MODULES: dict[type, str] = {
-    nn.ConvTranspose1d: "transposed convolution (upsampling) has no receptive-field rule yet",
-    nn.ConvTranspose2d: "transposed convolution (upsampling) has no receptive-field rule yet",
-    nn.ConvTranspose3d: "transposed convolution (upsampling) has no receptive-field rule yet",
-    nn.Upsample: "upsampling has no receptive-field rule yet",
-    nn.UpsamplingNearest2d: "upsampling has no receptive-field rule yet",
-    nn.UpsamplingBilinear2d: "upsampling has no receptive-field rule yet",
-    nn.PixelShuffle: "pixel shuffle moves positions between channels and space",
-    nn.PixelUnshuffle: "pixel unshuffle moves positions between space and channels",
-    nn.Fold: "fold/unfold rearranges positions",
-    nn.Unfold: "fold/unfold rearranges positions",
-}
-
-ELEMENTWISE_FUNCTIONS: set[Any] = {
-    F.relu,
-    F.relu_,
-    torch.relu,
-    torch.relu_,
-    F.relu6,
-    F.leaky_relu,
-    F.elu,
-    F.selu,
-    F.celu,
-    F.gelu,
-    F.silu,
-    F.mish,
-    F.hardswish,
-    F.hardsigmoid,
-    F.hardtanh,
-    F.softplus,
-    F.sigmoid,
-    torch.sigmoid,
-    F.tanh,
-    torch.tanh,
-    torch.clamp,
-    torch.clip,
-    torch.exp,
-    torch.abs,
-    torch.sqrt,
-    torch.rsqrt,
-    torch.neg,
-    F.dropout,
-    F.dropout1d,
-    F.dropout2d,
-    F.dropout3d,
-    F.alpha_dropout,
-    F.batch_norm,
-    F.layer_norm,
-    F.group_norm,
-    F.instance_norm,
-    F.local_response_norm,
-    F.rms_norm,
-    operator.neg,
-    operator.abs,
-    operator.pow,
-    torch.pow,
-    F.channel_shuffle,
-    torch.channel_shuffle,
-    torch.native_channel_shuffle,
-}
-
-ELEMENTWISE_METHODS: set[str] = {
-    "relu",
-    "relu_",
-    "sigmoid",
-    "sigmoid_",
-    "tanh",
-    "tanh_",
-    "clamp",
-    "clamp_",
-    "clamp_min",
-    "clamp_min_",
-    "clamp_max",
-    "clip",
-    "exp",
-    "abs",
-    "sqrt",
-    "rsqrt",
-    "neg",
-    "pow",
-    "square",
-    "sign",
-}
-
-LAYOUT_METHODS: set[str] = {
-    "contiguous",
-    "clone",
-    "detach",
-    "to",
-    "float",
-    "double",
-    "half",
-    "bfloat16",
-    "type",
-    "type_as",
-    "requires_grad_",
-    "cpu",
-    "cuda",
-}
-
-BINARY_OPS: dict[Any, str] = {
-    operator.add: "add",
-    operator.iadd: "add",
-    torch.add: "add",
-    "add": "add",
-    "add_": "add",
-    operator.sub: "sub",
-    operator.isub: "sub",
-    torch.sub: "sub",
-    "sub": "sub",
-    "sub_": "sub",
-    operator.mul: "mul",
-    operator.imul: "mul",
-    torch.mul: "mul",
-    "mul": "mul",
-    "mul_": "mul",
-    operator.truediv: "div",
-    operator.itruediv: "div",
-    torch.div: "div",
-    "div": "div",
-    "div_": "div",
-    operator.floordiv: "div",
-    torch.maximum: "max",
-    torch.minimum: "min",
-    torch.where: "where",
-}
-
-REDUCTIONS: dict[Any, str] = {
-    torch.mean: "mean",
-    "mean": "mean",
-    torch.sum: "sum",
-    "sum": "sum",
-    torch.amax: "amax",
-    "amax": "amax",
-    torch.amin: "amin",
-    "amin": "amin",
-    torch.std: "std",
-    "std": "std",
-    torch.var: "var",
-    "var": "var",
-    torch.logsumexp: "logsumexp",
-    "logsumexp": "logsumexp",
-    torch.norm: "norm",
-    "norm": "norm",
-}
-
-UNKNOWN_FUNCTIONS: dict[Any, str] = {
-    F.interpolate: "interpolation (upsampling) has no receptive-field rule yet",
-    F.upsample: "upsampling has no receptive-field rule yet",
-    F.upsample_nearest: "upsampling has no receptive-field rule yet",
-    F.upsample_bilinear: "upsampling has no receptive-field rule yet",
-    F.conv_transpose1d: "transposed convolution (upsampling) has no receptive-field rule yet",
-    F.conv_transpose2d: "transposed convolution (upsampling) has no receptive-field rule yet",
-    F.conv_transpose3d: "transposed convolution (upsampling) has no receptive-field rule yet",
-    F.pixel_shuffle: "pixel shuffle moves positions between channels and space",
-    F.pixel_unshuffle: "pixel unshuffle moves positions between space and channels",
-    F.grid_sample: "grid sampling reads data-dependent positions",
-    F.unfold: "fold/unfold rearranges positions",
-    F.fold: "fold/unfold rearranges positions",
-}
+def _safe_in(key: object, table: dict[Any, Any]) -> bool:
+    try:
+        return key in table
+    except TypeError:
+        return False
