@@ -311,3 +311,24 @@ def test_a_productive_layer_further_down_means_no_tail_starts_here():
     assert result.layer("c3").status == "productive"
     assert result.border_layers == ()  # an unproductive layer, but no unproductive tail
     check_against_reference(result)
+
+
+def test_resampling_layers_count_with_their_widest_phase():
+    stack = rfw.Stack(
+        [
+            rfw.conv("enc", 3, stride=2, padding=1),  # 8 -> 4, r 3
+            rfw.conv("bottleneck", 3, stride=2, padding=1),  # 4 -> 2, r 7 < 8: productive
+            rfw.conv_transpose("up1", 4, stride=2, padding=1),  # every output reads 2 inputs per axis
+            rfw.upsample("up2", 2, mode="nearest"),  # every output reads 1 input: pointwise
+            rfw.upsample("up3", 2, mode="linear"),  # 2 inputs per axis
+        ]
+    )
+    result = rfw.analyze(stack, 8)
+    up1, up2, up3 = (result.layer(n) for n in ("up1", "up2", "up3"))
+    assert (up1.kernel, up1.stride, up1.spatial) == ((2, 2), (0.5, 0.5), True)
+    assert (up1.status, up1.reason) == ("unproductive", "feature-map-covered")  # reads the whole 2x2 map
+    assert (up2.spatial, up2.reason) == (False, "follows-unproductive")
+    assert (up3.spatial, up3.reason) == (True, "rf-exceeds-input")
+    assert result.border_layer == "up1"
+    for size in (3, 4, 8, 16):
+        check_against_reference(result.at(size))
