@@ -97,7 +97,7 @@ def summary_rows(result: Analysis) -> list[tuple[str, str]]:
     share = result.unproductive_share()
     here = size(result.input_size)
     rows = [
-        ("Input size", here),
+        ("Input", here),
         ("Border layer", result.border_layer or "none"),
         ("Unproductive", spatial_line(result)),
     ]

@@ -3,7 +3,7 @@
 The fixture notebook shows ``rfw.explore(resnet18, input_size=224)``. Each test checks that the widget
 really renders (no "Loading widget" / "Error displaying widget"), drags the resolution knob with the mouse
 from 224 down to 32 and sees the kernel's answer in the summary: ResNet18 has no border layer at 224 and
-``layer2.0.conv2`` at 32. In JupyterLab it then previews the suggested trim from the Strategies tab. A
+``layer3.0.conv2`` at 32. In JupyterLab it then previews the suggested trim from the Strategies tab. A
 screenshot of each page goes to ``test-artifacts/``. A negative control runs
 JupyterLab without the ipywidgets front end and shows that the rendering check then fails.
 """
@@ -23,7 +23,7 @@ FIRST_RENDER_TIMEOUT = 120_000  # ms: kernel start, torch import and the first a
 KERNEL_ANSWER_TIMEOUT = 30_000  # ms
 NOTEBOOK = "explorer_resnet18.ipynb"  # copied into each server's root by the fixtures
 TARGET_SIZE = 32
-BORDER_LAYER_AT_TARGET = "layer2.0.conv2"
+BORDER_LAYER_AT_TARGET = "layer3.0.conv2"  # before and after the trim (SPEC section 6 v2)
 TRIM_TITLE = "Trim the unproductive layers and attach a new head"
 WIDGET_FAILURE_TEXTS = ("Loading widget", "Error displaying widget")
 KERNEL_IDLE = """() => {
