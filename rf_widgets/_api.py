@@ -68,7 +68,7 @@ def check_input_size(input_size: object) -> None:
     shown = short.repr(input_size)
     count = len(input_size) if isinstance(input_size, Sequence) and not isinstance(input_size, str) else 1
     if count == 0:
-        raise ResolutionError("input size is empty: give one positive int, or one per spatial axis")
+        raise ResolutionError(f"input size is empty, got {shown}: give one positive int or one per axis")
     values = normalize_resolution(input_size, count)
     if max(values) > MAX_INPUT_SIZE:
         raise ResolutionError(f"input size must be at most {MAX_INPUT_SIZE} per axis, got {shown}")

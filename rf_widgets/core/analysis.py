@@ -13,7 +13,16 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Resolved, feature_maps, fields
+from rf_widgets.core.arithmetic import (
+    INF,
+    Diagnostic,
+    Field,
+    Resolved,
+    SizePlan,
+    feature_maps,
+    fields,
+    size_plan,
+)
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.verdicts import FieldArrays, VerdictPlan, Verdicts, any_unproductive, judge
 from rf_widgets.errors import ResolutionError
@@ -52,10 +61,14 @@ class Evaluation:
 
 @dataclass(eq=False)
 class Engine:
-    """What one stack needs to be judged at any resolution, with its caches."""
+    """What one stack needs to be judged at any resolution, with its caches.
+
+    ``plan`` drives the verdicts, ``sizes`` the size pass; both are compiled once per stack.
+    """
 
     stack: Stack
     plan: VerdictPlan
+    sizes: SizePlan
     _fields: dict[tuple[tuple[int, Resolved], ...], tuple[Field, FieldArrays]] = field(default_factory=dict)
     _smallest: list[int | None] = field(default_factory=list)  # empty until searched
 
@@ -70,7 +83,7 @@ class Engine:
 
     def evaluate(self, resolution: tuple[int, ...]) -> Evaluation:
         """Sizes, field and verdicts at ``resolution`` (one int per axis)."""
-        sizes, resolved, diagnostics = feature_maps(self.stack, resolution)
+        sizes, resolved, diagnostics = feature_maps(self.stack, resolution, self.sizes)
         computed, arrays = self.field_at(resolved)
         verdicts = judge(self.plan, arrays, sizes, resolved, resolution)
         return Evaluation(sizes, resolved, computed, verdicts, diagnostics)
@@ -78,7 +91,7 @@ class Engine:
     def has_unproductive(self, side: int) -> bool:
         """Whether any layer is unproductive at the square resolution ``side``."""
         resolution = (side,) * self.stack.ndim
-        sizes, resolved, _ = feature_maps(self.stack, resolution)
+        sizes, resolved, _ = feature_maps(self.stack, resolution, self.sizes)
         return any_unproductive(self.plan, self.field_at(resolved)[1], sizes, resolved, resolution)
 
     def smallest_feasible(self) -> int | None:
@@ -113,7 +126,7 @@ def engine(stack: Stack) -> Engine:
     """The :class:`Engine` of ``stack`` (built on first use, kept as long as the stack lives)."""
     found = _ENGINES.get(stack)
     if found is None:
-        found = _ENGINES[stack] = Engine(stack, VerdictPlan.build(stack))
+        found = _ENGINES[stack] = Engine(stack, VerdictPlan.build(stack), size_plan(stack))
     return found
 
 

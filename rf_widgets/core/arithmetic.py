@@ -18,7 +18,6 @@ The field depends on the input size only through the resolved adaptive/flatten l
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -115,14 +114,8 @@ class SizePlan:
     steps: tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]
 
 
-_PLANS: weakref.WeakKeyDictionary[Stack, SizePlan] = weakref.WeakKeyDictionary()
-
-
 def size_plan(stack: Stack) -> SizePlan:
-    """The compiled size pass of ``stack`` (memoised per stack)."""
-    plan = _PLANS.get(stack)
-    if plan is not None:
-        return plan
+    """The compiled size pass of ``stack`` (kept by the stack's ``Engine``)."""
     steps = []
     for i, layer in enumerate(stack.layers):
         sources = stack.input_indices[i]
@@ -146,14 +139,16 @@ def size_plan(stack: Stack) -> SizePlan:
             steps.append((3, -1, ()))  # a merge (add, concat): equal input sizes pass straight through
         else:
             steps.append((2, -1, ()))
-    plan = _PLANS[stack] = SizePlan(tuple(steps))
+    plan = SizePlan(tuple(steps))
     return plan
 
 
 def feature_maps(
-    stack: Stack, input_size: tuple[int, ...]
+    stack: Stack, input_size: tuple[int, ...], plan: SizePlan | None = None
 ) -> tuple[list[tuple[int, ...]], dict[int, Resolved], list[Diagnostic]]:
     """Output size of every layer, the size-dependent layers resolved, and size diagnostics.
+
+    ``plan`` is ``size_plan(stack)``, compiled once by the caller that evaluates many sizes.
 
     Returns ``(sizes, resolved, diagnostics)`` where ``resolved`` maps the index of every adaptive or
     flatten layer to what it is at this input size.
@@ -163,7 +158,7 @@ def feature_maps(
     diagnostics: list[Diagnostic] = []
     append = sizes.append
     input_indices = stack.input_indices
-    for i, (code, source, params) in enumerate(size_plan(stack).steps):
+    for i, (code, source, params) in enumerate((plan or size_plan(stack)).steps):
         if code == 3:
             sources = input_indices[i]
             first = sizes[sources[0]]
