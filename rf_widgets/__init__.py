@@ -9,8 +9,8 @@ Examples
 --------
 >>> import rf_widgets as rfw
 >>> stack = rfw.Stack([rfw.conv("c1", 3, stride=2), rfw.conv("c2", 3), rfw.global_pool("gap")])
->>> rfw.analyze(stack, 5).border_layer
-'c1'
+>>> rfw.analyze(stack, 5).border_layer  # c2's 3x3 kernel covers c1's 2x2 map
+'c2'
 """
 
 from rf_widgets._api import analyze, load_stack
