@@ -99,7 +99,7 @@ def __getattr__(name: str) -> object:
 def explore(
     model: object,
     image: object = None,
-    input_size: int = 224,
+    input_size: int | tuple[int, ...] = 224,
     *,
     interactive: bool = False,
     name: str | None = None,
