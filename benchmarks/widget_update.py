@@ -31,7 +31,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
     explorer = rfw.explore(torchvision.models.get_model(args.model), image=args.image, input_size=224)
-    print(f"{args.model}, image {args.image} {explorer._image.shape[1]}x{explorer._image.shape[0]}")
+    picture = explorer.state.image
+    print(f"{args.model}, image {args.image} {picture.shape[1]}x{picture.shape[0]}")
     controls = explorer.controls
     sizes = [224 - 8 * (i % 20) for i in range(1, args.repeat + 1)]
     resolution = [timed(lambda s=s: setattr(controls["resolution"], "value", s)) for s in sizes]
