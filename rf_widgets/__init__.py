@@ -103,15 +103,19 @@ def explore(
     *,
     interactive: bool = False,
     name: str | None = None,
+    evidence: object = None,
 ) -> object:
     """Open the interactive Explorer on ``model`` (imports ipywidgets and matplotlib on first use).
 
     ``interactive=True`` shows the figure as an ipympl canvas (zoom, pan, click to pick); ``name`` is
-    what the summary calls the model (default: its class name or spec).
+    what the summary calls the model (default: its class name or spec); ``evidence`` (an
+    ``rf_widgets.evidence.EvidenceResult``) adds its saturation and probe curves to the growth plot.
     """
-    from rf_widgets.widgets.explorer import Explorer
+    from rf_widgets.widgets.explorer import explore as open_explorer
 
-    return Explorer(model, image=image, input_size=input_size, interactive=interactive, name=name)
+    return open_explorer(
+        model, image=image, input_size=input_size, evidence=evidence, interactive=interactive, name=name
+    )
 
 
 def load_ipython_extension(ipython: object) -> None:

@@ -59,6 +59,8 @@ __all__ = [
     "FieldOverlay",
     "GrowthPlot",
     "describe_unit",
+    "draw_effective_field",
+    "draw_evidence_curves",
     "draw_unit_field",
     "plot_architecture",
     "plot_growth",
@@ -554,6 +556,79 @@ def describe_unit(result: Analysis, layer: str, unit: Unit = None) -> str:
             f"map {feature_map}; {chosen}"
         )
     return f"{info.name} ({info.op}): {verdict}\n{detail}"
+
+
+def draw_effective_field(
+    values: np.ndarray | None, ax: Axes | None = None, artist: Any = None, colormap: str = "inferno"
+) -> Any:
+    """The effective receptive field ``values`` (a 2-D map over the input) as a heat map on ``ax``.
+
+    Stronger pixels are more opaque, so the image stays visible where the unit does not look; the
+    extent is in input pixels, like :func:`draw_unit_field`'s image and boxes. Pass the returned
+    ``artist`` again to show another map in place; ``values=None`` hides it.
+    """
+    from matplotlib import colormaps
+
+    if artist is None:
+        ax = _axes_or_new(ax, (5, 5))
+        artist = ax.imshow(np.zeros((1, 1, 4)), interpolation="nearest", zorder=1.5, visible=False)
+    if values is None:
+        artist.set_visible(False)
+        return artist
+    heat = np.abs(np.asarray(values, dtype=float))
+    if heat.ndim != 2:
+        raise RFError(f"an effective field map must be 2-D, got shape {heat.shape}")
+    top = heat.max()
+    heat = heat / top if top > 0 else heat
+    rgba = colormaps[colormap](heat)
+    rgba[..., 3] = 0.85 * np.sqrt(heat)  # square root: the faint tails stay visible
+    height, width = heat.shape
+    artist.set_data(rgba)
+    artist.set_extent((-0.5, width - 0.5, height - 0.5, -0.5))
+    artist.set_visible(True)
+    return artist
+
+
+def draw_evidence_curves(
+    curves: dict[str, dict[str, float | None]] | None,
+    layer_names: Sequence[str],
+    ax: Axes | None = None,
+    artists: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Saturation and probe accuracy per measured layer on a secondary 0..1 axis beside a growth plot.
+
+    ``curves`` is ``EvidenceResult.curves()`` (None hides the lines); ``layer_names`` are the growth
+    plot's x positions: a measured layer is drawn where its name is shown, the others are left out.
+    Pass the returned ``artists`` (``axis``, ``saturation``, ``probe``, ``legend``) again to update.
+    """
+    if artists is None:
+        base = _axes_or_new(ax, (8, 4))
+        twin = base.twinx()
+        twin.set_ylim(0, 1)
+        # Tick labels inside the plot: the growth plot's legend sits just right of the axes.
+        twin.tick_params(axis="y", direction="in", pad=-22, labelsize=7, colors="#555")
+        saturation = twin.plot([], [], "s-", color="#7b3294", ms=3, lw=1, zorder=3.5, label="saturation")[0]
+        probe = twin.plot([], [], "D-", color="#008837", ms=3, lw=1, zorder=3.5, label="probe accuracy")[0]
+        legend = twin.legend(
+            handles=[saturation, probe], loc="center left", fontsize=7, title="right axis, 0..1"
+        )
+        legend.get_title().set_fontsize(7)
+        artists = {"axis": twin, "saturation": saturation, "probe": probe, "legend": legend}
+    names = list(layer_names)
+    for key in ("saturation", "probe"):
+        points = sorted(
+            (float(names.index(name)), float(value))
+            for name, values in (curves or {}).items()
+            if name in names and (value := values.get(key)) is not None
+        )
+        x = np.array([p[0] for p in points], dtype=float)
+        y = np.array([p[1] for p in points], dtype=float)
+        artists[key].set_data(x, y)
+    shown = curves is not None
+    for key in ("saturation", "probe", "legend"):
+        artists[key].set_visible(shown)
+    artists["axis"].yaxis.set_visible(shown)
+    return artists
 
 
 def draw_unit_field(

@@ -26,8 +26,9 @@ from rf_widgets.errors import RFError
 from rf_widgets.stackfile import stack_to_dict
 from rf_widgets.strategies import Suggestions
 from rf_widgets.widgets import panels
+from rf_widgets.widgets.effective import EffectiveFields
 from rf_widgets.widgets.parsing import format_padding, format_per_axis, parse_padding, parse_per_axis
-from rf_widgets.widgets.renderer import ALL_VIEWS, Renderer
+from rf_widgets.widgets.renderer import ALL_VIEWS, Renderer, describe_erf
 from rf_widgets.widgets.state import ExplorerState
 
 __all__ = ["Explorer", "explore"]
@@ -36,9 +37,17 @@ TAB_TITLES = panels.TAB_TITLES
 NEW_LAYER_DEFAULTS = {"kernel": "3", "stride": "1", "dilation": "1", "padding": "0"}
 
 
-def explore(model: Any, image: Any = None, input_size: Any = 224, **kwargs: Any) -> Explorer:
-    """Open the :class:`Explorer` on ``model`` (a torch module, a Stack, a list of layers or a spec)."""
-    return Explorer(model, image=image, input_size=input_size, **kwargs)
+def explore(
+    model: Any, image: Any = None, input_size: Any = 224, evidence: Any = None, **kwargs: Any
+) -> Explorer:
+    """Open the :class:`Explorer` on ``model`` (a torch module, a Stack, a list of layers or a spec).
+
+    ``evidence`` (an ``EvidenceResult``) adds its saturation and probe curves to the growth plot.
+    """
+    explorer = Explorer(model, image=image, input_size=input_size, **kwargs)
+    if evidence is not None:
+        explorer.show_evidence(evidence)
+    return explorer
 
 
 class Explorer(widgets.VBox):
@@ -107,7 +116,7 @@ class Explorer(widgets.VBox):
         self.table = widgets.HTML(layout=widgets.Layout(max_height="320px", overflow="auto"))
         tabs = widgets.Tab(
             children=[
-                panels.view_panel(self.controls, stack.ndim, state.resolution[0]),
+                panels.view_panel(self.controls, stack.ndim, state.resolution[0], has_weights=self.is_torch),
                 panels.stack_panel(self.controls, fixed_graph=self.is_torch),
                 panels.strategy_panel(self.controls),
                 panels.image_panel(self.controls),
@@ -120,6 +129,8 @@ class Explorer(widgets.VBox):
         self.export_text = self.controls["export_text"]
         self.children = (self.summary, tabs, self.message, self.caption, self.picture, self.table)
         self._syncing = False
+        self.effective_fields = EffectiveFields(model) if self.is_torch else None
+        self._erf_error = ""
         self._shown: dict[str, Any] = {}
         self._strategies_shown: tuple[Any, Any] = (None, "")
         self._wire()
@@ -142,6 +153,10 @@ class Explorer(widgets.VBox):
     def suggestions(self) -> Suggestions | None:
         """The strategies last suggested (None before Suggest is pressed)."""
         return self.state.suggestions  # type: ignore[no-any-return]
+
+    def show_evidence(self, evidence: Any) -> None:
+        """Draw an ``EvidenceResult``'s saturation and probe accuracy on the growth plot (None: remove)."""
+        self.renderer.set_curves(None if evidence is None else evidence.curves())
 
     @property
     def figure(self) -> Any:
@@ -167,6 +182,7 @@ class Explorer(widgets.VBox):
         for a in range(state.stack.ndim):
             c[f"unit_{a}"].observe(self._on_unit, names="value")
         c["log"].observe(self._on_log, names="value")
+        c["erf"].observe(lambda _: None if self._syncing else self._show_overlay(), names="value")
         c["upload"].observe(self._on_upload, names="value")
         buttons: dict[str, Callable[[], str]] = {
             "apply": self._apply,
@@ -211,6 +227,8 @@ class Explorer(widgets.VBox):
             raise
         if not quiet:
             self._report(what, error=False)
+        if self._erf_error:  # the action was applied, but its effective field could not be computed
+            self._report(self._erf_error)
 
     def _on_unit(self, change: dict[str, Any]) -> None:
         unit = tuple(int(self.controls[f"unit_{a}"].value) for a in range(self.state.stack.ndim))
@@ -314,8 +332,36 @@ class Explorer(widgets.VBox):
         )
         views = ALL_VIEWS if analysis_changed else ("overlay",)
         if any(now[k] != before.get(k) for k in ("result", "layer", "unit", "image")):
-            self.renderer.show(state.result, state.layer, state.unit, state.image, views)
+            self._show_overlay(views)
         self._shown = now
+
+    def _show_overlay(self, views: tuple[str, ...] = ("overlay",)) -> None:
+        """Draw ``views``; with the effective field ticked, the unit's field too (computed once, cached).
+
+        A field that cannot be computed unticks the box and says why; the state is not touched.
+        """
+        state, erf = self.state, None
+        self._erf_error = ""
+        if self.controls["erf"].value and self.effective_fields is not None:
+            key = (state.layer, tuple(state.unit), tuple(state.resolution))
+            erf = self.effective_fields.cached(*key)
+            if erf is None:
+                self._report("computing the effective field...", error=False)
+                try:
+                    erf = self.effective_fields.get(*key)
+                except Exception as err:  # the user's model may not run at this size or layer
+                    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+                    self._erf_error = f"no effective field for {state.layer}: {first}"
+                    self._report(self._erf_error)
+                    self._syncing = True
+                    try:
+                        self.controls["erf"].value = False
+                    finally:
+                        self._syncing = False
+                    erf = None
+            if erf is not None:
+                self._report(describe_erf(erf, state.result, state.layer), error=False)
+        self.renderer.show(state.result, state.layer, state.unit, state.image, views, erf=erf)
 
     def _show_controls(self, refill_editor: bool) -> None:
         """Set every control to what the state holds; the editor fields only when asked."""

@@ -46,8 +46,10 @@ EDIT_BUTTONS = {
 STRUCTURAL = ("add", "remove", "up", "down")
 
 
-def view_panel(controls: dict[str, widgets.Widget], ndim: int, size: int) -> widgets.Widget:
-    """Input size (slider + number), the feasible range, the layer, one slider per unit axis."""
+def view_panel(
+    controls: dict[str, widgets.Widget], ndim: int, size: int, has_weights: bool = False
+) -> widgets.Widget:
+    """Input size (slider + number), the feasible range, the layer, one slider per unit axis, the ERF."""
     top = max(1024, 2 * size)
     resolution = widgets.IntSlider(
         value=size,
@@ -73,10 +75,27 @@ def view_panel(controls: dict[str, widgets.Widget], ndim: int, size: int) -> wid
         for a in range(ndim)
     ]
     log = widgets.Checkbox(value=False, description="log scale")
-    controls.update(resolution=resolution, resolution_text=number, feasible=feasible, layer=layer, log=log)
+    erf = widgets.Checkbox(
+        value=False,
+        description="effective field",
+        disabled=not has_weights,
+        tooltip=(
+            "Show the gradient-based effective field of the unit over the image"
+            if has_weights
+            else "Needs a torch model: a declared stack has no weights to run"
+        ),
+    ).add_class("rfw-erf")
+    controls.update(
+        resolution=resolution, resolution_text=number, feasible=feasible, layer=layer, log=log, erf=erf
+    )
     controls.update({f"unit_{a}": slider for a, slider in enumerate(units)})
     return widgets.VBox(
-        [widgets.HBox([resolution, number]), feasible, widgets.HBox([layer, log]), widgets.HBox(units)]
+        [
+            widgets.HBox([resolution, number]),
+            feasible,
+            widgets.HBox([layer, log]),
+            widgets.HBox([*units, erf]),
+        ]
     )
 
 

@@ -17,7 +17,14 @@ from matplotlib.ticker import NullLocator
 
 from rf_widgets.core.results import Analysis
 from rf_widgets.errors import RFError
-from rf_widgets.plotting import describe_unit, draw_unit_field, plot_architecture, plot_growth
+from rf_widgets.plotting import (
+    describe_unit,
+    draw_effective_field,
+    draw_evidence_curves,
+    draw_unit_field,
+    plot_architecture,
+    plot_growth,
+)
 
 __all__ = ["ALL_VIEWS", "Renderer"]
 
@@ -76,16 +83,31 @@ class Renderer:
             canvas if interactive else widgets.Image(format="jpeg", layout=widgets.Layout(width="100%"))
         )
         self.overlay_image = image
+        self.erf = draw_effective_field(None, ax=self.overlay.ax)
+        self.evidence: dict[str, Any] | None = None  # the secondary axis, once a result is shown
+        self.curves: dict[str, dict[str, float | None]] | None = None
         self.background: Any = None
         self._background_key: tuple[Any, ...] = ()
         self._regions: dict[str, tuple[int, int, int, int]] = {}
 
     def show(
-        self, result: Analysis, layer: str, unit: tuple[int, ...], image: Any, views: tuple[str, ...]
+        self,
+        result: Analysis,
+        layer: str,
+        unit: tuple[int, ...],
+        image: Any,
+        views: tuple[str, ...],
+        erf: Any = None,
     ) -> None:
-        """Bring ``views`` up to date with the state and draw them (the overlay is always redrawn)."""
+        """Bring ``views`` up to date with the state and draw them (the overlay is always redrawn).
+
+        ``erf`` is the selected unit's effective field (an ``EffectiveField``) to draw as a heat map, or
+        None for none.
+        """
         if "growth" in views:
             self.growth.update(result)
+            if self.evidence is not None:
+                draw_evidence_curves(self.curves, self.growth.layer_names, artists=self.evidence)
         if "strip" in views:
             self.strip.update(result)
         if image is not self.overlay_image:
@@ -94,8 +116,27 @@ class Renderer:
         field = result.layer(layer)
         shown = None if field.is_global or 0 in field.feature_map else unit
         self.overlay.update(result, layer, shown)
-        self.caption.value = "<b>Field of one unit:</b> " + _escape(describe_unit(result, layer, shown))
+        draw_effective_field(None if erf is None else erf.map, artist=self.erf)
+        caption = "<b>Field of one unit:</b> " + _escape(describe_unit(result, layer, shown))
+        if erf is not None:
+            caption += "<br>" + _escape(describe_erf(erf, result, layer))
+        self.caption.value = caption
         self.render(views if "overlay" in views else (*views, "overlay"))
+
+    def set_curves(self, curves: dict[str, dict[str, float | None]] | None) -> None:
+        """Show measured saturation and probe accuracy per layer name on the growth plot (None: remove)."""
+        self.curves = curves
+        if self.evidence is None and curves is None:
+            return
+        if self.evidence is None:
+            self.evidence = draw_evidence_curves(curves, self.growth.layer_names, ax=self.growth.ax)
+            # The layout was solved on the first draw and then fixed: the new axis takes the growth
+            # plot's place, and the cached background is drawn again with it.
+            self.evidence["axis"].set_position(self.growth.ax.get_position(), which="both")
+            self.background = None
+        else:
+            draw_evidence_curves(curves, self.growth.layer_names, artists=self.evidence)
+        self.render(("growth",))
 
     def _dynamic_artists(self) -> dict[str, list[Any]]:
         """Per view, the artists an update may change; the rest is drawn once into a background."""
@@ -111,12 +152,14 @@ class Renderer:
             for label in labels:
                 label.set_visible(False)
         overlay = self.overlay.artists
+        evidence = [] if self.evidence is None else [self.evidence[k] for k in ("saturation", "probe")]
         found = {
-            "growth": [*(growth[k] for k in names), self.growth.ax.title],
+            "growth": [*(growth[k] for k in names), *evidence, self.growth.ax.title],
             "strip": [strip.artists["cell_patches"], *labels, strip.artists["border_label"], strip.ax.title],
             "overlay": [
-                overlay[k]
-                for k in ("padding", "image", "frame", "r_max", "r_min", "centres", "unit", "title")
+                *(overlay[k] for k in ("padding", "image", "frame", "r_max", "r_min", "centres", "unit")),
+                self.erf,
+                overlay["title"],
             ],
         }
         return {view: sorted(artists, key=lambda a: a.get_zorder()) for view, artists in found.items()}
@@ -212,6 +255,15 @@ class Renderer:
             unit = round((position + offset - (r - 1) / 2) / jump)
             units.append(int(min(max(unit, 0), max(n - 1, 0))))
         return tuple(units)
+
+
+def describe_erf(erf: Any, result: Analysis, layer: str) -> str:
+    """One line: the effective field's 2-sigma size beside the theoretical r_max of the unit."""
+    r_max = "x".join(str(r) for r in result.layer(layer).r_max)
+    return (
+        f"effective field (gradient, {erf.samples} random inputs, weights {erf.weights}): "
+        f"2-sigma size {erf.size:.1f} px beside the theoretical r_max {r_max} px"
+    )
 
 
 def _escape(text: str) -> str:
