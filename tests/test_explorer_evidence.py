@@ -119,6 +119,9 @@ def test_erf_failure_unticks_and_keeps_the_state(ex, monkeypatch):
     assert "no effective field for 2: Given input size" in text
     assert "\n" not in text
     assert "rfw-error" in ex.message._dom_classes
+    ex.controls["export_json"].click()  # the next action's message is its own
+    assert "Export tab" in _message(ex)
+    assert "rfw-error" not in ex.message._dom_classes
 
 
 def test_erf_of_a_model_that_cannot_run_at_the_size(monkeypatch):

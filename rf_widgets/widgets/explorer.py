@@ -215,6 +215,7 @@ class Explorer(widgets.VBox):
         """Run one action; a refusal puts every control back to the state and says why in one line."""
         if self._syncing:
             return
+        self._erf_error = ""
         try:
             what = action()
         except RFError as err:
