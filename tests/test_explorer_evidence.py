@@ -183,3 +183,18 @@ def test_evidence_curves_on_the_growth_plot(evidence):
     ex.show_evidence(evidence)
     assert lines["saturation"].get_visible()
     assert ex.picture.value[:2] == b"\xff\xd8"
+
+
+def test_erf_is_refused_for_an_edited_stack(ex):
+    # the field runs the imported model: after an edit it would describe another network
+    ex.controls["stack"].value = "2"
+    ex.controls["kernel"].value = "5"
+    ex.controls["apply"].click()
+    assert ex.state.stack is not ex.state.original
+    ex.controls["erf"].value = True
+    assert ex.controls["erf"].value is False
+    assert not ex.renderer.erf.get_visible()
+    assert "no effective field for an edited stack" in _message(ex)
+    ex.controls["undo"].click()
+    ex.controls["erf"].value = True
+    assert ex.renderer.erf.get_visible()

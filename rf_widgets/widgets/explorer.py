@@ -346,23 +346,33 @@ class Explorer(widgets.VBox):
         if self.controls["erf"].value and self.effective_fields is not None:
             key = (state.layer, tuple(state.unit), tuple(state.resolution))
             erf = self.effective_fields.cached(*key)
-            if erf is None:
+            if state.stack is not state.original:
+                # the field comes from running the model as imported, which the edited stack is not
+                self._refuse_erf(
+                    "no effective field for an edited stack: it is measured on the model as imported "
+                    "(Undo or Reset shows it again)"
+                )
+                erf = None
+            elif erf is None:
                 self._report("computing the effective field...", error=False)
                 try:
                     erf = self.effective_fields.get(*key)
                 except Exception as err:  # the user's model may not run at this size or layer
                     first = str(err).splitlines()[0] if str(err) else type(err).__name__
-                    self._erf_error = f"no effective field for {state.layer}: {first}"
-                    self._report(self._erf_error)
-                    self._syncing = True
-                    try:
-                        self.controls["erf"].value = False
-                    finally:
-                        self._syncing = False
-                    erf = None
+                    self._refuse_erf(f"no effective field for {state.layer}: {first}")
             if erf is not None:
                 self._report(describe_erf(erf, state.result, state.layer), error=False)
         self.renderer.show(state.result, state.layer, state.unit, state.image, views, erf=erf)
+
+    def _refuse_erf(self, why: str) -> None:
+        """Untick the effective-field box and say why (the state is not touched)."""
+        self._erf_error = why
+        self._report(why)
+        self._syncing = True
+        try:
+            self.controls["erf"].value = False
+        finally:
+            self._syncing = False
 
     def _show_controls(self, refill_editor: bool) -> None:
         """Set every control to what the state holds; the editor fields only when asked."""
