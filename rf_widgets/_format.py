@@ -108,8 +108,9 @@ def summary_rows(result: Analysis) -> list[tuple[str, str]]:
     rows.append(("Feasible input resolutions", feasible_range(*result.resolution_range)))
     if len(result.border_layers) > 1:
         rows.append(("All border layers", ", ".join(result.border_layers)))
-    if _unknown(result):
-        rows.append(("Unknown operations (values after them are lower bounds)", ", ".join(_unknown(result))))
+    unknown = _unknown(result)
+    if unknown:
+        rows.append(("Unknown operations (values after them are lower bounds)", ", ".join(unknown)))
     return rows
 
 
@@ -128,8 +129,7 @@ def summary_lines(result: Analysis) -> list[str]:
     ]
     if len(result.border_layers) > 1:
         lines.append(f"all border layers: {', '.join(result.border_layers)}")
-    if _unknown(result):
-        lines.append(
-            f"unknown operations (values after them are lower bounds): {', '.join(_unknown(result))}"
-        )
+    unknown = _unknown(result)
+    if unknown:
+        lines.append(f"unknown operations (values after them are lower bounds): {', '.join(unknown)}")
     return lines

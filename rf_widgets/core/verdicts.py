@@ -140,7 +140,7 @@ class FieldArrays:
 class _Rules:
     """The per-layer rule results at one resolution (boolean arrays)."""
 
-    unknown: list[bool]
+    unknown: np.ndarray
     judged: np.ndarray  # neither unknown nor global on every path
     spatial: np.ndarray
     rule_a: np.ndarray  # per axis
@@ -172,7 +172,7 @@ def _spatial_rules(
     target = np.array(resolution, dtype=float)
     rule_a = (r_min > target) & (arrays.smallest_input_r_min >= target)
     rule_b = plan.has_sources[:, None] & (largest_input <= kernel)
-    return _Rules(plan.unknown.tolist(), judged, spatial, rule_a, spatial & np.all(rule_a | rule_b, axis=1))
+    return _Rules(plan.unknown, judged, spatial, rule_a, spatial & np.all(rule_a | rule_b, axis=1))
 
 
 def any_unproductive(
@@ -205,7 +205,7 @@ def judge(
         # first unproductive layer on (nothing before it can follow one).
         unproductive = rules.unproductive.tolist()
         judged = rules.judged.tolist()
-        unknown = rules.unknown
+        unknown = rules.unknown.tolist()
         layer_inputs, reads_input = plan.layer_inputs, plan.reads_input
         for i in range(int(bad_spatial[0]) + 1, len(spatial)):
             if spatial[i] or not judged[i] or reads_input[i]:
@@ -215,7 +215,7 @@ def judge(
         unproductive_array = np.array(unproductive)
     critical = np.all(arrays.r_min > np.array(resolution, dtype=float), axis=1)
     codes = np.where(
-        np.array(rules.unknown),
+        rules.unknown,
         _UNKNOWN,
         np.where(
             ~rules.judged,
