@@ -41,6 +41,7 @@ from rf_widgets.errors import (
     RFError,
     StackFileError,
 )
+from rf_widgets.rules import RuleTable
 
 __all__ = [
     "INPUT",
@@ -89,10 +90,6 @@ def __getattr__(name: str) -> object:
         from rf_widgets import strategies
 
         return getattr(strategies, name)
-    if name == "RuleTable":  # import rules are about torch modules: loading them loads torch
-        from rf_widgets.torch_import.rules import RuleTable
-
-        return RuleTable
     raise AttributeError(f"module 'rf_widgets' has no attribute {name!r}")
 
 
