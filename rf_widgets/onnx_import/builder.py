@@ -1,0 +1,483 @@
+"""Walk an ONNX graph and build the layers of a :class:`~rf_widgets.core.graph.Stack`.
+
+Every node that reads an activation (a tensor that depends on the image) is looked up in the rule chain
+(``lookup_chain(rules, frontend="onnx")``) by its op type and its rule gets an :class:`OnnxCall`. Nodes
+that read constants and shapes only are folded here (no rule, no layer). A node without a rule becomes
+an ``unknown`` layer; a rule raising :class:`~rf_widgets.rules.Unsupported` too, with its reason. Any
+other exception is a bug and is raised as :class:`~rf_widgets.errors.ModelImportError` naming the node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rf_widgets.core.arithmetic import Diagnostic
+from rf_widgets.core.layers import INPUT, Layer, Resample
+from rf_widgets.errors import ModelImportError, RFError
+from rf_widgets.onnx_import.layout import Layout, mixing, spatial_order
+from rf_widgets.onnx_import.reader import Const, constant_of
+from rf_widgets.rules import RuleTable, Unsupported
+
+__all__ = ["Act", "GraphBuilder", "OnnxCall", "ShapeOf"]
+
+
+@dataclass(frozen=True)
+class Act:
+    """An activation: produced by layer ``source`` (or the network input), dimensions as ``layout``."""
+
+    source: str
+    layout: Layout
+
+
+@dataclass(frozen=True)
+class ShapeOf:
+    """Entries of an activation's shape (``Shape`` and what slices or concatenates it): one role per
+    entry, or ``("K", n)`` for a constant entry."""
+
+    source: str
+    roles: tuple[Any, ...]
+
+
+class OnnxCall:
+    """One ONNX node being imported; the argument of every ONNX rule.
+
+    Attributes
+    ----------
+    node
+        The ``onnx.NodeProto``.
+    op_type
+        Its operator type (``"Conv"``); ``op`` of the emitted layer.
+    inputs
+        The evaluated inputs: :class:`Act` for activations, :class:`~rf_widgets.onnx_import.reader.Const`
+        for constants, :class:`ShapeOf` for shapes of activations, None for an omitted optional input.
+    acts
+        The activations among the inputs; ``x`` is the first.
+    """
+
+    def __init__(self, builder: GraphBuilder, node: Any, inputs: list[Any]) -> None:
+        self.builder = builder
+        self.node = node
+        self.op_type = str(node.op_type)
+        self.inputs = inputs
+        self.acts = [v for v in inputs if isinstance(v, Act)]
+        self._attrs: dict[str, Any] | None = None
+        self._emitted = False
+
+    @property
+    def x(self) -> Act:
+        return self.acts[0]
+
+    @property
+    def ndim(self) -> int:
+        return self.builder.ndim
+
+    @property
+    def name(self) -> str:
+        return self.builder.node_name(self.node)
+
+    # -- reading the node ------------------------------------------------------------------------------
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        """An attribute's value (ints, floats, lists; strings decoded), or ``default``."""
+        if self._attrs is None:
+            from onnx import helper
+
+            self._attrs = {}
+            for a in self.node.attribute:
+                value = helper.get_attribute_value(a)
+                if isinstance(value, bytes):
+                    value = value.decode()
+                elif isinstance(value, list) and value and isinstance(value[0], bytes):
+                    value = [v.decode() for v in value]
+                self._attrs[a.name] = value
+        return self._attrs.get(name, default)
+
+    def input(self, i: int) -> Any:
+        return self.inputs[i] if i < len(self.inputs) else None
+
+    def constant(self, i: int, what: str = "") -> Any:
+        """The numpy value of input ``i`` (None when omitted); :class:`Unsupported` when computed."""
+        value = self.input(i)
+        if value is None:
+            return None
+        if isinstance(value, Const) and value.value is not None:
+            return value.value
+        label = what or f"input {i}"
+        raise Unsupported(f"its {label} is computed at run time")
+
+    def shape(self, value_name: str) -> tuple[int, ...] | None:
+        """The static shape of a value at the reference input size (ONNX shape inference)."""
+        return self.builder.shapes.get(value_name)
+
+    def input_dims(self, i: int) -> tuple[int, ...] | None:
+        """The declared dimensions of a constant input (a weight), even when its data is not read."""
+        value = self.input(i)
+        if isinstance(value, Const):
+            if value.dims is not None:
+                return value.dims
+            if value.value is not None:
+                return tuple(int(n) for n in value.value.shape)
+        return None
+
+    # -- emitting --------------------------------------------------------------------------------------
+
+    def emit(
+        self, op: str | None = None, inputs: Iterable[Act] | None = None, layout: Layout | None = None, **fields: Any
+    ) -> Act:
+        """Append one layer with the given :class:`~rf_widgets.core.layers.Layer` fields."""
+        acts = list(self.acts if inputs is None else inputs)
+        layout = max((a.layout for a in acts), key=len) if layout is None else layout
+        if not self._emitted:
+            self._emitted = True
+            fields.setdefault("params", self.builder.take_params(self.node))
+        return self.builder.append(self.node, op or self.op_type, acts, layout, fields)
+
+    def pointwise(self, layout: Layout | None = None, **extra: Any) -> Act:
+        """A layer that treats every position alone (activations, norms, merges along channels)."""
+        return self.emit(layout=layout, **extra)
+
+    def global_(self, layout: Layout | None = None, **extra: Any) -> Act:
+        """A layer whose every output depends on every input position."""
+        return self.emit(layout=layout, kind="global", **extra)
+
+    def unknown(self, why: str, layout: Layout | None = None) -> Act:
+        """A layer without a rule: status unknown, a diagnostic and a warning (never identity)."""
+        act = self.emit(layout=layout, kind="unknown", note=why)
+        self.builder.unknown.append((act.source, self.op_type))
+        self.builder.diagnostics.append(
+            Diagnostic(
+                act.source,
+                "unknown-op",
+                f"'{act.source}' (ONNX {self.op_type}) has no receptive-field rule: {why}; values after it "
+                "assume it adds no context and are lower bounds",
+            )
+        )
+        return act
+
+    def mix(self, roles: Sequence[Any], layout: Layout | None = None, **extra: Any) -> Act:
+        """A layer mixing values along dimensions with ``roles``: global along space, else pointwise."""
+        how = mixing(list(roles))
+        if how == "global":
+            return self.global_(layout, **extra)
+        if how == "unknown":
+            raise Unsupported("it mixes values along a dimension that holds part of the spatial positions")
+        return self.pointwise(layout, **extra)
+
+    def relayout(self, layout: Layout, act: Act | None = None) -> Act:
+        """The same activation with its dimensions reinterpreted (Transpose, Reshape, Squeeze...)."""
+        return Act((act or self.x).source, tuple(layout))
+
+    def spatial_axes(self, act: Act | None = None) -> tuple[int, ...]:
+        """Which spatial axis each trailing dimension of an ``(N, C, spatial...)`` operand holds."""
+        act = act or self.x
+        order = spatial_order(act.layout, self.ndim)
+        if order is None:
+            raise Unsupported(
+                f"{self.op_type} reads its input as (batch, channels, spatial...), but here it holds "
+                f"{_show(act.layout)} (a layout no Transpose brought back)"
+            )
+        return order
+
+    def window(
+        self,
+        kernel: Sequence[int],
+        stride: Sequence[int],
+        dilation: Sequence[int],
+        padding: Sequence[tuple[int, int]],
+        *,
+        ceil_mode: bool = False,
+        **extra: Any,
+    ) -> Act:
+        """A sliding window over the trailing spatial dims (parameters in tensor order)."""
+        order = self.spatial_axes()
+        fields = {
+            "kernel": tuple(int(v) for v in kernel),
+            "stride": tuple(int(v) for v in stride),
+            "dilation": tuple(int(v) for v in dilation),
+            "padding": tuple((int(lo), int(hi)) for lo, hi in padding),
+        }
+        return self.emit(ceil_mode=bool(ceil_mode), **_in_axis_order(fields, order), **extra)
+
+    def resample(self, spec: Resample, **fields: Any) -> Act:
+        """A resample layer (interpolation, transposed convolution, depth-to-space)."""
+        order = self.spatial_axes()
+        if order != tuple(range(self.ndim)):
+            raise Unsupported("resampling a tensor whose spatial axes are permuted")
+        return self.emit(kind="resample", resample=spec, **fields)
+
+
+# -- the walk ----------------------------------------------------------------------------------------
+
+
+class GraphBuilder:
+    """Turns the nodes of one ONNX graph into layers, in graph order."""
+
+    def __init__(
+        self,
+        graph: Any,
+        image: Any,
+        shapes: dict[str, tuple[int, ...]],
+        chain: tuple[RuleTable, ...],
+        base: Path | None,
+    ) -> None:
+        self.graph = graph
+        self.image = image
+        self.ndim = int(image.ndim)
+        self.shapes = shapes
+        self.chain = chain
+        self.base = base
+        self.layers: list[Layer] = []
+        self.values: dict[str, Any] = {}
+        self.diagnostics: list[Diagnostic] = []
+        self.unknown: list[tuple[str, str]] = []
+        self._names: dict[int, str] = {}
+        self._used: set[str] = set()
+        self._weights: dict[str, tuple[int, ...]] = {}
+        self._counted: set[str] = set()
+        self._emitted: set[int] = set()
+
+    def build(self) -> list[Layer]:
+        layout: Layout = ("N", *range(self.ndim), "C") if self.image.channels_last else ("N", "C", *range(self.ndim))
+        self.values[self.image.name] = Act(INPUT, layout)
+        for tensor in self.graph.initializer:
+            const = constant_of(tensor, self.base)
+            self.values[tensor.name] = const
+            self._weights[tensor.name] = const.dims or ()
+        for value in self.graph.input:
+            self.values.setdefault(value.name, Const())
+        for index, node in enumerate(self.graph.node):
+            self._names[id(node)] = self._unique(node.name or f"{node.op_type}_{index}")
+            self._visit(node)
+        return self.layers
+
+    def node_name(self, node: Any) -> str:
+        return self._names[id(node)]
+
+    def outputs(self) -> tuple[tuple[str, str], ...]:
+        found = []
+        for value in self.graph.output:
+            act = self.values.get(value.name)
+            if isinstance(act, Act) and act.source != INPUT:
+                found.append((value.name, act.source))
+        return tuple(found)
+
+    def _unique(self, base: str) -> str:
+        name, count = base, 1
+        while name in self._used or name == INPUT:
+            count += 1
+            name = f"{base}:{count}"
+        self._used.add(name)
+        return name
+
+    def _visit(self, node: Any) -> None:
+        inputs = [self.values.get(name, Const()) if name else None for name in node.input]
+        if node.op_type == "Constant":
+            self._assign(node, self._constant_node(node))
+            return
+        if not any(isinstance(v, Act) for v in inputs):
+            self._assign(node, fold(node, inputs))
+            return
+        call = OnnxCall(self, node, inputs)
+        rule = self._rule(node)
+        if rule is None:
+            key = _key(node)
+            value: Any = call.unknown(
+                f"the ONNX operator {key} has no rule (add one with "
+                f"rf_widgets.RuleTable().operator('onnx', '{key}', rule): see docs/onnx.md)"
+            )
+        else:
+            try:
+                value = rule(call)
+                if isinstance(value, dict):
+                    value = call.emit(**value)
+            except Unsupported as why:
+                value = call.unknown(str(why) or "the rule does not cover these arguments")
+            except RFError:
+                raise
+            except Exception as err:
+                raise ModelImportError(
+                    f"the rule for ONNX {node.op_type} failed at node '{call.name}': {type(err).__name__}: {err}"
+                ) from err
+        self._assign(node, value)
+
+    def _assign(self, node: Any, value: Any) -> None:
+        outputs = list(node.output)
+        if isinstance(value, (tuple, list)):
+            for name, item in zip(outputs, value, strict=False):
+                if name:
+                    self.values[name] = item
+            return
+        for name in outputs:
+            if name:
+                self.values[name] = value
+
+    def _constant_node(self, node: Any) -> Const:
+        from onnx import helper, numpy_helper
+
+        import numpy as np
+
+        for a in node.attribute:
+            if a.name == "value":
+                return constant_of(a.t, self.base)
+            if a.name in ("value_float", "value_int", "value_floats", "value_ints"):
+                return Const(np.asarray(helper.get_attribute_value(a)))
+        del numpy_helper
+        return Const()
+
+    def _rule(self, node: Any) -> Any:
+        key = _key(node)
+        for table in self.chain:
+            rule = table.for_operator("onnx", key)
+            if rule is not None:
+                return rule
+        return None
+
+    def append(self, node: Any, op: str, inputs: Iterable[Act], layout: Layout, fields: dict[str, Any]) -> Act:
+        sources = tuple(dict.fromkeys(a.source for a in inputs))
+        name = self._names[id(node)]
+        if id(node) in self._emitted:
+            name = self._unique(name)  # a rule that emits several layers for one node
+        self._emitted.add(id(node))
+        extra = {"onnx_node": self._names[id(node)], "scope": _scope(node)}
+        self.layers.append(Layer(name, op, inputs=sources, module=None, extra=extra, **fields))
+        return Act(name, tuple(layout))
+
+    def take_params(self, node: Any) -> int:
+        """Elements of the initializers a node reads that no earlier layer counted (shared once)."""
+        total = 0
+        for name in node.input:
+            if name in self._weights and name not in self._counted:
+                self._counted.add(name)
+                count = 1
+                for d in self._weights[name]:
+                    count *= d
+                total += count
+        return total
+
+
+def _key(node: Any) -> str:
+    domain = node.domain or ""
+    return node.op_type if domain in ("", "ai.onnx") else f"{domain}.{node.op_type}"
+
+
+def _scope(node: Any) -> str | None:
+    """The torch module path the exporter recorded (``pkg.torch.onnx.name_scopes``), when present."""
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            import ast
+
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                return None
+            if isinstance(scopes, list) and len(scopes) >= 2:
+                return str(scopes[-2]) or None
+    return None
+
+
+def _in_axis_order(fields: dict[str, Any], order: tuple[int, ...]) -> dict[str, Any]:
+    if order == tuple(range(len(order))):
+        return fields
+    out = dict(fields)
+    for key, values in fields.items():
+        placed: list[Any] = [None] * len(order)
+        for position, axis in enumerate(order):
+            placed[axis] = values[position]
+        out[key] = tuple(placed)
+    return out
+
+
+def _show(layout: Layout) -> str:
+    names = {"N": "batch", "C": "channels", "T": "tokens", "X": "mixed positions", "F": "features"}
+    return "(" + ", ".join(names.get(r, str(r)) if isinstance(r, str) else f"spatial {r}" for r in layout) + ")"
+
+
+# -- folding constants and shapes ----------------------------------------------------------------------
+
+
+def fold(node: Any, inputs: list[Any]) -> Any:
+    """The value of a node that reads no activation: a Const (its numpy value when cheap to get),
+    or a ShapeOf when it slices, gathers or concatenates the shape of an activation."""
+    op = node.op_type
+    if any(isinstance(v, ShapeOf) for v in inputs):
+        return _fold_shape(node, inputs)
+    values = [None if v is None else v.value for v in inputs]
+    if any(v is None for v, given in zip(values, inputs, strict=True) if given is not None):
+        return Const()
+    try:
+        return Const(_fold_numpy(node, op, values))
+    except Exception:  # folding is best effort: an unhandled case is a value computed at run time
+        return Const()
+
+
+def _ints(value: Any) -> list[int]:
+    import numpy as np
+
+    return [int(v) for v in np.asarray(value).reshape(-1)]
+
+
+def _fold_numpy(node: Any, op: str, values: list[Any]) -> Any:
+    import numpy as np
+
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if op in ("Identity", "Cast", "CastLike"):
+        return values[0]
+    if op == "Concat":
+        return np.concatenate([np.asarray(v) for v in values if v is not None], axis=attrs.get("axis", 0))
+    if op == "Unsqueeze":
+        axes = attrs.get("axes") or _ints(values[1])
+        out = np.asarray(values[0])
+        for a in sorted(int(a) % (out.ndim + len(axes)) for a in axes):
+            out = np.expand_dims(out, a)
+        return out
+    if op == "Squeeze":
+        axes = attrs.get("axes") or (_ints(values[1]) if len(values) > 1 and values[1] is not None else None)
+        return np.squeeze(np.asarray(values[0]), axis=tuple(axes) if axes else None)
+    if op == "Gather":
+        return np.take(np.asarray(values[0]), np.asarray(values[1]), axis=attrs.get("axis", 0))
+    if op == "Reshape":
+        return np.reshape(np.asarray(values[0]), _ints(values[1]))
+    if op == "Shape":
+        return np.asarray(np.asarray(values[0]).shape, dtype=np.int64)
+    if op in ("Add", "Sub", "Mul", "Div"):
+        fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
+        return fn(np.asarray(values[0]), np.asarray(values[1]))
+    raise NotImplementedError(op)
+
+
+def _fold_shape(node: Any, inputs: list[Any]) -> Any:
+    """Shape entries through Gather, Slice, Concat, Cast, Identity, Unsqueeze and Squeeze."""
+    op = node.op_type
+    first = inputs[0]
+    if op in ("Identity", "Cast", "Unsqueeze", "Squeeze") and isinstance(first, ShapeOf):
+        return first
+    if op == "Gather" and isinstance(first, ShapeOf) and isinstance(inputs[1], Const) and inputs[1].value is not None:
+        picked = _ints(inputs[1].value)
+        return ShapeOf(first.source, tuple(first.roles[i] for i in picked))
+    if op == "Slice" and isinstance(first, ShapeOf):
+        parts = [v.value if isinstance(v, Const) else None for v in inputs[1:]]
+        if any(p is None for p in parts[:2]) or any(p is None for p, v in zip(parts[2:], inputs[3:], strict=False) if v is not None):
+            return Const()
+        start, end = _ints(parts[0])[0], _ints(parts[1])[0]
+        step = _ints(parts[3])[0] if len(parts) > 3 and parts[3] is not None else 1
+        n = len(first.roles)
+        return ShapeOf(first.source, first.roles[slice(max(start, -n) if start < 0 else start, end, step)])
+    if op == "Concat":
+        sources = {v.source for v in inputs if isinstance(v, ShapeOf)}
+        if len(sources) != 1:
+            return Const()
+        roles: list[Any] = []
+        for v in inputs:
+            if isinstance(v, ShapeOf):
+                roles.extend(v.roles)
+            elif isinstance(v, Const) and v.value is not None:
+                roles.extend(("K", n) for n in _ints(v.value))
+            else:
+                return Const()
+        return ShapeOf(sources.pop(), tuple(roles))
+    return Const()
