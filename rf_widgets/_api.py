@@ -28,7 +28,8 @@ def analyze(
     model
         A ``torch.nn.Module`` (imported with torch.fx; the module is left as it was), a :class:`Stack`,
         a list of layers, or a spec string: ``"torchvision:resnet18"``, ``"timm:resnet50d"``,
-        ``"package.module:factory"`` or the path of a JSON/YAML stack file.
+        ``"package.module:factory"`` or the path of a JSON/YAML stack file. An ``onnx.ModelProto`` or
+        the path of a ``.onnx`` file is read with the ``onnx`` package (see docs/onnx.md).
     input_size
         The input resolution: one int for a square input, or one int per spatial axis.
     name
@@ -82,6 +83,10 @@ def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None) -> Stack
     """
     if isinstance(model, Stack):
         return model
+    if _is_onnx(model):
+        from rf_widgets.onnx_import import import_onnx
+
+        return import_onnx(model, rules=rules)
     if isinstance(model, str):
         from rf_widgets.specs import load_model_spec
 
@@ -113,3 +118,13 @@ def _import_torch(model: Any, name: str | None, rules: Any = None) -> Stack:
 def _is_torch_module(model: Any) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def _is_onnx(model: Any) -> bool:
+    """An ``onnx.ModelProto`` or the path of a ``.onnx`` file (onnx is imported only for those)."""
+    import os
+
+    onnx = sys.modules.get("onnx")
+    if onnx is not None and isinstance(model, onnx.ModelProto):
+        return True
+    return isinstance(model, (str, os.PathLike)) and os.fspath(model).strip().lower().endswith(".onnx")

@@ -44,6 +44,10 @@ def load_model_spec(spec: str, *, allow_code: bool = True) -> Any:
     if not isinstance(spec, str) or not spec.strip():
         raise ModelImportError(f"a model spec must be a non-empty string, got {spec!r}")
     spec = spec.strip()
+    if spec.lower().endswith(".onnx"):
+        from rf_widgets.onnx_import import import_onnx
+
+        return import_onnx(spec)
     if spec.lower().endswith(STACK_SUFFIXES) or Path(spec).is_file():
         from rf_widgets.stackfile import read_stack
 

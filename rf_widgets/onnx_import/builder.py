@@ -57,14 +57,15 @@ class OnnxCall:
         The activations among the inputs; ``x`` is the first.
     """
 
-    def __init__(self, builder: GraphBuilder, node: Any, inputs: list[Any]) -> None:
+    def __init__(self, builder: GraphBuilder, node: Any, inputs: list[Any], name: str) -> None:
         self.builder = builder
         self.node = node
+        self.name = name
+        self.emitted = 0
         self.op_type = str(node.op_type)
         self.inputs = inputs
         self.acts = [v for v in inputs if isinstance(v, Act)]
         self._attrs: dict[str, Any] | None = None
-        self._emitted = False
 
     @property
     def x(self) -> Act:
@@ -75,8 +76,9 @@ class OnnxCall:
         return self.builder.ndim
 
     @property
-    def name(self) -> str:
-        return self.builder.node_name(self.node)
+    def opset(self) -> int:
+        """The model's version of the default ONNX operator set."""
+        return self.builder.opset
 
     # -- reading the node ------------------------------------------------------------------------------
 
@@ -130,10 +132,10 @@ class OnnxCall:
         """Append one layer with the given :class:`~rf_widgets.core.layers.Layer` fields."""
         acts = list(self.acts if inputs is None else inputs)
         layout = max((a.layout for a in acts), key=len) if layout is None else layout
-        if not self._emitted:
-            self._emitted = True
+        if not self.emitted:
             fields.setdefault("params", self.builder.take_params(self.node))
-        return self.builder.append(self.node, op or self.op_type, acts, layout, fields)
+        self.emitted += 1
+        return self.builder.append(self, op or self.op_type, acts, layout, fields)
 
     def pointwise(self, layout: Layout | None = None, **extra: Any) -> Act:
         """A layer that treats every position alone (activations, norms, merges along channels)."""
@@ -222,8 +224,10 @@ class GraphBuilder:
         shapes: dict[str, tuple[int, ...]],
         chain: tuple[RuleTable, ...],
         base: Path | None,
+        opset: int = 21,
     ) -> None:
         self.graph = graph
+        self.opset = opset
         self.image = image
         self.ndim = int(image.ndim)
         self.shapes = shapes
@@ -233,11 +237,9 @@ class GraphBuilder:
         self.values: dict[str, Any] = {}
         self.diagnostics: list[Diagnostic] = []
         self.unknown: list[tuple[str, str]] = []
-        self._names: dict[int, str] = {}
         self._used: set[str] = set()
         self._weights: dict[str, tuple[int, ...]] = {}
         self._counted: set[str] = set()
-        self._emitted: set[int] = set()
 
     def build(self) -> list[Layer]:
         layout: Layout = ("N", *range(self.ndim), "C") if self.image.channels_last else ("N", "C", *range(self.ndim))
@@ -249,12 +251,8 @@ class GraphBuilder:
         for value in self.graph.input:
             self.values.setdefault(value.name, Const())
         for index, node in enumerate(self.graph.node):
-            self._names[id(node)] = self._unique(node.name or f"{node.op_type}_{index}")
-            self._visit(node)
+            self._visit(node, self._unique(node.name or f"{node.op_type}_{index}"))
         return self.layers
-
-    def node_name(self, node: Any) -> str:
-        return self._names[id(node)]
 
     def outputs(self) -> tuple[tuple[str, str], ...]:
         found = []
@@ -272,7 +270,7 @@ class GraphBuilder:
         self._used.add(name)
         return name
 
-    def _visit(self, node: Any) -> None:
+    def _visit(self, node: Any, name: str) -> None:
         inputs = [self.values.get(name, Const()) if name else None for name in node.input]
         if node.op_type == "Constant":
             self._assign(node, self._constant_node(node))
@@ -280,7 +278,7 @@ class GraphBuilder:
         if not any(isinstance(v, Act) for v in inputs):
             self._assign(node, fold(node, inputs))
             return
-        call = OnnxCall(self, node, inputs)
+        call = OnnxCall(self, node, inputs, name)
         rule = self._rule(node)
         if rule is None:
             key = _key(node)
@@ -335,13 +333,11 @@ class GraphBuilder:
                 return rule
         return None
 
-    def append(self, node: Any, op: str, inputs: Iterable[Act], layout: Layout, fields: dict[str, Any]) -> Act:
+    def append(self, call: OnnxCall, op: str, inputs: Iterable[Act], layout: Layout, fields: dict[str, Any]) -> Act:
         sources = tuple(dict.fromkeys(a.source for a in inputs))
-        name = self._names[id(node)]
-        if id(node) in self._emitted:
-            name = self._unique(name)  # a rule that emits several layers for one node
-        self._emitted.add(id(node))
-        extra = {"onnx_node": self._names[id(node)], "scope": _scope(node)}
+        # a rule that emits several layers for one node: the later ones get a suffix
+        name = call.name if call.emitted == 1 else self._unique(call.name)
+        extra = {"onnx_node": call.name, "scope": _scope(call.node)}
         self.layers.append(Layer(name, op, inputs=sources, module=None, extra=extra, **fields))
         return Act(name, tuple(layout))
 

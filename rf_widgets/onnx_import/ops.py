@@ -1,0 +1,523 @@
+"""The built-in ONNX rules: one function per operator family, registered by op type.
+
+Every rule gets an :class:`~rf_widgets.onnx_import.builder.OnnxCall`. Per-axis attributes (``kernel_shape``,
+``strides``, ``dilations``, ``pads``) are given in tensor order and mapped onto the spatial axes the
+input holds (a Transpose may have permuted them). What each operator means for the receptive field is
+documented in docs/onnx.md.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+from rf_widgets.core.layers import INPUT, Resample
+from rf_widgets.onnx_import.builder import Act, OnnxCall, ShapeOf
+from rf_widgets.onnx_import.layout import Layout, is_spatial, regroup
+from rf_widgets.onnx_import.reader import Const
+from rf_widgets.rules import RuleTable, Unsupported
+
+__all__ = ["register"]
+
+TO_THE_END = 1 << 31
+"""A Slice end at or beyond this means "to the end" (exporters write INT64_MAX or INT32_MAX)."""
+
+
+# -- windows -------------------------------------------------------------------------------------------
+
+
+def _padding(call: OnnxCall, n: int) -> tuple[tuple[tuple[int, int], ...], str | None]:
+    """``pads`` as (lo, hi) pairs in tensor order, or the size-dependent ``auto_pad`` mode."""
+    auto = call.attr("auto_pad", "NOTSET")
+    if auto in ("SAME_UPPER", "SAME_LOWER"):
+        return ((0, 0),) * n, auto.lower()
+    if auto == "VALID":
+        return ((0, 0),) * n, None
+    if auto != "NOTSET":
+        raise Unsupported(f"auto_pad '{auto}'")
+    pads = list(call.attr("pads", [0] * (2 * n)))
+    if len(pads) != 2 * n:
+        raise Unsupported(f"pads {pads} for {n} spatial axes")
+    return tuple((int(pads[i]), int(pads[i + n])) for i in range(n)), None
+
+
+def _sliding(call: OnnxCall, kernel: list[int], *, dilated: bool, pool: bool, **extra: Any) -> Act:
+    n = len(kernel)
+    if n != call.ndim:
+        raise Unsupported(f"a {n}-axis window on a tensor with {call.ndim} spatial axes")
+    strides = list(call.attr("strides", [1] * n))
+    dilations = list(call.attr("dilations", [1] * n)) if dilated else [1] * n
+    padding, mode = _padding(call, n)
+    ceil_mode = bool(call.attr("ceil_mode", 0)) if pool else False
+    if mode is not None:
+        # With SAME_* the output has ceil(n / s) units whatever ceil_mode says.
+        return call.window(kernel, strides, dilations, padding, padding_mode=mode, **extra)
+    return call.window(kernel, strides, dilations, padding, ceil_mode=ceil_mode, **extra)
+
+
+def _conv(call: OnnxCall) -> Act:
+    weight = call.input_dims(1)
+    kernel = call.attr("kernel_shape") or (list(weight[2:]) if weight else None)
+    if not kernel:
+        raise Unsupported("the kernel size is neither an attribute nor the shape of a constant weight")
+    macs = math.prod(weight) if weight else 0
+    return _sliding(call, list(kernel), dilated=True, pool=False, macs_per_position=macs)
+
+
+def _pool(call: OnnxCall) -> Act:
+    kernel = call.attr("kernel_shape")
+    if not kernel:
+        raise Unsupported("a pool without kernel_shape")
+    return _sliding(call, list(kernel), dilated=call.op_type != "LpPool", pool=True)
+
+
+def _global_pool(call: OnnxCall) -> Act:
+    call.spatial_axes()
+    return call.global_()
+
+
+def _space_to_depth(call: OnnxCall) -> Act:
+    block = int(call.attr("blocksize"))
+    n = call.ndim
+    return call.window([block] * n, [block] * n, [1] * n, [(0, 0)] * n)
+
+
+# -- resampling ----------------------------------------------------------------------------------------
+
+
+def _conv_transpose(call: OnnxCall) -> Act:
+    from rf_widgets.core.arithmetic import _transpose_taps
+    from rf_widgets.errors import LayerSpecError
+
+    weight = call.input_dims(1)
+    kernel = list(call.attr("kernel_shape") or (weight[2:] if weight else []))
+    if not kernel:
+        raise Unsupported("the kernel size is neither an attribute nor the shape of a constant weight")
+    n = len(kernel)
+    if call.attr("output_shape") is not None:
+        raise Unsupported("a transposed convolution with an explicit output_shape")
+    padding, mode = _padding(call, n)
+    if mode is not None:
+        raise Unsupported(f"a transposed convolution with auto_pad {mode.upper()}")
+    if any(lo != hi for lo, hi in padding):
+        raise Unsupported(f"a transposed convolution with asymmetric pads {padding}")
+    strides = [int(v) for v in call.attr("strides", [1] * n)]
+    dilations = [int(v) for v in call.attr("dilations", [1] * n)]
+    extra = [int(v) for v in call.attr("output_padding", [0] * n)]
+    for axis in range(n):
+        try:
+            _transpose_taps(kernel[axis], strides[axis], dilations[axis], padding[axis][0])
+        except LayerSpecError as err:
+            raise Unsupported(str(err)) from None
+    macs = math.prod(weight) // math.prod(strides) if weight else 0
+    return call.resample(
+        Resample("transpose", output_padding=tuple(extra)),
+        kernel=tuple(kernel),
+        stride=tuple(strides),
+        dilation=tuple(dilations),
+        padding=padding,
+        macs_per_position=macs,
+    )
+
+
+def _depth_to_space(call: OnnxCall) -> Act:
+    block = int(call.attr("blocksize"))
+    # Output position v on each axis comes from input v // block (both DCR and CRD orders).
+    return call.resample(Resample("nearest", scale=(Fraction(block),) * call.ndim))
+
+
+_HALF_PIXEL = ("half_pixel", "pytorch_half_pixel")
+
+
+def _interpolation(call: OnnxCall, mode: str, transform: str, nearest: str) -> tuple[str, bool]:
+    """ONNX's mode and coordinate transformation as the PyTorch modes :class:`Resample` follows."""
+    if mode == "nearest":
+        if transform == "asymmetric" and nearest == "floor":
+            return "nearest", False
+        if transform in _HALF_PIXEL and nearest == "round_prefer_ceil":
+            return "nearest-exact", False
+        raise Unsupported(
+            f"nearest resizing with coordinate_transformation_mode '{transform}' and nearest_mode "
+            f"'{nearest}' (exact rules exist for asymmetric+floor and half_pixel+round_prefer_ceil)"
+        )
+    if mode in ("linear", "cubic"):
+        if transform == "align_corners":
+            return mode, True
+        if transform in _HALF_PIXEL:
+            return mode, False
+        raise Unsupported(f"{mode} resizing with coordinate_transformation_mode '{transform}'")
+    raise Unsupported(f"resize mode '{mode}'")
+
+
+def _resize_target(call: OnnxCall, rank: int, axes: list[int]) -> dict[str, Any]:
+    """``scale``, ``size`` or ``size_of``/``size_axes`` of the Resample, from the scales or sizes input."""
+    order = call.spatial_axes()
+    spatial = {2 + position: axis for position, axis in enumerate(order)}
+    sizes_value = call.input(3)
+    scales_value = call.input(2) if call.op_type == "Resize" else call.input(1)
+    if call.op_type == "Upsample" and scales_value is None:
+        scales_value = Const(call.attr("scales"))
+    scales = _present(scales_value)
+    if scales is not None:
+        full = _on_axes([float(v) for v in _flat(scales)], axes, rank, 1.0)
+        if any(full[d] != 1.0 for d in range(rank) if d not in spatial):
+            raise Unsupported("resizing along a dimension that is not spatial")
+        per_axis = [Fraction(1)] * call.ndim
+        for d, axis in spatial.items():
+            per_axis[axis] = Fraction(full[d])
+        return {"scale": tuple(per_axis)}
+    if isinstance(sizes_value, ShapeOf):
+        roles = _on_axes(list(sizes_value.roles), axes, rank, None)
+        targets = [roles[d] for d in sorted(spatial)]
+        if not all(isinstance(r, int) for r in targets):
+            raise Unsupported(f"a resize to sizes read off a shape as {roles}")
+        picked = [0] * call.ndim
+        for d, axis in spatial.items():
+            picked[axis] = int(roles[d])
+        return {"size_of": sizes_value.source if sizes_value.source != INPUT else "input", "size_axes": tuple(picked)}
+    sizes = _present(sizes_value)
+    if sizes is not None:
+        full_sizes = _on_axes([int(v) for v in _flat(sizes)], axes, rank, None)
+        per_axis_sizes = [0] * call.ndim
+        for d, axis in spatial.items():
+            if full_sizes[d] is None:
+                raise Unsupported("a resize whose sizes leave a spatial axis out")
+            per_axis_sizes[axis] = int(full_sizes[d])
+        return {"size": tuple(per_axis_sizes)}
+    raise Unsupported("a resize whose scales and sizes are computed at run time")
+
+
+def _resize(call: OnnxCall) -> Act:
+    if call.attr("antialias", 0):
+        raise Unsupported("antialiased resizing")
+    if call.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
+        raise Unsupported(f"keep_aspect_ratio_policy '{call.attr('keep_aspect_ratio_policy')}'")
+    if call.op_type == "Upsample":
+        transform = "asymmetric"
+        nearest = "floor"
+    else:
+        transform = call.attr("coordinate_transformation_mode", "half_pixel")
+        nearest = call.attr("nearest_mode", "round_prefer_floor")
+    mode, align = _interpolation(call, call.attr("mode", "nearest"), transform, nearest)
+    rank = len(call.x.layout)
+    axes = [int(a) % rank for a in call.attr("axes", [])] or list(range(rank))
+    target = _resize_target(call, rank, axes)
+    return call.resample(Resample(mode, align_corners=align, **target))
+
+
+def _present(value: Any) -> Any:
+    """The numpy value of a constant input that is given and not empty (ONNX marks unused inputs so)."""
+    if isinstance(value, Const) and value.value is not None and getattr(value.value, "size", 1) > 0:
+        return value.value
+    return None
+
+
+def _flat(value: Any) -> list[Any]:
+    import numpy as np
+
+    return list(np.asarray(value).reshape(-1))
+
+
+def _on_axes(values: list[Any], axes: list[int], rank: int, fill: Any) -> list[Any]:
+    if len(values) == rank and axes == list(range(rank)):
+        return values
+    if len(values) != len(axes):
+        raise Unsupported(f"{len(values)} resize values for axes {axes}")
+    full = [fill] * rank
+    for a, v in zip(axes, values, strict=True):
+        full[a] = v
+    return full
+
+
+# -- pointwise, merges, reductions -----------------------------------------------------------------------
+
+
+def _pointwise(call: OnnxCall) -> Act:
+    return call.pointwise()
+
+
+def _same(call: OnnxCall) -> Act:
+    return call.x
+
+
+def _concat(call: OnnxCall) -> Act:
+    x = call.x
+    axis = int(call.attr("axis", 0)) % len(x.layout)
+    if not is_spatial(x.layout[axis]):
+        return call.pointwise()
+    if len(call.acts) == 1:
+        return call.pointwise()  # one activation and constants: positions are added, none mixed
+    raise Unsupported("concatenating activations along a spatial axis")
+
+
+def _axes(call: OnnxCall, rank: int) -> list[int] | None:
+    """Reduction axes from the attribute or (newer opsets) the second input; None: every axis."""
+    axes = call.attr("axes")
+    if axes is None and len(call.inputs) > 1 and call.inputs[1] is not None:
+        axes = _flat(call.constant(1, "axes"))
+    if not axes:
+        return None
+    return sorted({int(a) % rank for a in axes})
+
+
+def _reduce(call: OnnxCall) -> Any:
+    x = call.x
+    rank = len(x.layout)
+    if call.op_type in ("ArgMax", "ArgMin"):
+        along = [int(call.attr("axis", 0)) % rank]
+    else:
+        along = _axes(call, rank)
+        if along is None:
+            if call.attr("noop_with_empty_axes", 0):
+                return x
+            along = list(range(rank))
+    keep = bool(call.attr("keepdims", 1))
+    layout = x.layout if keep else tuple(r for d, r in enumerate(x.layout) if d not in along)
+    return call.mix([x.layout[d] for d in along], layout)
+
+
+def _softmax(call: OnnxCall) -> Act:
+    x = call.x
+    rank = len(x.layout)
+    default = -1 if call.opset >= 13 else 1
+    axis = int(call.attr("axis", default)) % rank
+    roles = [x.layout[axis]] if call.opset >= 13 else list(x.layout[axis:])
+    return call.mix(roles, x.layout)
+
+
+def _gemm(call: OnnxCall) -> Act:
+    a = call.input(0)
+    b = call.input(1)
+    weight = call.input_dims(1)
+    macs = math.prod(weight) if weight and len(weight) == 2 else 0
+    roles: list[Any] = []
+    if isinstance(a, Act):
+        layout = a.layout[::-1] if call.attr("transA", 0) else a.layout
+        roles.append(layout[-1])
+    if isinstance(b, Act):
+        layout_b = b.layout[::-1] if call.attr("transB", 0) else b.layout
+        roles.append(layout_b[0])
+    out: Layout = ((a.layout[::-1] if call.attr("transA", 0) else a.layout)[0], "C") if isinstance(a, Act) else ("N", "C")
+    return call.mix(roles, out, macs_per_position=macs)
+
+
+def _matmul(call: OnnxCall) -> Act:
+    a, b = call.input(0), call.input(1)
+    if isinstance(a, Act) and not isinstance(b, Act):
+        dims = call.input_dims(1)
+        macs = math.prod(dims[-2:]) if dims and len(dims) >= 2 else 0
+        return call.mix([a.layout[-1]], a.layout[:-1] + ("C",), macs_per_position=macs)
+    if isinstance(b, Act) and not isinstance(a, Act):
+        if len(b.layout) < 2:
+            raise Unsupported("a matrix product with a vector activation")
+        return call.mix([b.layout[-2]], b.layout[:-2] + ("C", b.layout[-1]))
+    assert isinstance(a, Act) and isinstance(b, Act)
+    if len(b.layout) < 2:
+        raise Unsupported("a matrix product with a vector activation")
+    return call.mix([a.layout[-1], b.layout[-2]], a.layout[:-1] + (b.layout[-1],))
+
+
+# -- layout plumbing (no layer) ---------------------------------------------------------------------------
+
+
+def _transpose(call: OnnxCall) -> Act:
+    x = call.x
+    perm = call.attr("perm") or list(range(len(x.layout)))[::-1]
+    return call.relayout(tuple(x.layout[int(p)] for p in perm))
+
+
+def _reshape(call: OnnxCall) -> Act:
+    x = call.x
+    before = call.shape(call.node.input[0])
+    after = call.shape(call.node.output[0])
+    if before is None or after is None:
+        raise Unsupported("the shapes around this reshape could not be inferred")
+    layout = regroup(x.layout, before, after, call.ndim)
+    if layout is None:
+        raise Unsupported(f"a reshape from {list(before)} to {list(after)}")
+    return _maybe_flatten(call, layout)
+
+
+def _maybe_flatten(call: OnnxCall, layout: Layout) -> Act:
+    if "F" in layout:
+        return call.emit(layout=layout, kind="flatten")
+    return call.relayout(layout)
+
+
+def _flatten(call: OnnxCall) -> Act:
+    from rf_widgets.onnx_import.layout import _merged
+
+    x = call.x
+    rank = len(x.layout)
+    axis = int(call.attr("axis", 1)) % (rank + 1)
+    left, right = list(x.layout[:axis]), list(x.layout[axis:])
+    roles = [_merged(part, 1, call.ndim) if len(part) > 1 else (part[0] if part else "N") for part in (left, right)]
+    return _maybe_flatten(call, tuple(roles))
+
+
+def _squeeze(call: OnnxCall) -> Act:
+    x = call.x
+    rank = len(x.layout)
+    axes = _axes(call, rank)
+    if axes is None:
+        shape = call.shape(call.node.input[0])
+        if shape is None:
+            raise Unsupported("a squeeze without axes on a tensor of unknown shape")
+        axes = [d for d, n in enumerate(shape) if n == 1]
+    return call.relayout(tuple(r for d, r in enumerate(x.layout) if d not in axes))
+
+
+def _unsqueeze(call: OnnxCall) -> Act:
+    x = call.x
+    axes = call.attr("axes")
+    if axes is None:
+        axes = _flat(call.constant(1, "axes"))
+    rank = len(x.layout) + len(axes)
+    layout = list(x.layout)
+    for a in sorted(int(a) % rank for a in axes):
+        layout.insert(a, "N")
+    return call.relayout(tuple(layout))
+
+
+def _expand(call: OnnxCall) -> Act:
+    x = call.x
+    shape = call.shape(call.node.output[0])
+    if shape is not None and len(shape) > len(x.layout):
+        return call.relayout(("N",) * (len(shape) - len(x.layout)) + x.layout)
+    return x
+
+
+def _split(call: OnnxCall) -> Any:
+    x = call.x
+    axis = int(call.attr("axis", 0)) % len(x.layout)
+    if is_spatial(x.layout[axis]):
+        raise Unsupported("splitting along a spatial axis")
+    return tuple(x for _ in call.node.output)
+
+
+def _slice(call: OnnxCall) -> Act:
+    x = call.x
+    rank = len(x.layout)
+    if len(call.inputs) > 1:
+        starts = _flat(call.constant(1, "starts"))
+        ends = _flat(call.constant(2, "ends"))
+        axes = _flat(call.constant(3, "axes")) if call.input(3) is not None else list(range(len(starts)))
+        steps = _flat(call.constant(4, "steps")) if call.input(4) is not None else [1] * len(starts)
+    else:
+        starts, ends = call.attr("starts"), call.attr("ends")
+        axes = call.attr("axes") or list(range(len(starts)))
+        steps = [1] * len(starts)
+    stride, padding = [1] * call.ndim, [(0, 0)] * call.ndim
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        start, end, step = int(start), int(end), int(step)
+        role = x.layout[int(axis) % rank]
+        if not is_spatial(role):
+            continue  # a slice of channels: every position keeps its field
+        if not isinstance(role, int):
+            raise Unsupported("slicing flattened spatial positions")
+        if start == 0 and end >= TO_THE_END and step == 1:
+            continue
+        if start < 0 or step < 1 or 0 <= end < TO_THE_END:
+            raise Unsupported(
+                f"the slice {start}:{end}:{step} of spatial axis {role} depends on the size of the map "
+                "(only non-negative starts with an end counted from the end are size-independent)"
+            )
+        stride[role] = step
+        padding[role] = (-start, end if end < 0 else 0)
+    if stride == [1] * call.ndim and padding == [(0, 0)] * call.ndim:
+        return x
+    return call.emit(kernel=(1,) * call.ndim, stride=tuple(stride), padding=tuple(padding))
+
+
+def _gather(call: OnnxCall) -> Act:
+    x = call.x
+    if call.input(0) is not x:
+        raise Unsupported("gathering with indices computed from the image")
+    rank = len(x.layout)
+    axis = int(call.attr("axis", 0)) % rank
+    if is_spatial(x.layout[axis]):
+        raise Unsupported("selecting positions of a spatial axis")
+    dims = call.input_dims(1) or call.shape(call.node.input[1])
+    if dims is None:
+        raise Unsupported("gathering with indices of unknown shape")
+    # Every dimension of the indices selects along the same (non-spatial) role; size 1 carries nothing.
+    picked = tuple("N" if n == 1 else x.layout[axis] for n in dims)
+    return call.relayout(x.layout[:axis] + picked + x.layout[axis + 1 :])
+
+
+def _shape(call: OnnxCall) -> ShapeOf:
+    x = call.x
+    start = int(call.attr("start", 0))
+    end = call.attr("end")
+    return ShapeOf(x.source, tuple(x.layout[start : None if end is None else int(end)]))
+
+
+def _constant(call: OnnxCall) -> Const:
+    return Const()
+
+
+def _pad(call: OnnxCall) -> Act:
+    x = call.x
+    mode = call.attr("mode", "constant")
+    if mode not in ("constant", "reflect", "edge"):
+        raise Unsupported(f"pad mode '{mode}' (wrap reads the opposite border)")
+    rank = len(x.layout)
+    pads = call.attr("pads") if len(call.inputs) < 2 else _flat(call.constant(1, "pads"))
+    if pads is None:
+        raise Unsupported("a pad without pads")
+    axes = _flat(call.constant(3, "axes")) if call.input(3) is not None else list(range(rank))
+    axes = [int(a) % rank for a in axes]
+    if len(pads) != 2 * len(axes):
+        raise Unsupported(f"{len(pads)} pads for {len(axes)} axes")
+    padding = [(0, 0)] * call.ndim
+    for i, d in enumerate(axes):
+        pair = (int(pads[i]), int(pads[i + len(axes)]))
+        role = x.layout[d]
+        if isinstance(role, int):
+            padding[role] = pair
+        elif role in ("T", "X") and pair != (0, 0):
+            raise Unsupported("padding flattened spatial positions")
+    if all(p == (0, 0) for p in padding):
+        return call.pointwise()
+    return call.emit(kernel=(1,) * call.ndim, padding=tuple(padding))
+
+
+# -- the table -------------------------------------------------------------------------------------------
+
+POINTWISE = (
+    "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu", "Erf", "Sigmoid", "HardSigmoid",
+    "HardSwish", "Swish", "Mish", "Softplus", "Softsign", "Tanh", "Clip", "ThresholdedRelu", "Shrink",
+    "Exp", "Log", "Abs", "Neg", "Sqrt", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Not", "Sin",
+    "Cos", "Dropout", "BatchNormalization", "InstanceNormalization", "LayerNormalization",
+    "GroupNormalization", "MeanVarianceNormalization", "LpNormalization", "LRN",
+    "RMSNormalization", "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mean", "Sum", "Where",
+    "Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual", "And", "Or", "Xor", "Mod",
+    "BitShift", "IsNaN", "IsInf", "QuantizeLinear", "DequantizeLinear",
+)  # fmt: skip
+
+NO_LAYER = ("Identity", "Cast", "CastLike", "Expand")
+
+
+def register(table: RuleTable) -> None:
+    """Add the built-in ONNX rules to ``table``."""
+    rules: dict[str, Any] = {
+        "Conv": _conv, "ConvTranspose": _conv_transpose, "MaxPool": _pool, "AveragePool": _pool,
+        "LpPool": _pool, "GlobalAveragePool": _global_pool, "GlobalMaxPool": _global_pool,
+        "GlobalLpPool": _global_pool, "SpaceToDepth": _space_to_depth, "DepthToSpace": _depth_to_space,
+        "Resize": _resize, "Upsample": _resize, "Concat": _concat, "Softmax": _softmax,
+        "LogSoftmax": _softmax, "Hardmax": _softmax, "Gemm": _gemm, "MatMul": _matmul,
+        "Transpose": _transpose, "Reshape": _reshape, "Flatten": _flatten, "Squeeze": _squeeze,
+        "Unsqueeze": _unsqueeze, "Split": _split, "Slice": _slice, "Gather": _gather, "Shape": _shape,
+        "Size": _constant, "ConstantOfShape": _constant, "Pad": _pad, "Expand": _expand,
+        "Identity": _same, "Cast": _same, "CastLike": _same,
+    }  # fmt: skip
+    for op in (
+        "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd", "ReduceL1", "ReduceL2",
+        "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin",
+    ):  # fmt: skip
+        rules[op] = _reduce
+    for op in POINTWISE:
+        rules.setdefault(op, _pointwise)
+    for op, rule in rules.items():
+        table.operator("onnx", op, rule)

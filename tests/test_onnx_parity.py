@@ -1,0 +1,81 @@
+"""The ONNX import of torchvision classifiers gives the torch import's fields, sizes and verdicts.
+
+Each model is exported in the test with torch's exporter (``dynamo=True``, dynamic height and width so
+that one file serves every size); tests/onnx_parity.py says how layers are matched. The full sweep over
+every torchvision classifier is benchmarks/onnx_sweep.py (its results are listed in docs/onnx.md).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxscript")
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from onnx_parity import compare, windowed  # noqa: E402
+
+REPRESENTATIVE = (
+    "resnet18", "vgg11", "mobilenet_v2", "efficientnet_b0", "densenet121", "inception_v3",
+    "convnext_tiny", "regnet_y_400mf", "squeezenet1_0", "shufflenet_v2_x0_5",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx_exports")
+
+
+def export(name: str, folder: Path) -> tuple[object, Path]:
+    model = torchvision.models.get_model(name, weights=None).eval()
+    path = folder / f"{name}.onnx"
+    if not path.exists():
+        size = 299 if name == "inception_v3" else 224
+        dim = torch.export.Dim.AUTO
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model, (torch.randn(1, 3, size, size),), str(path), dynamo=True,
+                dynamic_shapes=({2: dim, 3: dim},), verbose=False,
+            )  # fmt: skip
+    return model, path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", REPRESENTATIVE)
+def test_onnx_import_matches_torch_import(name: str, export_dir: Path) -> None:
+    model, path = export(name, export_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no operator of these models may be unknown
+        problems = compare(model, str(path), (32, 64, 224))
+    assert problems == []
+
+
+@pytest.mark.slow
+def test_parity_check_notices_a_difference(export_dir: Path) -> None:
+    """The comparison is not blind: a stack with one kernel changed is reported."""
+    import rf_widgets as rfw
+    from onnx_parity import compare_stacks
+
+    model, path = export("resnet18", export_dir)
+    torch_stack = rfw.analyze(model, 32).stack
+    onnx_stack = rfw.analyze(str(path), 32).stack
+    target = windowed(onnx_stack)[5]
+    changed = onnx_stack.replace(
+        [layer if layer.name != target else rfw.Layer(**{**_fields(layer), "dilation": (2, 2)})
+         for layer in onnx_stack.layers]
+    )  # fmt: skip
+    assert compare_stacks(torch_stack, onnx_stack, (32,)) == []
+    assert compare_stacks(torch_stack, changed, (32,))
+
+
+def _fields(layer: object) -> dict:
+    from dataclasses import fields
+
+    return {f.name: getattr(layer, f.name) for f in fields(layer)}  # type: ignore[arg-type]
