@@ -60,8 +60,9 @@ def test_onnx_import_matches_torch_import(name: str, export_dir: Path) -> None:
 @pytest.mark.slow
 def test_parity_check_notices_a_difference(export_dir: Path) -> None:
     """The comparison is not blind: a stack with one kernel changed is reported."""
-    import rf_widgets as rfw
     from onnx_parity import compare_stacks
+
+    import rf_widgets as rfw
 
     model, path = export("resnet18", export_dir)
     torch_stack = rfw.analyze(model, 32).stack

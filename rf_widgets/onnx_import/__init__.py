@@ -43,7 +43,7 @@ def import_onnx(model: Any, *, name: str | None = None, rules: RuleTable | None 
     >>> from onnx import TensorProto, helper
     >>> x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])
     >>> y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    >>> conv = helper.make_node("Conv", ["x", "w"], ["y"], name="conv1", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    >>> conv = helper.make_node("Conv", ["x", "w"], ["y"], name="conv1", kernel_shape=[3, 3])
     >>> w = helper.make_tensor("w", TensorProto.FLOAT, [8, 3, 3, 3], [0.0] * 216)
     >>> stack = import_onnx(helper.make_model(helper.make_graph([conv], "g", [x], [y], [w])))
     >>> stack["conv1"].kernel, stack["conv1"].params
@@ -91,4 +91,3 @@ def import_onnx(model: Any, *, name: str | None = None, rules: RuleTable | None 
             "outputs": builder.outputs(),
         },
     )
-

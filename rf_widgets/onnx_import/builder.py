@@ -50,6 +50,8 @@ class OnnxCall:
         The ``onnx.NodeProto``.
     op_type
         Its operator type (``"Conv"``); ``op`` of the emitted layer.
+    key
+        What the rule table is searched for: the op type, ``"domain.OpType"`` outside the ONNX domain.
     inputs
         The evaluated inputs: :class:`Act` for activations, :class:`~rf_widgets.onnx_import.reader.Const`
         for constants, :class:`ShapeOf` for shapes of activations, None for an omitted optional input.
@@ -63,6 +65,7 @@ class OnnxCall:
         self.name = name
         self.emitted = 0
         self.op_type = str(node.op_type)
+        self.key = _key(node)
         self.inputs = inputs
         self.acts = [v for v in inputs if isinstance(v, Act)]
         self._attrs: dict[str, Any] | None = None
@@ -127,7 +130,11 @@ class OnnxCall:
     # -- emitting --------------------------------------------------------------------------------------
 
     def emit(
-        self, op: str | None = None, inputs: Iterable[Act] | None = None, layout: Layout | None = None, **fields: Any
+        self,
+        op: str | None = None,
+        inputs: Iterable[Act] | None = None,
+        layout: Layout | None = None,
+        **fields: Any,
     ) -> Act:
         """Append one layer with the given :class:`~rf_widgets.core.layers.Layer` fields."""
         acts = list(self.acts if inputs is None else inputs)
@@ -148,12 +155,12 @@ class OnnxCall:
     def unknown(self, why: str, layout: Layout | None = None) -> Act:
         """A layer without a rule: status unknown, a diagnostic and a warning (never identity)."""
         act = self.emit(layout=layout, kind="unknown", note=why)
-        self.builder.unknown.append((act.source, self.op_type))
+        self.builder.unknown.append((act.source, self.key))
         self.builder.diagnostics.append(
             Diagnostic(
                 act.source,
                 "unknown-op",
-                f"'{act.source}' (ONNX {self.op_type}) has no receptive-field rule: {why}; values after it "
+                f"'{act.source}' (ONNX {self.key}) has no receptive-field rule: {why}; values after it "
                 "assume it adds no context and are lower bounds",
             )
         )
@@ -185,21 +192,34 @@ class OnnxCall:
 
     def window(
         self,
-        kernel: Sequence[int],
-        stride: Sequence[int],
-        dilation: Sequence[int],
-        padding: Sequence[tuple[int, int]],
+        kernel: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        dilation: int | Sequence[int] = 1,
+        padding: int | Sequence[int] | Sequence[tuple[int, int]] = 0,
         *,
         ceil_mode: bool = False,
         **extra: Any,
     ) -> Act:
-        """A sliding window over the trailing spatial dims (parameters in tensor order)."""
+        """A sliding window over the trailing spatial dims of an ``(N, C, spatial...)`` input.
+
+        Per-axis values are in tensor order (an int applies to every axis); ``padding`` takes one int
+        or one ``(lo, hi)`` pair per axis; ``padding_mode="same_upper"``/``"same_lower"`` may be given
+        as an extra field.
+        """
         order = self.spatial_axes()
+        n = self.ndim
+
+        def per_axis(value: Any) -> tuple[int, ...]:
+            return (int(value),) * n if isinstance(value, int) else tuple(int(v) for v in value)
+
+        pads: Any = (padding,) * n if isinstance(padding, int) else tuple(padding)
         fields = {
-            "kernel": tuple(int(v) for v in kernel),
-            "stride": tuple(int(v) for v in stride),
-            "dilation": tuple(int(v) for v in dilation),
-            "padding": tuple((int(lo), int(hi)) for lo, hi in padding),
+            "kernel": per_axis(kernel),
+            "stride": per_axis(stride),
+            "dilation": per_axis(dilation),
+            "padding": tuple(
+                (int(p), int(p)) if isinstance(p, int) else (int(p[0]), int(p[1])) for p in pads
+            ),
         }
         return self.emit(ceil_mode=bool(ceil_mode), **_in_axis_order(fields, order), **extra)
 
@@ -242,7 +262,9 @@ class GraphBuilder:
         self._counted: set[str] = set()
 
     def build(self) -> list[Layer]:
-        layout: Layout = ("N", *range(self.ndim), "C") if self.image.channels_last else ("N", "C", *range(self.ndim))
+        layout: Layout = (
+            ("N", *range(self.ndim), "C") if self.image.channels_last else ("N", "C", *range(self.ndim))
+        )
         self.values[self.image.name] = Act(INPUT, layout)
         for tensor in self.graph.initializer:
             const = constant_of(tensor, self.base)
@@ -297,7 +319,7 @@ class GraphBuilder:
                 raise
             except Exception as err:
                 raise ModelImportError(
-                    f"the rule for ONNX {node.op_type} failed at node '{call.name}': {type(err).__name__}: {err}"
+                    f"the rule for ONNX {call.key} failed at node '{call.name}': {type(err).__name__}: {err}"
                 ) from err
         self._assign(node, value)
 
@@ -313,9 +335,8 @@ class GraphBuilder:
                 self.values[name] = value
 
     def _constant_node(self, node: Any) -> Const:
-        from onnx import helper, numpy_helper
-
         import numpy as np
+        from onnx import helper, numpy_helper
 
         for a in node.attribute:
             if a.name == "value":
@@ -333,11 +354,13 @@ class GraphBuilder:
                 return rule
         return None
 
-    def append(self, call: OnnxCall, op: str, inputs: Iterable[Act], layout: Layout, fields: dict[str, Any]) -> Act:
+    def append(
+        self, call: OnnxCall, op: str, inputs: Iterable[Act], layout: Layout, fields: dict[str, Any]
+    ) -> Act:
         sources = tuple(dict.fromkeys(a.source for a in inputs))
         # a rule that emits several layers for one node: the later ones get a suffix
         name = call.name if call.emitted == 1 else self._unique(call.name)
-        extra = {"onnx_node": call.name, "scope": _scope(call.node)}
+        extra: dict[str, object] = {"onnx_node": call.name, "scope": _scope(call.node)}
         self.layers.append(Layer(name, op, inputs=sources, module=None, extra=extra, **fields))
         return Act(name, tuple(layout))
 
@@ -388,7 +411,9 @@ def _in_axis_order(fields: dict[str, Any], order: tuple[int, ...]) -> dict[str, 
 
 def _show(layout: Layout) -> str:
     names = {"N": "batch", "C": "channels", "T": "tokens", "X": "mixed positions", "F": "features"}
-    return "(" + ", ".join(names.get(r, str(r)) if isinstance(r, str) else f"spatial {r}" for r in layout) + ")"
+    return (
+        "(" + ", ".join(names.get(r, str(r)) if isinstance(r, str) else f"spatial {r}" for r in layout) + ")"
+    )
 
 
 # -- folding constants and shapes ----------------------------------------------------------------------
@@ -417,7 +442,6 @@ def _ints(value: Any) -> list[int]:
 
 def _fold_numpy(node: Any, op: str, values: list[Any]) -> Any:
     import numpy as np
-
     from onnx import helper
 
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -452,12 +476,19 @@ def _fold_shape(node: Any, inputs: list[Any]) -> Any:
     first = inputs[0]
     if op in ("Identity", "Cast", "Unsqueeze", "Squeeze") and isinstance(first, ShapeOf):
         return first
-    if op == "Gather" and isinstance(first, ShapeOf) and isinstance(inputs[1], Const) and inputs[1].value is not None:
+    if (
+        op == "Gather"
+        and isinstance(first, ShapeOf)
+        and isinstance(inputs[1], Const)
+        and inputs[1].value is not None
+    ):
         picked = _ints(inputs[1].value)
         return ShapeOf(first.source, tuple(first.roles[i] for i in picked))
     if op == "Slice" and isinstance(first, ShapeOf):
         parts = [v.value if isinstance(v, Const) else None for v in inputs[1:]]
-        if any(p is None for p in parts[:2]) or any(p is None for p, v in zip(parts[2:], inputs[3:], strict=False) if v is not None):
+        if any(p is None for p in parts[:2]) or any(
+            p is None for p, v in zip(parts[2:], inputs[3:], strict=False) if v is not None
+        ):
             return Const()
         start, end = _ints(parts[0])[0], _ints(parts[1])[0]
         step = _ints(parts[3])[0] if len(parts) > 3 and parts[3] is not None else 1

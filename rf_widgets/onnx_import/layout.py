@@ -109,8 +109,11 @@ def _merged(roles: list[Role], span: int, ndim: int) -> Role:
         return roles[0]
     if span == 1 and roles == list(range(ndim)):
         return "T"
-    if span == 1 and sorted(r for r in spatial if isinstance(r, int)) == list(range(ndim)) and len(
-        spatial
-    ) == ndim and all(r in ("C", "N") or isinstance(r, int) for r in roles):
+    if (
+        span == 1
+        and sorted(r for r in spatial if isinstance(r, int)) == list(range(ndim))
+        and len(spatial) == ndim
+        and all(r in ("C", "N") or isinstance(r, int) for r in roles)
+    ):
         return "F"
     return "X"

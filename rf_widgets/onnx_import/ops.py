@@ -175,7 +175,10 @@ def _resize_target(call: OnnxCall, rank: int, axes: list[int]) -> dict[str, Any]
         picked = [0] * call.ndim
         for d, axis in spatial.items():
             picked[axis] = int(roles[d])
-        return {"size_of": sizes_value.source if sizes_value.source != INPUT else "input", "size_axes": tuple(picked)}
+        return {
+            "size_of": sizes_value.source if sizes_value.source != INPUT else "input",
+            "size_axes": tuple(picked),
+        }
     sizes = _present(sizes_value)
     if sizes is not None:
         full_sizes = _on_axes([int(v) for v in _flat(sizes)], axes, rank, None)
@@ -267,11 +270,10 @@ def _reduce(call: OnnxCall) -> Any:
     if call.op_type in ("ArgMax", "ArgMin"):
         along = [int(call.attr("axis", 0)) % rank]
     else:
-        along = _axes(call, rank)
-        if along is None:
-            if call.attr("noop_with_empty_axes", 0):
-                return x
-            along = list(range(rank))
+        found = _axes(call, rank)
+        if found is None and call.attr("noop_with_empty_axes", 0):
+            return x
+        along = list(range(rank)) if found is None else found
     keep = bool(call.attr("keepdims", 1))
     layout = x.layout if keep else tuple(r for d, r in enumerate(x.layout) if d not in along)
     return call.mix([x.layout[d] for d in along], layout)
@@ -298,7 +300,11 @@ def _gemm(call: OnnxCall) -> Act:
     if isinstance(b, Act):
         layout_b = b.layout[::-1] if call.attr("transB", 0) else b.layout
         roles.append(layout_b[0])
-    out: Layout = ((a.layout[::-1] if call.attr("transA", 0) else a.layout)[0], "C") if isinstance(a, Act) else ("N", "C")
+    out: Layout = (
+        ((a.layout[::-1] if call.attr("transA", 0) else a.layout)[0], "C")
+        if isinstance(a, Act)
+        else ("N", "C")
+    )
     return call.mix(roles, out, macs_per_position=macs)
 
 
@@ -312,7 +318,8 @@ def _matmul(call: OnnxCall) -> Act:
         if len(b.layout) < 2:
             raise Unsupported("a matrix product with a vector activation")
         return call.mix([b.layout[-2]], b.layout[:-2] + ("C", b.layout[-1]))
-    assert isinstance(a, Act) and isinstance(b, Act)
+    assert isinstance(a, Act)
+    assert isinstance(b, Act)
     if len(b.layout) < 2:
         raise Unsupported("a matrix product with a vector activation")
     return call.mix([a.layout[-1], b.layout[-2]], a.layout[:-1] + (b.layout[-1],))
@@ -352,7 +359,9 @@ def _flatten(call: OnnxCall) -> Act:
     rank = len(x.layout)
     axis = int(call.attr("axis", 1)) % (rank + 1)
     left, right = list(x.layout[:axis]), list(x.layout[axis:])
-    roles = [_merged(part, 1, call.ndim) if len(part) > 1 else (part[0] if part else "N") for part in (left, right)]
+    roles = [
+        _merged(part, 1, call.ndim) if len(part) > 1 else (part[0] if part else "N") for part in (left, right)
+    ]
     return _maybe_flatten(call, tuple(roles))
 
 

@@ -102,9 +102,7 @@ def image_input(graph: Any, label: str) -> ImageInput:
         if dims is not None and 3 <= len(dims) <= 5:
             candidates.append((value.name, dims))
     if not candidates:
-        shown = ", ".join(
-            f"'{v.name}' {_show(_dims(v))}" for v in graph.input if v.name not in initializers
-        )
+        shown = ", ".join(f"'{v.name}' {_show(_dims(v))}" for v in graph.input if v.name not in initializers)
         raise ModelImportError(
             f"{label} has no image input (a tensor of rank 3, 4 or 5 with batch, channels and 1-3 "
             f"spatial axes); its inputs are {shown or 'none'}"
@@ -118,7 +116,7 @@ def image_input(graph: Any, label: str) -> ImageInput:
     name, dims = candidates[0]
     channels_last = _channels_last(graph, name, dims)
     spatial = dims[1:-1] if channels_last else dims[2:]
-    static = tuple(int(d) for d in spatial) if all(d for d in spatial) else None  # type: ignore[misc]
+    static = tuple(int(d) for d in spatial if d) if all(d for d in spatial) else None
     return ImageInput(name, len(dims) - 2, channels_last, static)
 
 
