@@ -90,7 +90,9 @@ class Suggestion:
         """The modified network: a new ``nn.Module`` for a torch model, a :class:`Stack` otherwise.
 
         The original model is not touched. For ``"resolution"`` the architecture stays; a torch model
-        is returned as a copy, to be fed inputs of :attr:`new_input_size`.
+        is returned as a copy, to be fed inputs of :attr:`new_input_size`. A model imported from ONNX
+        is refused with an :class:`RFError` (the surgery needs torch.fx); its :attr:`stack` holds the
+        predicted layer graph.
         """
         if not self.applicable or self.plan is None or self.after is None:
             raise RFError(f"the strategy '{self.kind}' does not apply: {self.reason}")
@@ -98,6 +100,12 @@ class Suggestion:
             from rf_widgets.strategies.surgery import apply_plan
 
             return apply_plan(self.model, self.plan, self.before.stack)
+        frontend = self.before.stack.metadata.get("frontend")
+        if frontend:  # an imported ONNX/Keras graph: the predictions hold, but nothing can rewrite it
+            raise RFError(
+                f"apply() rewrites the network with torch.fx surgery: it applies to torch models only, "
+                f"not to this {frontend} model; the predicted layer graph is .stack"
+            )
         return self.after.stack
 
     def describe(self) -> str:
