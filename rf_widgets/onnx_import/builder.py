@@ -154,6 +154,8 @@ class OnnxCall:
 
     def unknown(self, why: str, layout: Layout | None = None) -> Act:
         """A layer without a rule: status unknown, a diagnostic and a warning (never identity)."""
+        if layout is None and self.acts:
+            layout = self._unknown_layout()
         act = self.emit(layout=layout, kind="unknown", note=why)
         self.builder.unknown.append((act.source, self.key))
         self.builder.diagnostics.append(
@@ -165,6 +167,17 @@ class OnnxCall:
             )
         )
         return act
+
+    def _unknown_layout(self) -> Layout:
+        """What the output of an unknown operation holds: its input's roles when the rank stays, the
+        conventional ``(N, C, spatial...)`` for that rank, else positions mixed beyond recognition."""
+        shape = self.shape(self.node.output[0]) if self.node.output else None
+        rank = len(shape) if shape is not None else len(self.x.layout)
+        if rank == len(self.x.layout):
+            return self.x.layout
+        if rank == self.ndim + 2:
+            return ("N", "C", *range(self.ndim))
+        return ("X",) * rank
 
     def mix(self, roles: Sequence[Any], layout: Layout | None = None, **extra: Any) -> Act:
         """A layer mixing values along dimensions with ``roles``: global along space, else pointwise."""

@@ -4,7 +4,8 @@ A layout holds one role per dimension: ``"N"`` batch (or any dimension of size 1
 positions), ``"C"`` channels or features of one position, ``0 .. ndim-1`` one spatial axis, ``"T"`` every
 spatial axis flattened into tokens (in order), ``"X"`` a dimension that mixes part of the spatial
 positions with something else, ``"F"`` features of a flatten layer (which already counted the spatial
-mixing).
+mixing), ``"Cs"`` a block of a split channel or spatial axis that behaves like channels (the ``2`` of
+``(N, C, 2, 2, H, W)`` in a pixel shuffle written as Reshape and Transpose).
 
 An operation that mixes values along a dimension (a reduction, a softmax, a matrix product) is global
 when the role is spatial, unknown when it is ``"X"`` and pointwise otherwise. A Transpose only permutes
@@ -55,14 +56,29 @@ def spatial_order(layout: Layout, ndim: int) -> tuple[int, ...] | None:
     return tuple(int(a) for a in axes)
 
 
-def regroup(layout: Layout, before: Sequence[int], after: Sequence[int], ndim: int) -> Layout | None:
+def regroup(
+    layout: Layout,
+    before: Sequence[int],
+    after: Sequence[int],
+    ndim: int,
+    blocks: dict[str, dict[int, int]] | None = None,
+) -> Layout | None:
     """The layout of a tensor of shape ``before`` reshaped to ``after``; None when the sizes do not factor.
 
     Runs of consecutive dimensions whose sizes multiply to the same number are matched. A run keeps its
     role when it maps one dimension to one; merging exactly the spatial axes in order gives ``"T"``;
     merging channels with spatial axes gives ``"F"`` (the caller emits a flatten layer); any other split
     or merge of spatial positions gives ``"X"``. Size-1 dimensions carry no positions.
+
+    Two block moves are recognised and recorded in ``blocks`` (the caller emits their layers): splitting
+    spatial axis ``a`` into ``(n / b, b)`` (``blocks["split"][a] = b``: space to depth, the block
+    becomes ``"Cs"``) and merging axis ``a`` with a following ``"Cs"`` block of size ``b``
+    (``blocks["merge"][a] = b``: depth to space, a nearest upsampling by ``b``).
     """
+    if blocks is None:
+        blocks = {}
+    blocks.setdefault("split", {})
+    blocks.setdefault("merge", {})
     if len(before) != len(layout) or math.prod(before) != math.prod(after):
         return None
     out: list[Role] = []
@@ -80,6 +96,8 @@ def regroup(layout: Layout, before: Sequence[int], after: Sequence[int], ndim: i
             if i >= len(before):
                 return None
             roles = [layout[i]]
+            sizes = [before[i]]
+            first = j
             have, want, span = before[i], after[j], 1
             i += 1
             while have != want:
@@ -89,6 +107,7 @@ def regroup(layout: Layout, before: Sequence[int], after: Sequence[int], ndim: i
                     have *= before[i]
                     if before[i] != 1:
                         roles.append(layout[i])
+                        sizes.append(before[i])
                     i += 1
                 else:
                     j += 1
@@ -96,7 +115,18 @@ def regroup(layout: Layout, before: Sequence[int], after: Sequence[int], ndim: i
                         return None
                     want *= after[j]
                     span += 1
-            out.extend([_merged(roles, span, ndim)] * span)
+            parts = [n for n in after[first : j + 1] if n != 1]
+            if len(roles) == 1 and isinstance(roles[0], int) and len(parts) == 2:
+                axis = roles[0]
+                blocks["split"][axis] = parts[1]
+                out.extend("N" if n == 1 else (axis if n == parts[0] else "Cs") for n in after[first : j + 1])
+            elif len(roles) == 1 and roles[0] in ("C", "Cs", "F") and span > 1:
+                out.extend([roles[0]] + ["Cs"] * (span - 1))
+            elif span == 1 and len(roles) == 2 and isinstance(roles[0], int) and roles[1] == "Cs":
+                blocks["merge"][roles[0]] = sizes[1]
+                out.append(roles[0])
+            else:
+                out.extend([_merged(roles, span, ndim)] * span)
             j += 1
     return tuple(out)
 
@@ -104,7 +134,7 @@ def regroup(layout: Layout, before: Sequence[int], after: Sequence[int], ndim: i
 def _merged(roles: list[Role], span: int, ndim: int) -> Role:
     spatial = [r for r in roles if is_spatial(r)]
     if not spatial:
-        return "C" if any(r in ("C", "F") for r in roles) else roles[0]
+        return "C" if any(r in ("C", "F", "Cs") for r in roles) else roles[0]
     if span == 1 and len(roles) == 1:
         return roles[0]
     if span == 1 and roles == list(range(ndim)):
@@ -113,7 +143,7 @@ def _merged(roles: list[Role], span: int, ndim: int) -> Role:
         span == 1
         and sorted(r for r in spatial if isinstance(r, int)) == list(range(ndim))
         and len(spatial) == ndim
-        and all(r in ("C", "N") or isinstance(r, int) for r in roles)
+        and all(r in ("C", "Cs", "N") or isinstance(r, int) for r in roles)
     ):
         return "F"
     return "X"

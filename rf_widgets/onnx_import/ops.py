@@ -331,6 +331,8 @@ def _matmul(call: OnnxCall) -> Act:
 def _transpose(call: OnnxCall) -> Act:
     x = call.x
     perm = call.attr("perm") or list(range(len(x.layout)))[::-1]
+    if sorted(int(p) for p in perm) != list(range(len(x.layout))):
+        raise Unsupported(f"a Transpose with perm {list(perm)} of a tensor with {len(x.layout)} dimensions")
     return call.relayout(tuple(x.layout[int(p)] for p in perm))
 
 
@@ -340,9 +342,19 @@ def _reshape(call: OnnxCall) -> Act:
     after = call.shape(call.node.output[0])
     if before is None or after is None:
         raise Unsupported("the shapes around this reshape could not be inferred")
-    layout = regroup(x.layout, before, after, call.ndim)
+    blocks: dict[str, dict[int, int]] = {}
+    layout = regroup(x.layout, before, after, call.ndim, blocks)
     if layout is None:
         raise Unsupported(f"a reshape from {list(before)} to {list(after)}")
+    split, merge = blocks["split"], blocks["merge"]
+    if split and merge:
+        raise Unsupported(f"a reshape from {list(before)} to {list(after)} that splits and merges blocks")
+    if split:  # space to depth: each block of b positions becomes channels of one position
+        kernel = tuple(split.get(a, 1) for a in range(call.ndim))
+        return call.emit(layout=layout, kernel=kernel, stride=kernel)
+    if merge:  # depth to space: output position v comes from position v // b
+        scale = tuple(Fraction(merge.get(a, 1)) for a in range(call.ndim))
+        return call.emit(layout=layout, kind="resample", resample=Resample("nearest", scale=scale))
     return _maybe_flatten(call, layout)
 
 
