@@ -47,7 +47,11 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                model, (torch.randn(1, 3, 224, 224),), str(path), dynamo=True, dynamic_shapes=({2: dim, 3: dim},)
+                model,
+                (torch.randn(1, 3, 224, 224),),
+                str(path),
+                dynamo=True,
+                dynamic_shapes=({2: dim, 3: dim},),
             )
     rfw.analyze(str(path), 224)  # first calls import onnx and torch.fx: not part of the comparison
     rfw.analyze(model, 224)

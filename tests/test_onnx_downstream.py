@@ -23,14 +23,20 @@ def vgg_like() -> Any:
     for name, is_conv in plan:
         if is_conv:
             nodes.append(
-                helper.make_node("Conv", [src, f"{name}.w"], [name], name=name, kernel_shape=[3, 3], pads=[1] * 4)
+                helper.make_node(
+                    "Conv", [src, f"{name}.w"], [name], name=name, kernel_shape=[3, 3], pads=[1] * 4
+                )
             )
-            inits.append(helper.make_tensor(f"{name}.w", TensorProto.FLOAT, [8, channels, 3, 3], [0.1] * 72 * channels))
+            inits.append(
+                helper.make_tensor(f"{name}.w", TensorProto.FLOAT, [8, channels, 3, 3], [0.1] * 72 * channels)
+            )
             channels = 8
             nodes.append(helper.make_node("Relu", [name], [f"{name}.r"], name=f"{name}.relu"))
             src = f"{name}.r"
         else:
-            nodes.append(helper.make_node("MaxPool", [src], [name], name=name, kernel_shape=[2, 2], strides=[2, 2]))
+            nodes.append(
+                helper.make_node("MaxPool", [src], [name], name=name, kernel_shape=[2, 2], strides=[2, 2])
+            )
             src = name
     nodes.append(helper.make_node("GlobalAveragePool", [src], ["gap"], name="gap"))
     nodes.append(helper.make_node("Flatten", ["gap"], ["flat"], name="flat"))

@@ -21,6 +21,8 @@ torchvision = pytest.importorskip("torchvision")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from onnx_parity import compare, windowed  # noqa: E402
 
+import rf_widgets as rfw  # noqa: E402
+
 REPRESENTATIVE = (
     "resnet18", "vgg11", "mobilenet_v2", "efficientnet_b0", "densenet121", "inception_v3",
     "convnext_tiny", "regnet_y_400mf", "squeezenet1_0", "shufflenet_v2_x0_5",
@@ -74,6 +76,61 @@ def test_parity_check_notices_a_difference(export_dir: Path) -> None:
     )  # fmt: skip
     assert compare_stacks(torch_stack, onnx_stack, (32,)) == []
     assert compare_stacks(torch_stack, changed, (32,))
+
+
+class Resampling(torch.nn.Module):
+    """Interpolations, a transposed convolution, reflect padding, pixel (un)shuffle, a channels-last
+    LayerNorm, a spatial slice and a ceil-mode pool: the exporter writes some as Resize, DepthToSpace,
+    Pad and Slice, the pixel unshuffle as Reshape/Transpose/Reshape with its sizes computed by Div."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.c1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, padding=2, dilation=2)
+        self.up = nn.ConvTranspose2d(8, 8, 3, stride=2, padding=1, output_padding=1)
+        self.c3 = nn.Conv2d(8, 32, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(2)
+        self.unshuffle = nn.PixelUnshuffle(2)
+        self.norm = nn.LayerNorm(32)
+        self.c4 = nn.Conv2d(32, 8, 1)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        F = torch.nn.functional
+        a = F.relu(self.c1(x))
+        b = self.c2(a)
+        s = (
+            F.interpolate(b, scale_factor=2, mode="nearest")
+            + F.interpolate(b, scale_factor=2, mode="bilinear", align_corners=False)
+            + F.interpolate(b, scale_factor=2, mode="bicubic", align_corners=True)
+            + self.up(b)
+        )
+        s = self.c3(F.pad(s, (1, 2, 0, 1), mode="reflect"))
+        s = self.unshuffle(self.shuffle(s))
+        s = self.norm(s.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.pool(self.c4(s)[:, :, 1:])
+
+
+@pytest.mark.slow
+def test_resampling_layers_match_the_torch_import(tmp_path: Path) -> None:
+    model = Resampling().eval()
+    path = tmp_path / "resampling.onnx"
+    dim = torch.export.Dim.AUTO
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (torch.randn(1, 3, 64, 64),), str(path), dynamo=True, dynamic_shapes=({2: dim, 3: dim},),
+            verbose=False,
+        )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stack = rfw.analyze(str(path), 64).stack
+        assert [stack[n].op for n in windowed(stack)] == [
+            "Conv", "Conv", "Resize", "Resize", "Resize", "ConvTranspose", "Pad", "Conv", "DepthToSpace",
+            "Reshape", "Slice", "MaxPool",
+        ]  # fmt: skip
+        assert compare(model, str(path), (32, 57, 64)) == []
 
 
 def _fields(layer: object) -> dict:

@@ -39,6 +39,8 @@ class ShapeOf:
 
     source: str
     roles: tuple[Any, ...]
+    values: tuple[int, ...] | None = None
+    """The entries at the reference input size, when known."""
 
 
 class OnnxCall:
@@ -116,6 +118,11 @@ class OnnxCall:
     def shape(self, value_name: str) -> tuple[int, ...] | None:
         """The static shape of a value at the reference input size (ONNX shape inference)."""
         return self.builder.shapes.get(value_name)
+
+    def remember_shape(self, shape: tuple[int, ...] | None, output: int = 0) -> None:
+        """Record the reference-size shape of an output that shape inference could not work out."""
+        if shape is not None and output < len(self.node.output):
+            self.builder.shapes.setdefault(self.node.output[output], tuple(shape))
 
     def input_dims(self, i: int) -> tuple[int, ...] | None:
         """The declared dimensions of a constant input (a weight), even when its data is not read."""
@@ -434,17 +441,33 @@ def _show(layout: Layout) -> str:
 
 def fold(node: Any, inputs: list[Any]) -> Any:
     """The value of a node that reads no activation: a Const (its numpy value when cheap to get),
-    or a ShapeOf when it slices, gathers or concatenates the shape of an activation."""
+    or a ShapeOf when it slices, gathers or concatenates the shape of an activation. Arithmetic on
+    shapes gives a Const whose ``at_reference`` holds the numbers at the reference size."""
     op = node.op_type
     if any(isinstance(v, ShapeOf) for v in inputs):
-        return _fold_shape(node, inputs)
-    values = [None if v is None else v.value for v in inputs]
-    if any(v is None for v, given in zip(values, inputs, strict=True) if given is not None):
+        found = _fold_shape(node, inputs)
+        if isinstance(found, ShapeOf) or found.at_reference is not None:
+            return found
+    numbers = [None if v is None else _numbers(v) for v in inputs]
+    if any(n is None for n, given in zip(numbers, inputs, strict=True) if given is not None):
         return Const()
     try:
-        return Const(_fold_numpy(node, op, values))
+        value = _fold_numpy(node, op, numbers)
     except Exception:  # folding is best effort: an unhandled case is a value computed at run time
         return Const()
+    exact = all(isinstance(v, Const) and v.value is not None for v in inputs if v is not None)
+    return Const(value) if exact else Const(at_reference=value)
+
+
+def _numbers(value: Any) -> Any:
+    """A folded input as numbers: a constant's value, else its numbers at the reference size."""
+    import numpy as np
+
+    if isinstance(value, ShapeOf):
+        return None if value.values is None else np.asarray(value.values, dtype=np.int64)
+    if isinstance(value, Const):
+        return value.value if value.value is not None else value.at_reference
+    return None
 
 
 def _ints(value: Any) -> list[int]:
@@ -489,15 +512,13 @@ def _fold_shape(node: Any, inputs: list[Any]) -> Any:
     first = inputs[0]
     if op in ("Identity", "Cast", "Unsqueeze", "Squeeze") and isinstance(first, ShapeOf):
         return first
-    if (
-        op == "Gather"
-        and isinstance(first, ShapeOf)
-        and isinstance(inputs[1], Const)
-        and inputs[1].value is not None
-    ):
+    if not isinstance(first, ShapeOf) and op != "Concat":
+        return Const()
+    if op == "Gather" and isinstance(inputs[1], Const) and inputs[1].value is not None:
         picked = _ints(inputs[1].value)
-        return ShapeOf(first.source, tuple(first.roles[i] for i in picked))
-    if op == "Slice" and isinstance(first, ShapeOf):
+        values = None if first.values is None else tuple(first.values[i] for i in picked)
+        return ShapeOf(first.source, tuple(first.roles[i] for i in picked), values)
+    if op == "Slice":
         parts = [v.value if isinstance(v, Const) else None for v in inputs[1:]]
         if any(p is None for p in parts[:2]) or any(
             p is None for p, v in zip(parts[2:], inputs[3:], strict=False) if v is not None
@@ -506,18 +527,27 @@ def _fold_shape(node: Any, inputs: list[Any]) -> Any:
         start, end = _ints(parts[0])[0], _ints(parts[1])[0]
         step = _ints(parts[3])[0] if len(parts) > 3 and parts[3] is not None else 1
         n = len(first.roles)
-        return ShapeOf(first.source, first.roles[slice(max(start, -n) if start < 0 else start, end, step)])
+        cut = slice(max(start, -n) if start < 0 else start, end, step)
+        values = None if first.values is None else first.values[cut]
+        return ShapeOf(first.source, first.roles[cut], values)
     if op == "Concat":
         sources = {v.source for v in inputs if isinstance(v, ShapeOf)}
         if len(sources) != 1:
             return Const()
         roles: list[Any] = []
+        numbers: list[int] | None = []
         for v in inputs:
             if isinstance(v, ShapeOf):
                 roles.extend(v.roles)
+                if v.values is None or numbers is None:
+                    numbers = None
+                else:
+                    numbers.extend(v.values)
             elif isinstance(v, Const) and v.value is not None:
                 roles.extend(("K", n) for n in _ints(v.value))
+                if numbers is not None:
+                    numbers.extend(_ints(v.value))
             else:
                 return Const()
-        return ShapeOf(sources.pop(), tuple(roles))
+        return ShapeOf(sources.pop(), tuple(roles), None if numbers is None else tuple(numbers))
     return Const()

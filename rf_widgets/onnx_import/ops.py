@@ -237,11 +237,27 @@ def _on_axes(values: list[Any], axes: list[int], rank: int, fill: Any) -> list[A
 
 
 def _pointwise(call: OnnxCall) -> Act:
+    _keep_shape(call)
     return call.pointwise()
 
 
 def _same(call: OnnxCall) -> Act:
+    _keep_shape(call)
     return call.x
+
+
+def _keep_shape(call: OnnxCall) -> None:
+    """An elementwise node's output has its inputs' broadcast shape (where inference lost track)."""
+    import numpy as np
+
+    shapes = [
+        call.shape(name) for name, v in zip(call.node.input, call.inputs, strict=False) if isinstance(v, Act)
+    ]
+    if shapes and all(s is not None for s in shapes):
+        import contextlib
+
+        with contextlib.suppress(ValueError):  # shapes that do not broadcast stay unknown
+            call.remember_shape(tuple(int(n) for n in np.broadcast_shapes(*shapes)))  # type: ignore[arg-type]
 
 
 def _concat(call: OnnxCall) -> Act:
@@ -333,6 +349,9 @@ def _transpose(call: OnnxCall) -> Act:
     perm = call.attr("perm") or list(range(len(x.layout)))[::-1]
     if sorted(int(p) for p in perm) != list(range(len(x.layout))):
         raise Unsupported(f"a Transpose with perm {list(perm)} of a tensor with {len(x.layout)} dimensions")
+    shape = call.shape(call.node.input[0])
+    if shape is not None:
+        call.remember_shape(tuple(shape[int(p)] for p in perm))
     return call.relayout(tuple(x.layout[int(p)] for p in perm))
 
 
@@ -340,6 +359,16 @@ def _reshape(call: OnnxCall) -> Act:
     x = call.x
     before = call.shape(call.node.input[0])
     after = call.shape(call.node.output[0])
+    if after is None and before is not None:
+        # ONNX's data propagation gives up on some shape arithmetic (Div): use the target's numbers
+        # at the reference size, with Reshape's 0 (copy) and -1 (the rest)
+        target = call.input(1)
+        numbers = target.values if isinstance(target, ShapeOf) else None
+        if isinstance(target, Const):
+            numbers = target.value if target.value is not None else target.at_reference
+        if numbers is not None:
+            after = _reshaped(before, [int(n) for n in _flat(numbers)], bool(call.attr("allowzero", 0)))
+            call.remember_shape(after)
     if before is None or after is None:
         raise Unsupported("the shapes around this reshape could not be inferred")
     blocks: dict[str, dict[int, int]] = {}
@@ -356,6 +385,18 @@ def _reshape(call: OnnxCall) -> Act:
         scale = tuple(Fraction(merge.get(a, 1)) for a in range(call.ndim))
         return call.emit(layout=layout, kind="resample", resample=Resample("nearest", scale=scale))
     return _maybe_flatten(call, layout)
+
+
+def _reshaped(before: tuple[int, ...], target: list[int], allowzero: bool) -> tuple[int, ...] | None:
+    sizes = [before[i] if n == 0 and not allowzero and i < len(before) else n for i, n in enumerate(target)]
+    if sizes.count(-1) > 1:
+        return None
+    if -1 in sizes:
+        known = math.prod(n for n in sizes if n != -1)
+        if known == 0 or math.prod(before) % known:
+            return None
+        sizes[sizes.index(-1)] = math.prod(before) // known
+    return tuple(sizes) if math.prod(sizes) == math.prod(before) else None
 
 
 def _maybe_flatten(call: OnnxCall, layout: Layout) -> Act:
@@ -469,9 +510,9 @@ def _gather(call: OnnxCall) -> Act:
 
 def _shape(call: OnnxCall) -> ShapeOf:
     x = call.x
-    start = int(call.attr("start", 0))
-    end = call.attr("end")
-    return ShapeOf(x.source, tuple(x.layout[start : None if end is None else int(end)]))
+    cut = slice(int(call.attr("start", 0)), None if call.attr("end") is None else int(call.attr("end")))
+    shape = call.shape(call.node.input[0])
+    return ShapeOf(x.source, tuple(x.layout[cut]), None if shape is None else tuple(shape[cut]))
 
 
 def _constant(call: OnnxCall) -> Const:

@@ -24,10 +24,15 @@ REFERENCE_SIZE = {1: 224, 2: 224, 3: 32}
 @dataclass(frozen=True)
 class Const:
     """A value that does not depend on the image: ``value`` is its numpy array when it could be read
-    (an initializer, a Constant node, or folded from those), None when it is computed at run time."""
+    (an initializer, a Constant node, or folded from those), None when it is computed at run time.
+
+    ``at_reference`` is the value computed from activation shapes at the reference input size (a
+    Reshape target built with Shape, Div and Concat): good for working out that one Reshape's sizes,
+    never used as a constant of the model."""
 
     value: Any = None
     dims: tuple[int, ...] | None = None
+    at_reference: Any = None
 
 
 @dataclass(frozen=True)
