@@ -155,7 +155,8 @@ def _resize_target(call: OnnxCall, rank: int, axes: list[int]) -> dict[str, Any]
     order = call.spatial_axes()
     spatial = {2 + position: axis for position, axis in enumerate(order)}
     sizes_value = call.input(3)
-    scales_value = call.input(2) if call.op_type == "Resize" else call.input(1)
+    # Resize from opset 11 takes (X, roi, scales, sizes); Resize-10 and Upsample-9 take (X, scales)
+    scales_value = call.input(2) if call.op_type == "Resize" and call.opset >= 11 else call.input(1)
     if call.op_type == "Upsample" and scales_value is None:
         scales_value = Const(call.attr("scales"))
     scales = _present(scales_value)
