@@ -405,6 +405,22 @@ def test_resize_modes_without_an_exact_rule_are_unknown(mode: str, transform: st
     assert transform in note or mode in note
 
 
+@pytest.mark.parametrize(("op", "opset"), [("Upsample", 9), ("Resize", 10)])
+def test_old_upsampling_operators_are_nearest_by_floor(op: str, opset: int) -> None:
+    """Upsample-9 and Resize-10 read input floor(v / scale): by hand, scale 2.5 on 4 units gives 10
+    outputs reading 0 0 0 1 1 2 2 2 3 3, so unit 3 sees conv unit 1 only."""
+    nodes = [
+        conv("c", "x", "h", (1, 3), pads=[0, 1, 0, 1]),
+        helper.make_node(op, ["h", "s"], ["y"], name="up", mode="nearest"),
+    ]
+    model = make_model(nodes, [1, 2, 3, 4], weights("c", (1, 3)), {"s": np.asarray([1, 1, 1, 2.5], np.float32)},
+                       opset=opset)  # fmt: skip
+    result = rfw.analyze(model, (3, 4))
+    assert result.layer("up").feature_map == (3, 10)
+    boxes = [result.unit_box("up", (0, v)) for v in range(10)]
+    assert [(b.start[1] + 1) for b in boxes] == [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]
+
+
 def test_resize_to_the_size_of_another_tensor() -> None:
     """An FPN-style upsampling to a skip connection's size, read through Shape/Slice/Concat."""
     nodes = [

@@ -197,7 +197,8 @@ def _resize(call: OnnxCall) -> Act:
         raise Unsupported("antialiased resizing")
     if call.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
         raise Unsupported(f"keep_aspect_ratio_policy '{call.attr('keep_aspect_ratio_policy')}'")
-    if call.op_type == "Upsample":
+    if call.op_type == "Upsample" or call.opset < 11:
+        # Upsample and Resize-10 have no coordinate modes: asymmetric, nearest rounds down when enlarging
         transform = "asymmetric"
         nearest = "floor"
     else:
@@ -207,6 +208,9 @@ def _resize(call: OnnxCall) -> Act:
     rank = len(call.x.layout)
     axes = [int(a) % rank for a in call.attr("axes", [])] or list(range(rank))
     target = _resize_target(call, rank, axes)
+    if transform == "asymmetric" and call.op_type != "Upsample" and call.opset < 11:
+        if any(f < 1 for f in target.get("scale", ())):
+            raise Unsupported("Resize-10 shrinking (its nearest rounding is not PyTorch's)")
     return call.resample(Resample(mode, align_corners=align, **target))
 
 
