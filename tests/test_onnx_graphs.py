@@ -413,8 +413,8 @@ def test_old_upsampling_operators_are_nearest_by_floor(op: str, opset: int) -> N
         conv("c", "x", "h", (1, 3), pads=[0, 1, 0, 1]),
         helper.make_node(op, ["h", "s"], ["y"], name="up", mode="nearest"),
     ]
-    model = make_model(nodes, [1, 2, 3, 4], weights("c", (1, 3)), {"s": np.asarray([1, 1, 1, 2.5], np.float32)},
-                       opset=opset)  # fmt: skip
+    scales = {"s": np.asarray([1, 1, 1, 2.5], np.float32)}
+    model = make_model(nodes, [1, 2, 3, 4], weights("c", (1, 3)), scales, opset=opset)
     result = rfw.analyze(model, (3, 4))
     assert result.layer("up").feature_map == (3, 10)
     boxes = [result.unit_box("up", (0, v)) for v in range(10)]

@@ -208,9 +208,8 @@ def _resize(call: OnnxCall) -> Act:
     rank = len(call.x.layout)
     axes = [int(a) % rank for a in call.attr("axes", [])] or list(range(rank))
     target = _resize_target(call, rank, axes)
-    if transform == "asymmetric" and call.op_type != "Upsample" and call.opset < 11:
-        if any(f < 1 for f in target.get("scale", ())):
-            raise Unsupported("Resize-10 shrinking (its nearest rounding is not PyTorch's)")
+    if call.op_type == "Resize" and call.opset < 11 and any(f < 1 for f in target.get("scale", ())):
+        raise Unsupported("Resize-10 shrinking (its nearest rounding is not PyTorch's)")
     return call.resample(Resample(mode, align_corners=align, **target))
 
 
