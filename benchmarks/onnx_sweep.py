@@ -44,6 +44,15 @@ print("RESULT " + json.dumps({"how": how, "seconds": round(time.perf_counter() -
 
 SIZES = (32, 64, 224)
 
+FIRST = (
+    "resnet18", "vgg11", "mobilenet_v2", "efficientnet_b0", "densenet121", "inception_v3", "convnext_tiny",
+    "regnet_y_400mf", "squeezenet1_0", "shufflenet_v2_x0_5", "alexnet", "googlenet", "mobilenet_v3_small",
+    "mobilenet_v3_large", "mnasnet0_5", "squeezenet1_1", "regnet_x_400mf", "resnet50", "resnext50_32x4d",
+    "wide_resnet50_2", "vgg16", "vgg11_bn", "efficientnet_v2_s", "swin_t", "swin_v2_t", "maxvit_t",
+    "vit_b_16", "shufflenet_v2_x1_0", "mnasnet1_0", "resnet34",
+)  # fmt: skip
+"""Exported first (one or two of every family, small ones): the sweep is slow on two shared cores."""
+
 
 def export_all(names: list[str], cache: Path, timeout: float) -> dict[str, dict]:
     cache.mkdir(parents=True, exist_ok=True)
@@ -109,14 +118,21 @@ def main() -> None:
     parser.add_argument("--cache", default="/tmp/rfw_onnx_cache", help="where the .onnx files go")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per export")
     parser.add_argument("--export-only", action="store_true")
+    parser.add_argument("--compare-only", action="store_true", help="compare what is in the cache")
     parser.add_argument("models", nargs="*", help="torchvision names (default: every classifier)")
     args = parser.parse_args()
     import torchvision
 
-    names = args.models or torchvision.models.list_models(module=torchvision.models)
-    status = export_all(names, Path(args.cache), args.timeout)
+    every = torchvision.models.list_models(module=torchvision.models)
+    names = args.models or [*[n for n in FIRST if n in every], *[n for n in every if n not in FIRST]]
+    cache = Path(args.cache)
+    if args.compare_only:
+        status = json.loads((cache / "export_status.json").read_text())
+        names = [n for n in names if n in status]
+    else:
+        status = export_all(names, cache, args.timeout)
     if not args.export_only:
-        compare_all(names, Path(args.cache), status)
+        compare_all(names, cache, status)
 
 
 if __name__ == "__main__":

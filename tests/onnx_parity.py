@@ -7,7 +7,8 @@ order among the *windowed* layers, those with a kernel, stride or padding that i
 resample: each import lists them in topological order, and the two lists must have the same length
 and the same kernel, stride, dilation and padding at each position. For every matched pair and every
 input size the analyses must give the same ``r_min``, ``r_max``, ``r_max_local``, feature map, status
-and reason, and the border layer (and every border layer) must sit at the same position.
+and reason, and the border layer (and every border layer) must sit at the same position. The ONNX import may
+not have more unknown layers than the torch import.
 
 Used by tests/test_onnx_parity.py and benchmarks/onnx_sweep.py.
 """
@@ -48,6 +49,9 @@ def compare(model: Any, onnx_model: Any, sizes: Iterable[int]) -> list[str]:
 def compare_stacks(torch_stack: Stack, onnx_stack: Stack, sizes: Iterable[int]) -> list[str]:
     ours, theirs = windowed(torch_stack), windowed(onnx_stack)
     problems: list[str] = []
+    unknown = [f"{layer.name} ({layer.op})" for layer in onnx_stack.layers if layer.kind == "unknown"]
+    if len(unknown) > sum(layer.kind == "unknown" for layer in torch_stack.layers):
+        problems.append(f"unknown in the ONNX import: {', '.join(unknown[:4])}")
     if len(ours) != len(theirs):
         return [f"{len(ours)} windowed layers in the torch import, {len(theirs)} in the ONNX import"]
     for a, b in zip(ours, theirs, strict=True):
