@@ -312,6 +312,24 @@ def test_reductions_over_spatial_axes_and_channel_softmax() -> None:
     assert result.layer("sum").status == "global"
 
 
+@pytest.mark.parametrize(("index", "status", "r"), [(0, "global", None), (3, "productive", (4, 4))])
+def test_tokens_and_a_class_token(index: int, status: str, r: Any) -> None:
+    """ViT's layout: patches flattened into tokens, a constant class token in front, one token picked.
+    The class token has no local path; any other token sees its 4x4 patch."""
+    nodes = [
+        conv("patch", "x", "p", (4, 4), strides=[4, 4]),
+        helper.make_node("Reshape", ["p", "flat"], ["t"], name="tokens"),
+        helper.make_node("Transpose", ["t"], ["tt"], perm=[0, 2, 1]),
+        helper.make_node("Concat", ["cls", "tt"], ["seq"], name="cat", axis=1),
+        helper.make_node("Gather", ["seq", "i"], ["y"], name="pick", axis=1),
+    ]
+    consts = {"flat": [1, 2, 4], "cls": np.zeros((1, 1, 2), np.float32), "i": np.asarray(index)}
+    result = rfw.analyze(make_model(nodes, [1, 2, 8, 8], weights("patch", (4, 4)), consts), 8)
+    assert result.layer("pick").status == status
+    if r is not None:
+        assert result.layer("pick").r_max == r
+
+
 @pytest.mark.parametrize("pad_mode", ["constant", "edge"])
 def test_pad_slice_and_channel_split(pad_mode: str) -> None:
     """Edge padding repeats the border pixel, which every box clipped to the image contains. (Reflect

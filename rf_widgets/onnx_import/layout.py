@@ -2,7 +2,8 @@
 
 A layout holds one role per dimension: ``"N"`` batch (or any dimension of size 1 that carries no
 positions), ``"C"`` channels or features of one position, ``0 .. ndim-1`` one spatial axis, ``"T"`` every
-spatial axis flattened into tokens (in order), ``"X"`` a dimension that mixes part of the spatial
+spatial axis flattened into tokens (in order; ``"Tc"`` with constant tokens such as ViT's class token in
+front), ``"X"`` a dimension that mixes part of the spatial
 positions with something else, ``"F"`` features of a flatten layer (which already counted the spatial
 mixing), ``"Cs"`` a block of a split channel or spatial axis that behaves like channels (the ``2`` of
 ``(N, C, 2, 2, H, W)`` in a pixel shuffle written as Reshape and Transpose).
@@ -30,12 +31,12 @@ def channels_first(ndim: int) -> Layout:
 
 
 def is_spatial(role: Role) -> bool:
-    return isinstance(role, int) or role in ("T", "X")
+    return isinstance(role, int) or role in ("T", "Tc", "X")
 
 
 def mixing(roles: Sequence[Role]) -> str:
     """``"global"``, ``"unknown"`` or ``"pointwise"`` for an operation mixing values along ``roles``."""
-    if any(isinstance(r, int) or r == "T" for r in roles):
+    if any(isinstance(r, int) or r in ("T", "Tc") for r in roles):
         return "global"
     return "unknown" if "X" in roles else "pointwise"
 

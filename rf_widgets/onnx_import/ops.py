@@ -270,7 +270,12 @@ def _concat(call: OnnxCall) -> Act:
     if not is_spatial(x.layout[axis]):
         return call.pointwise()
     if len(call.acts) == 1:
-        return call.pointwise()  # one activation and constants: positions are added, none mixed
+        # One activation and constants (a class token in front): positions are added, none mixed.
+        role = x.layout[axis]
+        layout = x.layout
+        if role in ("T", "Tc") and not isinstance(call.input(0), Act):
+            layout = x.layout[:axis] + ("Tc",) + x.layout[axis + 1 :]
+        return call.pointwise(layout)
     raise Unsupported("concatenating activations along a spatial axis")
 
 
@@ -502,7 +507,19 @@ def _gather(call: OnnxCall) -> Act:
         raise Unsupported("gathering with indices computed from the image")
     rank = len(x.layout)
     axis = int(call.attr("axis", 0)) % rank
-    if is_spatial(x.layout[axis]):
+    role = x.layout[axis]
+    indices = call.input(1)
+    scalar = (
+        isinstance(indices, Const) and indices.value is not None and getattr(indices.value, "ndim", 1) == 0
+    )
+    if role in ("T", "Tc") and scalar:
+        rest = x.layout[:axis] + x.layout[axis + 1 :]
+        if role == "Tc" and int(indices.value) == 0:  # type: ignore[union-attr]
+            # The constant token in front (ViT's class token): no local path, it sees the image only
+            # through the attention that mixed every token.
+            return call.global_(rest)
+        return call.pointwise(rest)  # one token of the map: its field is that of any unit
+    if is_spatial(role):
         raise Unsupported("selecting positions of a spatial axis")
     dims = call.input_dims(1) or call.shape(call.node.input[1])
     if dims is None:
