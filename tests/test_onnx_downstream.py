@@ -79,6 +79,14 @@ def test_the_explorer_opens_on_an_onnx_model_and_follows_the_resolution(tmp_path
     assert ex.result.layer("c5").feature_map == (16, 16)
     from_proto = rfw.explore(vgg_like(), input_size=32)
     assert from_proto.result.layer("c5").r_max == (24, 24)
+    # editing the imported graph: c5 with a 5x5 kernel sees 24 + 2 * 4 = 32
+    from_proto.controls["stack"].value = "c5"
+    from_proto.controls["kernel"].value = "5"
+    from_proto.controls["apply"].click()
+    assert from_proto.stack["c5"].kernel == (5, 5)
+    assert from_proto.result.layer("c5").r_max == (32, 32)
+    # r_min 32 is not > 32 and its input map (8x8 after two pools) is wider than the kernel
+    assert from_proto.result.layer("c5").status == "productive"
 
 
 def test_strategies_predict_for_an_onnx_model_and_say_surgery_is_torch_only(tmp_path: Path) -> None:
