@@ -355,15 +355,15 @@ class GraphBuilder:
                 self.values[name] = value
 
     def _constant_node(self, node: Any) -> Const:
+        """A Constant node's value (tensors and numbers; sparse and string constants stay unread)."""
         import numpy as np
-        from onnx import helper, numpy_helper
+        from onnx import helper
 
         for a in node.attribute:
             if a.name == "value":
                 return constant_of(a.t, self.base)
             if a.name in ("value_float", "value_int", "value_floats", "value_ints"):
                 return Const(np.asarray(helper.get_attribute_value(a)))
-        del numpy_helper
         return Const()
 
     def _rule(self, node: Any) -> Any:

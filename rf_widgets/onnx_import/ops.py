@@ -318,18 +318,16 @@ def _gemm(call: OnnxCall) -> Act:
     b = call.input(1)
     weight = call.input_dims(1)
     macs = math.prod(weight) if weight and len(weight) == 2 else 0
+    # Gemm multiplies (M, K) by (K, N) after the optional transposes: K is contracted
     roles: list[Any] = []
+    out: Layout = ("N", "C")
     if isinstance(a, Act):
-        layout = a.layout[::-1] if call.attr("transA", 0) else a.layout
-        roles.append(layout[-1])
+        layout_a = a.layout[::-1] if call.attr("transA", 0) else a.layout
+        roles.append(layout_a[-1])
+        out = (layout_a[0], "C")
     if isinstance(b, Act):
         layout_b = b.layout[::-1] if call.attr("transB", 0) else b.layout
         roles.append(layout_b[0])
-    out: Layout = (
-        ((a.layout[::-1] if call.attr("transA", 0) else a.layout)[0], "C")
-        if isinstance(a, Act)
-        else ("N", "C")
-    )
     return call.mix(roles, out, macs_per_position=macs)
 
 
