@@ -605,3 +605,13 @@ def test_import_rf_widgets_stays_light_and_the_onnx_import_needs_no_torch(tmp_pa
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(7, 7)"
+
+
+def test_without_the_onnx_package_the_error_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "small.onnx"
+    onnx.save(small_model(), str(path))
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    with pytest.raises(ModelImportError, match=r"needs the onnx package: pip install 'rf_widgets\[onnx\]'"):
+        rfw.analyze(str(path), 32)
