@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -81,8 +82,10 @@ def export_all(names: list[str], cache: Path, timeout: float, exporter: str = "d
             if done.returncode == 0 and lines:
                 status[name] = {"ok": True, **json.loads(lines[-1][7:])}
             else:
-                tail = [ln for ln in done.stderr.strip().splitlines() if ln.strip()]
-                status[name] = {"ok": False, "why": tail[-1][:300] if tail else f"exit {done.returncode}"}
+                lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
+                errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception)\b", ln)]
+                why = (errors or lines or [f"exit {done.returncode}"])[-1]
+                status[name] = {"ok": False, "why": why[:300]}
         except subprocess.TimeoutExpired:
             status[name] = {"ok": False, "why": f"export took more than {timeout:.0f} s"}
         status[name]["wall"] = round(time.perf_counter() - start, 1)
