@@ -501,8 +501,11 @@ def _fold_numpy(node: Any, op: str, values: list[Any]) -> Any:
     if op == "Shape":
         return np.asarray(np.asarray(values[0]).shape, dtype=np.int64)
     if op in ("Add", "Sub", "Mul", "Div"):
+        left, right = np.asarray(values[0]), np.asarray(values[1])
+        if op == "Div" and left.dtype.kind in "iu" and right.dtype.kind in "iu":
+            return (np.trunc(left / right)).astype(np.int64)  # ONNX divides integers truncating
         fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
-        return fn(np.asarray(values[0]), np.asarray(values[1]))
+        return fn(left, right)
     raise NotImplementedError(op)
 
 

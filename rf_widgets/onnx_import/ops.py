@@ -50,10 +50,36 @@ def _sliding(call: OnnxCall, kernel: list[int], *, dilated: bool, pool: bool, **
     dilations = list(call.attr("dilations", [1] * n)) if dilated else [1] * n
     padding, mode = _padding(call, n)
     ceil_mode = bool(call.attr("ceil_mode", 0)) if pool else False
+    _window_shape(call, kernel, strides, dilations, padding, mode, ceil_mode, pool)
     if mode is not None:
         # With SAME_* the output has ceil(n / s) units whatever ceil_mode says.
         return call.window(kernel, strides, dilations, padding, padding_mode=mode, **extra)
     return call.window(kernel, strides, dilations, padding, ceil_mode=ceil_mode, **extra)
+
+
+def _window_shape(
+    call: OnnxCall,
+    kernel: list[int],
+    strides: list[int],
+    dilations: list[int],
+    padding: tuple[tuple[int, int], ...],
+    mode: str | None,
+    ceil_mode: bool,
+    pool: bool,
+) -> None:
+    """The output shape at the reference size, for the Reshapes after it when inference lost track."""
+    from rf_widgets.core.arithmetic import _window_size
+
+    shape = call.shape(call.node.input[0])
+    if shape is None or len(shape) != len(kernel) + 2:
+        return
+    spatial = []
+    for n, k, s, d, (lo, hi) in zip(shape[2:], kernel, strides, dilations, padding, strict=True):
+        k_eff = d * (k - 1) + 1
+        spatial.append(-(-n // s) if mode else _window_size(n, k_eff, s, lo, hi, ceil_mode))
+    weight = call.input_dims(1)
+    channels = shape[1] if pool or not weight else weight[0]
+    call.remember_shape((shape[0], channels, *spatial))
 
 
 def _conv(call: OnnxCall) -> Act:
@@ -74,6 +100,9 @@ def _pool(call: OnnxCall) -> Act:
 
 def _global_pool(call: OnnxCall) -> Act:
     call.spatial_axes()
+    shape = call.shape(call.node.input[0])
+    if shape is not None:
+        call.remember_shape((*shape[:2], *(1,) * (len(shape) - 2)))
     return call.global_()
 
 
@@ -267,6 +296,11 @@ def _keep_shape(call: OnnxCall) -> None:
 def _concat(call: OnnxCall) -> Act:
     x = call.x
     axis = int(call.attr("axis", 0)) % len(x.layout)
+    shapes = [call.shape(name) for name in call.node.input]
+    known = [s for s in shapes if s is not None and len(s) == len(x.layout)]
+    if len(known) == len(shapes):
+        first = known[0]
+        call.remember_shape((*first[:axis], sum(s[axis] for s in known), *first[axis + 1 :]))
     if not is_spatial(x.layout[axis]):
         return call.pointwise()
     if len(call.acts) == 1:
@@ -462,6 +496,16 @@ def _split(call: OnnxCall) -> Any:
     axis = int(call.attr("axis", 0)) % len(x.layout)
     if is_spatial(x.layout[axis]):
         raise Unsupported("splitting along a spatial axis")
+    shape = call.shape(call.node.input[0])
+    if shape is not None:
+        given = call.attr("split")
+        if given is None and call.input(1) is not None:
+            given = _flat(call.constant(1, "split"))
+        count = len(call.node.output)
+        sizes = [int(v) for v in given] if given else [-(-shape[axis] // count)] * count
+        sizes[-1] = shape[axis] - sum(sizes[:-1])
+        for i, size in enumerate(sizes):
+            call.remember_shape((*shape[:axis], size, *shape[axis + 1 :]), i)
     return tuple(x for _ in call.node.output)
 
 
