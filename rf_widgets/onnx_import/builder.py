@@ -484,7 +484,12 @@ def _fold_numpy(node: Any, op: str, values: list[Any]) -> Any:
     if op in ("Identity", "Cast", "CastLike"):
         return values[0]
     if op == "Concat":
-        return np.concatenate([np.asarray(v) for v in values if v is not None], axis=attrs.get("axis", 0))
+        parts = [np.asarray(v) for v in values if v is not None]
+        if all(p.size == 1 or p.ndim <= 1 for p in parts) and sum(p.size for p in parts) <= 16:
+            # a shape vector: shape entries are kept as 1-element vectors, which Unsqueeze may have
+            # turned into (1, 1) where ONNX had (1,)
+            return np.concatenate([p.reshape(-1) for p in parts])
+        return np.concatenate(parts, axis=attrs.get("axis", 0))
     if op == "Unsqueeze":
         axes = attrs.get("axes") or _ints(values[1])
         out = np.asarray(values[0])

@@ -513,9 +513,16 @@ def _slice(call: OnnxCall) -> Act:
     x = call.x
     rank = len(x.layout)
     if len(call.inputs) > 1:
+        if call.input(3) is not None:
+            axes = _flat(call.constant(3, "axes"))
+        else:
+            count = call.input_dims(1) or call.shape(call.node.input[1])
+            axes = list(range(count[0] if count else rank))
+        if not any(is_spatial(x.layout[int(a) % rank]) for a in axes):
+            _slice_shape(call, axes)
+            return x  # a slice of channels (or batch): every position keeps its field, whatever the bounds
         starts = _flat(call.constant(1, "starts"))
         ends = _flat(call.constant(2, "ends"))
-        axes = _flat(call.constant(3, "axes")) if call.input(3) is not None else list(range(len(starts)))
         steps = _flat(call.constant(4, "steps")) if call.input(4) is not None else [1] * len(starts)
     else:
         starts, ends = call.attr("starts"), call.attr("ends")
@@ -541,6 +548,29 @@ def _slice(call: OnnxCall) -> Act:
     if stride == [1] * call.ndim and padding == [(0, 0)] * call.ndim:
         return x
     return call.emit(kernel=(1,) * call.ndim, stride=tuple(stride), padding=tuple(padding))
+
+
+def _slice_shape(call: OnnxCall, axes: list[Any]) -> None:
+    """The sliced shape at the reference size (bounds may be computed from shapes)."""
+    shape = call.shape(call.node.input[0])
+    bounds = [_reference_numbers(call.input(i)) for i in (1, 2)]
+    steps = _reference_numbers(call.input(4)) if call.input(4) is not None else [1] * len(axes)
+    if shape is None or bounds[0] is None or bounds[1] is None or steps is None:
+        return
+    out = list(shape)
+    for a, start, end, step in zip(axes, bounds[0], bounds[1], steps, strict=False):
+        d = int(a) % len(shape)
+        out[d] = len(range(*slice(int(start), int(end), int(step)).indices(shape[d])))
+    call.remember_shape(tuple(out))
+
+
+def _reference_numbers(value: Any) -> list[Any] | None:
+    if isinstance(value, ShapeOf):
+        return None if value.values is None else list(value.values)
+    if isinstance(value, Const):
+        found = value.value if value.value is not None else value.at_reference
+        return None if found is None else _flat(found)
+    return None
 
 
 def _gather(call: OnnxCall) -> Act:
