@@ -271,7 +271,12 @@ class Explorer(widgets.VBox):
             if text.strip() == _field_text(layer, key).strip():
                 continue
             value = parse_padding(text) if key == "padding" else parse_per_axis(text, key)
-            if layer.kind != "window" or _normalised(key, value, ndim, name) != getattr(layer, key):
+            if (
+                layer.kind != "window"
+                or isinstance(value, str)
+                or layer.padding_mode
+                or _normalised(key, value, ndim, name) != getattr(layer, key)
+            ):
                 changes[key] = value
         return self.state.edit(name, **changes)
 
@@ -440,7 +445,7 @@ def _field_text(layer: Layer, key: str) -> str:
     if layer.kind != "window":
         return ""
     if key == "padding":
-        return format_padding(layer.padding)
+        return format_padding(layer.padding, layer.padding_mode)
     return format_per_axis(getattr(layer, key))
 
 
