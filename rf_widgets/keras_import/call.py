@@ -101,7 +101,11 @@ class KerasCall:
     # -- emitting -------------------------------------------------------------------------------------
 
     def emit(
-        self, op: str | None = None, inputs: Iterable[Act] | None = None, layout: Layout | None = None, **fields: Any
+        self,
+        op: str | None = None,
+        inputs: Iterable[Act] | None = None,
+        layout: Layout | None = None,
+        **fields: Any,
     ) -> Act:
         """Append one layer with the given :class:`~rf_widgets.core.layers.Layer` fields."""
         sources = list(self.acts if inputs is None else inputs)
@@ -171,7 +175,9 @@ class KerasCall:
         per_dim = {"kernel": k, "stride": s, "dilation": d, "padding": tuple(pads)}
         return self.emit(op, **fields, **self.place(per_dim, data_format), **extra)
 
-    def place(self, per_dim: dict[str, tuple[Any, ...]], data_format: str | None) -> dict[str, tuple[Any, ...]]:
+    def place(
+        self, per_dim: dict[str, tuple[Any, ...]], data_format: str | None
+    ) -> dict[str, Any]:
         """Per-dimension values (in the order the layer's spatial dims come) rearranged per network axis.
 
         Axes the layer does not touch get the neutral value (kernel 1, no padding); a layer whose

@@ -236,8 +236,10 @@ def _reshape(call: KerasCall) -> Act:
         return call.relayout(tuple("B" if n == 1 else "C" for n in after))
     # exact only when the spatial dims lead and keep their sizes; the rest is regrouped channels
     lead = len(spatial)
-    if spatial != list(range(lead)) or len(after) < lead or any(
-        before[i] is None or before[i] != after[i] for i in range(lead)
+    if (
+        spatial != list(range(lead))
+        or len(after) < lead
+        or any(before[i] is None or before[i] != after[i] for i in range(lead))
     ):
         raise Unsupported(f"a reshape from {tuple(before)} to {tuple(after)} regroups spatial positions")
     return call.relayout((*layout[:lead], *("C",) * (len(after) - lead)))
@@ -267,37 +269,84 @@ def _stochastic_depth(call: KerasCall) -> Act:
 
 
 _ELEMENTWISE_NUMPY = (
-    "Abs Absolute Add Subtract Multiply Divide TrueDivide DivideNoNan Maximum Minimum Fmax Fmin Power "
-    "Negative Square Sqrt Exp Expm1 Log Log1p Tanh Sin Cos Clip Reciprocal Sign Where Floor Ceil Round"
-).split()
+    "Abs",
+    "Absolute",
+    "Add",
+    "Subtract",
+    "Multiply",
+    "Divide",
+    "TrueDivide",
+    "DivideNoNan",
+    "Maximum",
+    "Minimum",
+    "Fmax",
+    "Fmin",
+    "Power",
+    "Negative",
+    "Square",
+    "Sqrt",
+    "Exp",
+    "Expm1",
+    "Log",
+    "Log1p",
+    "Tanh",
+    "Sin",
+    "Cos",
+    "Clip",
+    "Reciprocal",
+    "Sign",
+    "Where",
+    "Floor",
+    "Ceil",
+    "Round",
+)
 _ELEMENTWISE_NN = (
-    "Relu Relu6 Sigmoid Softplus Softsign Silu LogSigmoid LeakyRelu HardSigmoid HardSilu Elu Selu Gelu "
-    "Celu HardTanh Squareplus"
-).split()
+    "Relu",
+    "Relu6",
+    "Sigmoid",
+    "Softplus",
+    "Softsign",
+    "Silu",
+    "LogSigmoid",
+    "LeakyRelu",
+    "HardSigmoid",
+    "HardSilu",
+    "Elu",
+    "Selu",
+    "Gelu",
+    "Celu",
+    "HardTanh",
+    "Squareplus",
+)
+
+
+def _on(table: RuleTable, key: str, rule: Any) -> None:
+    # the table's Rule type names the torch call; Keras rules take a KerasCall
+    table.operator("keras", key, rule)
 
 
 def register(table: RuleTable) -> None:
     """Add the built-in Keras rules to ``table``."""
     conv = _SRC + "convolutional."
-    table.operator("keras", conv + "base_conv.BaseConv", _conv)
-    table.operator("keras", conv + "base_depthwise_conv.BaseDepthwiseConv", _depthwise)
-    table.operator("keras", conv + "base_separable_conv.BaseSeparableConv", _separable)
-    table.operator("keras", conv + "base_conv_transpose.BaseConvTranspose", _conv_transpose)
+    _on(table, conv + "base_conv.BaseConv", _conv)
+    _on(table, conv + "base_depthwise_conv.BaseDepthwiseConv", _depthwise)
+    _on(table, conv + "base_separable_conv.BaseSeparableConv", _separable)
+    _on(table, conv + "base_conv_transpose.BaseConvTranspose", _conv_transpose)
     pooling = _SRC + "pooling."
-    table.operator("keras", pooling + "base_pooling.BasePooling", _pool)
-    table.operator("keras", pooling + "base_global_pooling.BaseGlobalPooling", _global_pool)
-    table.operator("keras", pooling + "base_adaptive_pooling.BaseAdaptivePooling", _adaptive_pool)
+    _on(table, pooling + "base_pooling.BasePooling", _pool)
+    _on(table, pooling + "base_global_pooling.BaseGlobalPooling", _global_pool)
+    _on(table, pooling + "base_adaptive_pooling.BaseAdaptivePooling", _adaptive_pool)
     reshaping = _SRC + "reshaping."
     for n in (1, 2, 3):
-        table.operator("keras", f"{reshaping}zero_padding{n}d.ZeroPadding{n}D", _zero_padding)
-        table.operator("keras", f"{reshaping}cropping{n}d.Cropping{n}D", _cropping)
-        table.operator("keras", f"{reshaping}up_sampling{n}d.UpSampling{n}D", _upsampling)
-    table.operator("keras", reshaping + "flatten.Flatten", _flatten)
-    table.operator("keras", reshaping + "permute.Permute", _permute)
-    table.operator("keras", reshaping + "reshape.Reshape", _reshape)
-    table.operator("keras", _SRC + "core.dense.Dense", _dense)
-    table.operator("keras", _SRC + "merging.concatenate.Concatenate", _concatenate)
-    table.operator("keras", _SRC + "activations.softmax.Softmax", _softmax)
+        _on(table, f"{reshaping}zero_padding{n}d.ZeroPadding{n}D", _zero_padding)
+        _on(table, f"{reshaping}cropping{n}d.Cropping{n}D", _cropping)
+        _on(table, f"{reshaping}up_sampling{n}d.UpSampling{n}D", _upsampling)
+    _on(table, reshaping + "flatten.Flatten", _flatten)
+    _on(table, reshaping + "permute.Permute", _permute)
+    _on(table, reshaping + "reshape.Reshape", _reshape)
+    _on(table, _SRC + "core.dense.Dense", _dense)
+    _on(table, _SRC + "merging.concatenate.Concatenate", _concatenate)
+    _on(table, _SRC + "activations.softmax.Softmax", _softmax)
     pointwise = [
         "merging.base_merge.Merge",  # Add, Subtract, Multiply, Average, Maximum, Minimum
         "normalization.batch_normalization.BatchNormalization",
@@ -322,15 +371,15 @@ def register(table: RuleTable) -> None:
         "core.masking.Masking",
     ]
     for name in pointwise:
-        table.operator("keras", _SRC + name, _pointwise)
+        _on(table, _SRC + name, _pointwise)
     # operations applied to Keras tensors directly (``x + y``, ``keras.ops.relu(x)``)
     for name in _ELEMENTWISE_NUMPY:
-        table.operator("keras", "keras.src.ops.numpy." + name, _pointwise)
+        _on(table, "keras.src.ops.numpy." + name, _pointwise)
     for name in _ELEMENTWISE_NN:
-        table.operator("keras", "keras.src.ops.nn." + name, _pointwise)
+        _on(table, "keras.src.ops.nn." + name, _pointwise)
     for name in ("Mean", "Sum", "Max", "Min", "Amax", "Amin"):
-        table.operator("keras", "keras.src.ops.numpy." + name, _reduce)
-    table.operator("keras", "keras.src.ops.nn.Softmax", _softmax)
-    table.operator("keras", "keras.src.ops.nn.LogSoftmax", _softmax)
-    table.operator("keras", "keras.src.applications.convnext.LayerScale", _pointwise)
-    table.operator("keras", "keras.src.applications.convnext.StochasticDepth", _stochastic_depth)
+        _on(table, "keras.src.ops.numpy." + name, _reduce)
+    _on(table, "keras.src.ops.nn.Softmax", _softmax)
+    _on(table, "keras.src.ops.nn.LogSoftmax", _softmax)
+    _on(table, "keras.src.applications.convnext.LayerScale", _pointwise)
+    _on(table, "keras.src.applications.convnext.StochasticDepth", _stochastic_depth)
