@@ -70,7 +70,7 @@ def _detached_mean(layer):
     )
 
 
-def support_boxes(model, units_by_layer, size, channels=3):
+def support_boxes(model, units_by_layer, size, channels=3, channels_first=False):
     """Bounding box ``((start...), (stop...))`` of the input-gradient support of units of layers.
 
     ``units_by_layer`` maps a layer name to spatial unit indices into its channels-last output; every
@@ -83,19 +83,76 @@ def support_boxes(model, units_by_layer, size, channels=3):
     count = max(len(units) for units in units_by_layer.values())
     sub = keras.Model(model.inputs, [model.get_layer(name).output for name in names])
     rng = np.random.default_rng(1)
-    x = torch.tensor(rng.uniform(0.5, 1.5, (count, *size, channels)), dtype=torch.float64, requires_grad=True)
+    shape = (count, channels, *size) if channels_first else (count, *size, channels)
+    x = torch.tensor(rng.uniform(0.5, 1.5, shape), dtype=torch.float64, requires_grad=True)
     outs = sub(x, training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     found = {}
     for name, out in zip(names, outs, strict=True):
         units = units_by_layer[name]
-        total = sum(out[(b, *u)].sum() for b, u in enumerate(units))
+        if channels_first:
+            total = sum(out[(b, slice(None), *u)].sum() for b, u in enumerate(units))
+        else:
+            total = sum(out[(b, *u)].sum() for b, u in enumerate(units))
         (grad,) = torch.autograd.grad(total, x, retain_graph=True)
         boxes = []
         for b in range(len(units)):
-            seen = grad[b].abs().sum(-1).detach().numpy() > 0
+            seen = grad[b].abs().sum(0 if channels_first else -1).detach().numpy() > 0
+            if not seen.any():
+                boxes.append(None)  # a unit that reads padding only
+                continue
             where = np.nonzero(seen)
-            box = (tuple(int(w.min()) for w in where), tuple(int(w.max()) for w in where))
-            boxes.append(box if seen.any() else None)
+            boxes.append((tuple(int(w.min()) for w in where), tuple(int(w.max()) for w in where)))
         found[name] = boxes
     return found
+
+
+def sample_units(shape, every=False):
+    """Corners, edge midpoints and the centre of a map (every unit with ``every=True``)."""
+    import itertools
+
+    if every:
+        return list(itertools.product(*(range(n) for n in shape)))
+    picks = [sorted({0, n // 2, n - 1}) for n in shape]
+    return list(itertools.product(*picks))
+
+
+def mismatches(model, result, names, size, *, every=False, channels=3, channels_first=False, holes=False):
+    """Units whose gradient support box differs from ``result.unit_box(..., path="hull")`` clipped.
+
+    ``model`` is the oracle copy (see :func:`oracle_model`); ``result`` the analysis of the original
+    at ``size``. Returns ``(layer, unit, predicted, measured)`` tuples and the number of units checked.
+    ``holes=True`` (dilated kernels upstream): a field is a span with holes, and where it reaches into
+    the padding its first pixels inside the image may fall in a hole; there the measured side may lie
+    inside the predicted one, every side that is not clipped must still match exactly.
+    """
+    wanted = {name: sample_units(result.layer(name).feature_map, every) for name in names}
+    measured = support_boxes(model, wanted, size, channels, channels_first)
+    bad, checked = [], 0
+    for name, units in wanted.items():
+        for unit, got in zip(units, measured[name], strict=True):
+            box = result.unit_box(name, unit, path="hull").clipped(tuple(size))
+            want = (
+                None if box is None else (tuple(int(v) for v in box.start), tuple(int(v) for v in box.stop))
+            )
+            checked += 1
+            if want != got and not (
+                holes and _inside_clipped(box, got, box_full=result.unit_box(name, unit, path="hull"))
+            ):
+                bad.append((name, unit, want, got))
+    return bad, checked
+
+
+def _inside_clipped(clipped, got, box_full):
+    """``got`` lies in ``clipped`` and matches it on every side that the image did not clip."""
+    if clipped is None or got is None:
+        return clipped is None and got is None
+    for axis in range(len(got[0])):
+        low, high = int(clipped.start[axis]), int(clipped.stop[axis])
+        if not low <= got[0][axis] <= got[1][axis] <= high:
+            return False
+        if box_full.start[axis] >= 0 and got[0][axis] != low:
+            return False
+        if box_full.stop[axis] <= high and got[1][axis] != high:
+            return False
+    return True

@@ -98,6 +98,12 @@ class Suggestion:
             from rf_widgets.strategies.surgery import apply_plan
 
             return apply_plan(self.model, self.plan, self.before.stack)
+        frontend = self.before.stack.metadata.get("frontend")
+        if frontend is not None:  # imported from Keras or ONNX: nothing to edit the model with
+            raise RFError(
+                f"the strategy '{self.kind}' applies to torch models only (torch.fx surgery); this "
+                f"{frontend} model is not changed: its predicted layer graph is .stack"
+            )
         return self.after.stack
 
     def describe(self) -> str:
