@@ -80,7 +80,7 @@ def import_model(model: Any, *, name: str | None = None, rules: RuleTable | None
             "analyse a model built on each input separately"
         )
     ndim = len(shapes[spatial[0]]) - 2
-    data_format = _data_format(model)
+    data_format = _data_format(graph, graph.inputs[spatial[0]])
     builder = KerasBuilder(ndim, data_format, lookup_chain(rules, frontend="keras"))
     inputs: list[Any] = [None] * len(shapes)
     from rf_widgets.keras_import.call import CONST
@@ -112,19 +112,31 @@ def import_model(model: Any, *, name: str | None = None, rules: RuleTable | None
     )
 
 
-def _data_format(model: Any) -> str:
-    """Where the input keeps its channels: the first layer that says so, else Keras' default."""
-    for layer in _all_layers(model):
-        found = getattr(layer, "data_format", None)
+def _data_format(graph: Any, tensor: Any) -> str:
+    """Where the input keeps its channels: as the first layer that reads it says, else Keras' default.
+
+    Layers without a ``data_format`` (rescaling, activations) are followed to the next; a layer that
+    moves dimensions (a Permute, a Reshape) leaves the question to Keras' default.
+    """
+    nodes = [
+        node
+        for depth in sorted(graph._nodes_by_depth, reverse=True)
+        for node in graph._nodes_by_depth[depth]
+        if node.operation is not None and not node.is_input
+    ]
+    for _ in range(len(nodes)):
+        node = next((n for n in nodes if any(t is tensor for t in n.input_tensors)), None)
+        if node is None:
+            break
+        found = getattr(node.operation, "data_format", None)
         if found in ("channels_first", "channels_last"):
             return str(found)
+        inner = graph_of(node.operation)
+        if inner is not None and len(inner.inputs) == 1:
+            return _data_format(inner, inner.inputs[0])
+        if type(node.operation).__name__ in ("Permute", "Reshape", "Lambda") or len(node.outputs) != 1:
+            break
+        tensor = node.outputs[0]
     import keras
 
     return str(keras.config.image_data_format())
-
-
-def _all_layers(model: Any) -> Any:
-    for layer in getattr(model, "layers", ()):
-        yield layer
-        if hasattr(layer, "layers"):
-            yield from _all_layers(layer)

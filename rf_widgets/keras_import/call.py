@@ -175,9 +175,7 @@ class KerasCall:
         per_dim = {"kernel": k, "stride": s, "dilation": d, "padding": tuple(pads)}
         return self.emit(op, **fields, **self.place(per_dim, data_format), **extra)
 
-    def place(
-        self, per_dim: dict[str, tuple[Any, ...]], data_format: str | None
-    ) -> dict[str, Any]:
+    def place(self, per_dim: dict[str, tuple[Any, ...]], data_format: str | None) -> dict[str, Any]:
         """Per-dimension values (in the order the layer's spatial dims come) rearranged per network axis.
 
         Axes the layer does not touch get the neutral value (kernel 1, no padding); a layer whose
