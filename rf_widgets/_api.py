@@ -6,16 +6,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rf_widgets.core.analysis import analyze_stack
+from rf_widgets.core.analysis import MAX_INPUT_SIZE, analyze_stack
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
 from rf_widgets.errors import ModelImportError, ResolutionError
 
 __all__ = ["MAX_INPUT_SIZE", "analyze", "check_input_size", "load_stack", "to_stack"]
-
-MAX_INPUT_SIZE = 1 << 31
-"""The largest input size per axis accepted (beyond any image; larger values overflow floats)."""
 
 
 def analyze(
@@ -69,9 +66,7 @@ def check_input_size(input_size: object) -> None:
     count = len(input_size) if isinstance(input_size, Sequence) and not isinstance(input_size, str) else 1
     if count == 0:
         raise ResolutionError(f"input size is empty, got {shown}: give one positive int or one per axis")
-    values = normalize_resolution(input_size, count)
-    if max(values) > MAX_INPUT_SIZE:
-        raise ResolutionError(f"input size must be at most {MAX_INPUT_SIZE} per axis, got {shown}")
+    normalize_resolution(input_size, count)  # also refuses sizes above MAX_INPUT_SIZE
 
 
 def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None) -> Stack:
