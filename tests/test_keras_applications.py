@@ -18,8 +18,9 @@ keras = pytest.importorskip("keras")
 if keras.backend.backend() != "torch":
     pytest.skip("these tests run Keras on the torch backend", allow_module_level=True)
 
-import rf_widgets as rfw  # noqa: E402
 from keras_oracle import mismatches, oracle_model  # noqa: E402
+
+import rf_widgets as rfw  # noqa: E402
 
 # (application, input size of the gradient check, layer and final field where one is known)
 APPLICATIONS = [

@@ -14,10 +14,10 @@ if keras.backend.backend() != "torch":
     pytest.skip("these tests run Keras on the torch backend", allow_module_level=True)
 
 from keras import layers  # noqa: E402
+from keras_oracle import mismatches, oracle_model  # noqa: E402
 
 import rf_widgets as rfw  # noqa: E402
 from rf_widgets.errors import ModelImportError, UnknownOperationWarning  # noqa: E402
-from keras_oracle import mismatches, oracle_model  # noqa: E402
 
 
 def _chain(n, *stack, channels=1, name="chain"):
@@ -394,3 +394,16 @@ def test_the_explorer_opens_on_a_keras_model_and_changes_resolution():
     assert ex.result.input_size == (8, 8)
     assert ex.result.border_layer == "p2"
     assert "p2" in ex.summary.value
+
+
+def test_importing_rf_widgets_does_not_import_keras():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rf_widgets as rfw\n"
+        "rfw.analyze([rfw.conv('c', 3)], 8)\n"
+        "print('keras' in sys.modules, 'rf_widgets.keras_import' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
