@@ -127,6 +127,34 @@ def test_every_unit_of_the_zoo_matches_the_gradient_support(n):
     assert _beyond_padding(result, bad) == []
 
 
+@pytest.mark.parametrize("n", [9, 10])
+def test_transposed_convolutions_with_output_padding_and_bicubic_upsampling(n):
+    inputs = keras.Input((n, n, 1))
+    a = layers.Conv2DTranspose(1, 3, strides=2, padding="same", output_padding=1, name="t_same_op")(inputs)
+    b = layers.Conv2DTranspose(1, 5, strides=3, padding="valid", output_padding=2, name="t_valid_op")(a)
+    c = layers.Conv2DTranspose(1, 4, strides=2, padding="same", name="t_same_even")(inputs)
+    d = layers.Conv2DTranspose(1, 2, strides=3, padding="valid", name="t_gap")(inputs)
+    e = layers.UpSampling2D(3, interpolation="bicubic", name="cubic")(inputs)
+    model = keras.Model(inputs, [b, c, d, e])
+    with pytest.warns(UnknownOperationWarning, match=r"'t_gap \(Conv2DTranspose\)'"):
+        result = rfw.analyze(model, n)  # kernel 2 < stride 3: output phase 2 reads nothing
+    for name in ("t_same_op", "t_valid_op", "t_same_even", "cubic"):
+        assert result.layer(name).feature_map == tuple(model.get_layer(name).output.shape[1:3])
+    oracle = oracle_model(model)
+    bad, checked = mismatches(
+        oracle, result, ["t_same_op", "t_same_even", "cubic"], (n, n), every=True, channels=1
+    )
+    assert checked > 1000
+    assert bad == []
+    # output_padding=2 adds a last row and column that no input reaches: the gradient sees nothing
+    # there, the box is the span the phases extrapolate (as for the units ZeroPadding adds)
+    bad, checked = mismatches(oracle, result, ["t_valid_op"], (n, n), channels=1)
+    last = result.layer("t_valid_op").feature_map[0] - 1
+    assert checked == 9
+    assert all(last in unit and got is None for _, unit, _, got in bad)
+    assert len(bad) == 5
+
+
 @pytest.mark.parametrize("n", [15, 16])
 def test_dilated_windows_match_the_gradient_support_up_to_their_holes(n):
     inputs = keras.Input((n, n, 1))
