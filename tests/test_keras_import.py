@@ -416,12 +416,31 @@ def test_strategies_predict_but_apply_only_to_torch_models():
 
 
 def test_the_explorer_opens_on_a_keras_model_and_changes_resolution():
+    import json
+
     ex = rfw.explore(_small_net(), input_size=32)
     assert ex.result.border_layer is None
     ex.controls["resolution"].value = 8
     assert ex.result.input_size == (8, 8)
     assert ex.result.border_layer == "p2"
     assert "p2" in ex.summary.value
+    ex.controls["resolution"].value = 15  # odd: the "same" convolutions pad by TensorFlow's rule
+    ex.controls["layer"].value = "c2"
+    ex.controls["unit_0"].value = 0
+    ex.controls["unit_1"].value = 3
+    box = ex.result.unit_box("c2", (0, 3))
+    # c1 pads (1, 1): r 3; p1 (valid) 7 units, r 4, J 2, P 1; c2 pads (1, 1): r 8, P 3
+    assert (box.start, box.stop) == ((-3, 3), (4, 10))
+    rect = ex.renderer.overlay.artists["r_max"]
+    assert rect.get_x() == pytest.approx(box.start[1] - 0.5)
+    ex.controls["export_json"].click()
+    assert [layer["name"] for layer in json.loads(ex.export_text.value)["layers"]] == list(ex.stack.names)
+    ex.controls["export_python"].click()
+    namespace: dict[str, object] = {}
+    exec(ex.export_text.value, namespace)
+    again = rfw.analyze(namespace["stack"], 15)
+    assert [r.r_max for r in again.layers] == [r.r_max for r in ex.result.layers]
+    assert again.unit_box("c2", (0, 3)) == box
 
 
 def test_importing_rf_widgets_does_not_import_keras():
