@@ -117,7 +117,7 @@ ZOO_LAYERS = ["conv_same", "dw", "sep", "avg", "merge", "up_same", "up_valid", "
 ZOO_LAYERS += ["conv_valid", "nearest"]
 
 
-@pytest.mark.parametrize("n", [15, 16, 17, 22])
+@pytest.mark.parametrize("n", [15, 16, 17, pytest.param(22, marks=pytest.mark.slow)])
 def test_every_unit_of_the_zoo_matches_the_gradient_support(n):
     model = _zoo(n)
     result = rfw.analyze(model, n)
@@ -365,6 +365,7 @@ def test_a_second_input_without_spatial_axes_adds_no_field():
     assert "as_map" not in result.stack.names
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras' own Variable.numpy() on numpy 2
 def test_fixed_and_free_input_sizes_analyse_at_any_size_and_leave_the_model_alone():
     fixed = _chain(224, layers.Conv2D(2, 7, strides=2, padding="same", name="stem"), channels=3)
     before = [w.numpy().copy() for w in fixed.weights]
