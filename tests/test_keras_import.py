@@ -286,6 +286,20 @@ def test_dense_on_channels_is_pointwise_and_after_flatten_sees_everything():
     assert result.layer("mix_w").status == "global"
 
 
+def test_softmax_over_channels_is_pointwise_over_a_spatial_axis_global_and_dot_is_unknown():
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, name="conv")(inputs)
+    channels = layers.Activation("softmax", name="softmax_c")(x)
+    along_w = layers.Softmax(axis=2, name="softmax_w")(x)
+    moved = layers.Activation("softmax", name="softmax_last_w")(layers.Permute((1, 3, 2), name="w_last")(x))
+    dot = layers.Dot(axes=-1, name="dot")([layers.Reshape((36, 4))(x), layers.Reshape((36, 4))(x)])
+    with pytest.warns(UnknownOperationWarning, match=r"'dot \(Dot\)'"):
+        result = rfw.analyze(keras.Model(inputs, [channels, along_w, moved, dot]), 8)
+    assert result.layer("softmax_c").r_max == (3, 3)
+    assert result.layer("softmax_w").status == "global"
+    assert result.layer("softmax_last_w").status == "global"
+
+
 def test_squeeze_and_excitation_reshape_and_gate():
     inputs = keras.Input((16, 16, 8))
     x = layers.Conv2D(8, 3, name="conv")(inputs)

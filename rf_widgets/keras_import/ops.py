@@ -208,6 +208,17 @@ def _softmax(call: KerasCall) -> Act:
     return call.pointwise()
 
 
+def _activation(call: KerasCall) -> Act:
+    name = getattr(call.layer.activation, "__name__", "")
+    if name in ("softmax", "log_softmax") and isinstance(call.x.layout[-1], int):
+        return call.global_(call.x.layout)  # a softmax over the last dimension, here a spatial axis
+    return call.pointwise()
+
+
+def _dot(call: KerasCall) -> Act:
+    raise Unsupported("a Dot layer contracts whole dimensions of its inputs (attention-like)")
+
+
 def _concatenate(call: KerasCall) -> Act:
     if any(isinstance(r, int) for r in _along(call, call.layer.axis)):
         raise Unsupported("a concatenation along a spatial axis")
@@ -346,6 +357,8 @@ def register(table: RuleTable) -> None:
     _on(table, reshaping + "reshape.Reshape", _reshape)
     _on(table, _SRC + "core.dense.Dense", _dense)
     _on(table, _SRC + "merging.concatenate.Concatenate", _concatenate)
+    _on(table, _SRC + "merging.dot.Dot", _dot)  # a Merge subclass, but not elementwise
+    _on(table, _SRC + "activations.activation.Activation", _activation)
     _on(table, _SRC + "activations.softmax.Softmax", _softmax)
     pointwise = [
         "merging.base_merge.Merge",  # Add, Subtract, Multiply, Average, Maximum, Minimum
@@ -354,7 +367,6 @@ def register(table: RuleTable) -> None:
         "normalization.group_normalization.GroupNormalization",
         "normalization.unit_normalization.UnitNormalization",
         "normalization.rms_normalization.RMSNormalization",
-        "activations.activation.Activation",
         "activations.relu.ReLU",
         "activations.leaky_relu.LeakyReLU",
         "activations.prelu.PReLU",
