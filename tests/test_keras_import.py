@@ -469,3 +469,24 @@ def test_importing_rf_widgets_does_not_import_keras():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+class _Subclassed(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = layers.Conv2D(3, 3)
+
+    def call(self, x):
+        return self.conv(x)
+
+
+def test_a_subclassed_model_has_no_graph_to_read():
+    top = _Subclassed(name="net")
+    top(keras.ops.ones((1, 8, 8, 3)))
+    with pytest.raises(ModelImportError, match="net: only Functional and Sequential"):
+        rfw.analyze(top, 8)
+    inputs = keras.Input((8, 8, 3))
+    wrapped = keras.Model(inputs, _Subclassed(name="inner_net")(inputs))
+    with pytest.warns(UnknownOperationWarning, match="inner_net"):
+        result = rfw.analyze(wrapped, 8)
+    assert "subclassed model" in result.stack["inner_net"].note

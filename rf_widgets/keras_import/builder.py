@@ -177,6 +177,6 @@ def _no_rule(operation: Any) -> str:
     hint = "(add one with rf_widgets.RuleTable().operator('keras', ...): see docs/keras.md)"
     if cls.__name__ == "Lambda":
         return f"a Lambda layer runs arbitrary Python code {hint}"
-    if hasattr(operation, "_nodes_by_depth") or cls.__name__ in ("Model",):
+    if any(c.__name__ == "Model" and c.__module__.startswith("keras") for c in cls.__mro__):
         return f"the subclassed model {cls.__module__}.{cls.__qualname__} has no graph to read {hint}"
     return f"the Keras class {cls.__module__}.{cls.__qualname__} has no rule {hint}"
