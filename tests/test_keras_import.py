@@ -127,7 +127,7 @@ def test_every_unit_of_the_zoo_matches_the_gradient_support(n):
     assert _beyond_padding(result, bad) == []
 
 
-@pytest.mark.parametrize("n", [9, 10])
+@pytest.mark.parametrize("n", [9, pytest.param(10, marks=pytest.mark.slow)])
 def test_transposed_convolutions_with_output_padding_and_bicubic_upsampling(n):
     inputs = keras.Input((n, n, 1))
     a = layers.Conv2DTranspose(1, 3, strides=2, padding="same", output_padding=1, name="t_same_op")(inputs)
