@@ -24,6 +24,7 @@ from rf_widgets.core.analysis import evaluate
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
+from rf_widgets.core.verdicts import Verdicts
 from rf_widgets.editing import _rename_inputs, change_layer
 
 __all__ = [
@@ -183,10 +184,20 @@ def plan_trim(
     branch whose layers are all unproductive is removed with its ``add``: the block keeps its skip
     connection (see :func:`dead_branches`). ``merge_blocker(name)`` gives a reason to keep a merge.
     """
-    stack = analysis.stack
-    status = analysis.verdicts.status
-    if not analysis.unproductive_layers:
-        raise NotApplicable(f"no layer is unproductive at {_format.size(analysis.input_size)}")
+    return plan_trim_at(analysis.stack, analysis.verdicts, analysis.input_size, make_head, merge_blocker)
+
+
+def plan_trim_at(
+    stack: Stack,
+    verdicts: Verdicts,
+    resolution: tuple[int, ...],
+    make_head: Callable[[str], tuple[Layer, ...]],
+    merge_blocker: Callable[[str], str | None] = lambda name: None,
+) -> TrimPlan:
+    """:func:`plan_trim` from the verdicts alone (the search judges many stacks without an Analysis)."""
+    status = verdicts.status
+    if not verdicts.unproductive:
+        raise NotApplicable(f"no layer is unproductive at {_format.size(resolution)}")
     chain = output_chain(stack)
     head = head_start(stack, chain)
     body = [i for i in chain if head is None or i < head]
@@ -196,7 +207,7 @@ def plan_trim(
     cut = productive[-1]
     kept_indices = ancestors(stack, cut)
     branches = [
-        b for b in dead_branches(analysis, kept_indices) if not merge_blocker(stack.layers[b[0]].name)
+        b for b in _dead_branches(stack, verdicts, kept_indices) if not merge_blocker(stack.layers[b[0]].name)
     ]
     for merge, _, branch in branches:
         kept_indices -= branch | {merge}
@@ -217,6 +228,30 @@ def plan_trim(
     return TrimPlan(stack.layers[cut].name, kept, removed, make_head(stack.layers[cut].name), bypassed)
 
 
+def plan_cut_before_border(
+    stack: Stack,
+    verdicts: Verdicts,
+    resolution: tuple[int, ...],
+    make_head: Callable[[str], tuple[Layer, ...]],
+) -> TrimPlan:
+    """Cut at the last output-chain layer before the first border layer and attach ``make_head(cut)``.
+
+    The authors' efficiency recipe: the blocks from the border on are replaced by a simple head, even
+    when the block holding the border layer still has productive layers.
+    """
+    if not verdicts.border:
+        raise NotApplicable(f"no layer is unproductive at {_format.size(resolution)}")
+    border = verdicts.border[0]
+    chain = [i for i in output_chain(stack) if i < border]
+    if not chain:
+        raise NotApplicable("the first border layer comes before any layer the network can be cut at")
+    cut = chain[-1]
+    kept_indices = ancestors(stack, cut)
+    kept = tuple(layer.name for i, layer in enumerate(stack.layers) if i in kept_indices)
+    removed = tuple(layer.name for i, layer in enumerate(stack.layers) if i not in kept_indices)
+    return TrimPlan(stack.layers[cut].name, kept, removed, make_head(stack.layers[cut].name))
+
+
 def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, frozenset[int]]]:
     """Residual blocks in ``within`` whose branch is an unproductive tail: ``(add, skip, branch)``.
 
@@ -227,9 +262,14 @@ def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, 
     layer (a bottleneck's 1x1 reduction) stay productive by the verdicts, since they read a productive
     block input, but they only feed the unproductive ones and go with the branch.
     """
-    stack = analysis.stack
-    status = analysis.verdicts.status
-    spatial = analysis.verdicts.spatial
+    return _dead_branches(analysis.stack, analysis.verdicts, within)
+
+
+def _dead_branches(
+    stack: Stack, verdicts: Verdicts, within: set[int]
+) -> list[tuple[int, int, frozenset[int]]]:
+    status = verdicts.status
+    spatial = verdicts.spatial
     idom = immediate_dominators(stack)
     found: list[tuple[int, int, frozenset[int]]] = []
     taken: set[int] = set()
