@@ -48,9 +48,10 @@ class FrontPlot:
 
     ``artists`` names: ``candidates`` (every candidate within the budget, faint), ``refused`` (those over
     it), ``pareto`` (the front, joined), ``original`` and ``original_label``, one ``pick_<name>`` marker
-    and ``pick_<name>_label`` per pick that exists, ``budget`` and ``budget_label``, ``note`` (how many candidates far over the budget lie beyond the right
-    edge, which stops at four times the budget), ``legend``, ``selected`` (a ring
-    around the candidate given to :meth:`select`, hidden when none).
+    and ``pick_<name>_label`` per pick that exists, ``budget`` and ``budget_label``, ``note`` (how many
+    candidates far over the budget lie beyond the right edge, which stops at four times the budget),
+    ``legend``, ``selected`` (a ring around the candidate given to :meth:`select`, hidden when none).
+    :attr:`hidden` is the number of candidates beyond the right edge.
 
     Attributes
     ----------
@@ -154,11 +155,15 @@ class FrontPlot:
         what = "multiply-adds" if self.share == "macs" else "parameters"
         ax.set_ylabel(f"share of the {what} in unproductive layers (%)")
         size = "x".join(map(str, original.input_size))
-        ax.set_title(f"{front.model_name} at {size}: {len(front)} candidates, {len(front.pareto)} on the front")
+        ax.set_title(
+            f"{front.model_name} at {size}: {len(front)} candidates, {len(front.pareto)} on the front"
+        )
         ax.grid(True, which="both", color="#eeeeee", lw=0.6, zorder=0)
         handles = [artists[k] for k in ("candidates", "refused", "pareto", "original") if self._shown(k)]
         handles += [artists[f"pick_{name}"] for name in PICK_STYLE if f"pick_{name}" in artists]
-        artists["legend"] = ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        artists["legend"] = ax.legend(
+            handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+        )
 
     def _shown(self, key: str) -> bool:
         artist = self.artists[key]

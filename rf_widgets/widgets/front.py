@@ -59,7 +59,9 @@ def front_panel(controls: dict[str, widgets.Widget]) -> widgets.Widget:
         tooltip="build the shown candidate from the torch model (a copy; the model is not changed)",
         disabled=True,
     ).add_class("rfw-front-build")
-    picture = widgets.Image(format="png", layout=widgets.Layout(max_width="760px")).add_class("rfw-front-plot")
+    picture = widgets.Image(format="png", layout=widgets.Layout(max_width="760px")).add_class(
+        "rfw-front-plot"
+    )
     details = widgets.HTML().add_class("rfw-front-details")
     controls.update(
         front_budget=budget, front_search=search, front_choice=choice, front_build=build,
@@ -125,10 +127,14 @@ class FrontView:
         self.plot = plot_front(front)
         self._ringed = None
         self.show(redraw=True)
-        found = ", ".join(name for name in PICKED_FIRST if front.picks.get(name) is not None) or "no pick"
-        return (
-            f"{len(front)} candidates, {len(front.pareto)} on the front within {budget:g}x; picks: {found}"
-        )
+        counts = f"{len(front)} candidates, {len(front.pareto)} on the front within {budget:g}x"
+        picks = [p for p in front.picks.values() if p is not None]
+        if not picks:
+            return f"{counts}; no pick (see below why)"
+        if all(not p.edits for p in picks):
+            return f"{counts}; no edit improves {front.model_name}: every pick is the original"
+        found = ", ".join(name for name in PICKED_FIRST if front.picks.get(name) is not None)
+        return f"{counts}; picks: {found}"
 
     def preview(self, index: int) -> str:
         """Show candidate ``index`` of the front in every view (-1: the stack the search ran on)."""
@@ -200,10 +206,12 @@ class FrontView:
         position = {id(c): i for i, c in enumerate(front)}
         options = [("(the searched stack)", -1)]
         listed: set[int] = set()
-        for name in PICKED_FIRST:
-            pick = front.picks.get(name)
-            if pick is not None:
-                options.append((f"{name}: {_short(pick)}", position[id(pick)]))
+        picks = [front.picks.get(name) for name in PICKED_FIRST]
+        for pick in picks:
+            if pick is not None and id(pick) not in listed:
+                # one line per candidate: picks that coincide share it
+                names = ", ".join(n for n, p in zip(PICKED_FIRST, picks, strict=True) if p is pick)
+                options.append((f"{names}: {_short(pick)}", position[id(pick)]))
                 listed.add(id(pick))
         for candidate in sorted(front.pareto, key=lambda c: c.macs):
             if id(candidate) not in listed:

@@ -385,7 +385,9 @@ class ExplorerState(traitlets.HasTraits):
         at_base = self._position == position
         at_preview = self._position == position + 1 and self._history[position + 1] is self._design_shown
         if not (
-            position < len(self._history) and self._history[position] is base_stack and (at_base or at_preview)
+            position < len(self._history)
+            and self._history[position] is base_stack
+            and (at_base or at_preview)
         ):
             raise RFError("the stack changed since the search; press Search again")
         size = self._resolution(resolution, self.stack.ndim)
