@@ -246,3 +246,25 @@ def test_missing_picks_are_explained(torch_explorer):
         if front.picks[name] is None:
             assert f"{name}: none: {front.reasons[name]}" in details
     assert any(front.picks[name] is None for name in front.picks)
+
+
+def test_undo_past_the_search_makes_it_stale():
+    ex = Explorer(declared(), input_size=16)
+    ex.controls["layer"].value = "c1"
+    ex.controls["stride"].value = "1"
+    ex.controls["apply"].click()  # position 1: the search runs on this edited stack
+    edited = ex.stack
+    ex.controls["front_search"].click()
+    assert not _refused(ex), _message(ex)
+    ex.controls["undo"].click()  # back to position 0, before the searched stack
+    assert ex.stack is not edited
+    before = _seen(ex)
+    ex.controls["front_choice"].value = -1
+    assert _refused(ex)
+    assert "press Search again" in _message(ex)
+    assert _seen(ex) == before
+    ex.controls["redo"].click()  # the searched stack again: previews work again
+    pick = ex.front_view.front["efficiency"]
+    ex.controls["front_choice"].value = _index(ex, pick)
+    assert not _refused(ex), _message(ex)
+    assert ex.stack is pick.stack
