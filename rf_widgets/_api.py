@@ -69,11 +69,12 @@ def check_input_size(input_size: object) -> None:
     normalize_resolution(input_size, count)  # also refuses sizes above MAX_INPUT_SIZE
 
 
-def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None) -> Stack:
+def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None, name: str | None = None) -> Stack:
     """The layer graph of ``model`` (see :func:`analyze` for what ``model`` may be).
 
     ``allow_code=False`` refuses ``package.module:factory`` specs (see :mod:`rf_widgets.specs`);
-    ``rules`` is a :class:`~rf_widgets.RuleTable` used for this import only.
+    ``rules`` is a :class:`~rf_widgets.RuleTable` used for this import only; ``name`` names an
+    imported model in reports (a spec string names itself).
     """
     if isinstance(model, Stack):
         return model
@@ -83,7 +84,7 @@ def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None) -> Stack
         loaded = load_model_spec(model, allow_code=allow_code)
         return loaded if isinstance(loaded, Stack) else _import_torch(loaded, model, rules)
     if _is_torch_module(model):
-        return _import_torch(model, None, rules)
+        return _import_torch(model, name, rules)
     if isinstance(model, Sequence) and model and all(isinstance(layer, Layer) for layer in model):
         return Stack(model)
     raise ModelImportError(

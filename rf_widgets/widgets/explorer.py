@@ -103,7 +103,13 @@ class Explorer(widgets.VBox):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        stack = to_stack(model)
+        if isinstance(model, str):  # load a spec once: the effective field needs the module itself
+            from rf_widgets.specs import load_model_spec
+
+            spec, model = model, load_model_spec(model)
+            stack = model if isinstance(model, Stack) else to_stack(model, name=spec)
+        else:
+            stack = to_stack(model)
         if name:
             stack = stack.replace(stack.layers, name=name)
         self.is_torch = "import_method" in stack.metadata
