@@ -23,18 +23,29 @@ back to its stem would dominate every other candidate, since it is the cheapest 
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import product
 from typing import Any
 
 from rf_widgets import _format
 from rf_widgets.core.analysis import Engine, Evaluation, analyze_stack, engine
-from rf_widgets.core.arithmetic import size_plan
+from rf_widgets.core.arithmetic import (
+    GLOBAL,
+    IDENTITY,
+    INF,
+    PHASED,
+    WINDOW,
+    Resolved,
+    feature_maps,
+    size_plan,
+)
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
+from rf_widgets.core.verdicts import FieldArrays, VerdictPlan, Verdicts, judge
 from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning
 from rf_widgets.strategies.planning import NotApplicable, TrimPlan
@@ -81,6 +92,26 @@ class Edit:
         return self.label
 
 
+class _Built:
+    """The predicted graph and its evaluation, made on first use (a trimmed graph costs a rebuild)."""
+
+    def __init__(self, make: Callable[[], tuple[Stack, Evaluation]]) -> None:
+        self._make: Callable[[], tuple[Stack, Evaluation]] | None = make
+        self._value: tuple[Stack, Evaluation] | None = None
+
+    @classmethod
+    def ready(cls, stack: Stack, found: Evaluation) -> _Built:
+        built = cls(lambda: (stack, found))
+        built.get()
+        return built
+
+    def get(self) -> tuple[Stack, Evaluation]:
+        if self._value is None:
+            assert self._make is not None
+            self._value, self._make = self._make(), None
+        return self._value
+
+
 @dataclass(frozen=True, eq=False)
 class Candidate:
     """One combination of edits with its predicted cost and verdicts.
@@ -103,12 +134,11 @@ class Candidate:
         Share of the parameters and multiply-adds in unproductive layers (spatial or not).
     productive_depth
         The most spatial layers that are not unproductive on one path from the input to the output.
-    border_layer
-        The first border layer (None when nothing is unproductive).
     refused
         Why the candidate is not offered (over the budget), else None.
     stack
-        The predicted layer graph.
+        The predicted layer graph (built on first use for a trimmed candidate; ``evaluation`` holds its
+        sizes and verdicts, ``border_layer`` its first border layer).
     """
 
     edits: tuple[Edit, ...]
@@ -121,11 +151,25 @@ class Candidate:
     unproductive_params_share: float
     unproductive_macs_share: float
     productive_depth: int
-    border_layer: str | None
     refused: str | None
-    stack: Stack = field(repr=False)
-    evaluation: Evaluation = field(repr=False)
     source: Any = field(repr=False)  # the model (or stack) and the stack the edits refer to
+    built: _Built = field(repr=False)
+
+    @property
+    def stack(self) -> Stack:
+        """The predicted layer graph."""
+        return self.built.get()[0]
+
+    @property
+    def evaluation(self) -> Evaluation:
+        """Sizes, fields and verdicts of :attr:`stack` at :attr:`input_size`."""
+        return self.built.get()[1]
+
+    @property
+    def border_layer(self) -> str | None:
+        """The first border layer (None when nothing is unproductive)."""
+        border = self.evaluation.verdicts.border
+        return self.stack.layers[border[0]].name if border else None
 
     @property
     def unproductive_count(self) -> int:
@@ -374,6 +418,18 @@ def _source(model: Any, input_size: Any, name: str | None) -> Source:
 
 
 @dataclass(frozen=True)
+class _Judged:
+    """A judged graph: its verdicts, ``r_min`` per layer, multiply-adds and productive depth per layer."""
+
+    stack: Stack
+    verdicts: Verdicts
+    r_min: Any  # numpy array, one row per layer
+    layer_macs: list[int]
+    depth: list[int]
+    full: Callable[[], Evaluation]  # the complete evaluation (fields with every path class)
+
+
+@dataclass(frozen=True)
 class _Variant:
     """An architecture variant before the trim: the edits and the layers they replace."""
 
@@ -397,7 +453,8 @@ class _Search:
         }
         self.base_macs = _macs(self.stack, found.sizes)
         self.flatten_sizes = planning._flatten_input_sizes(self.stack, found.sizes)
-        self.refusals: list[str] = []
+        self.topology = planning.Topology.of(self.stack)  # edits here keep the wiring: computed once
+        self.r_mins: dict[tuple[int, Any], Any] = {}
 
     # -- what can be edited -----------------------------------------------------------------------------
 
@@ -485,27 +542,78 @@ class _Search:
                 changes[i] = _edited_layer(layer, edit, stack.ndim)
         return changes
 
-    def candidate(
-        self, edits: tuple[Edit, ...], stack: Stack, found: Evaluation, size: tuple[int, ...], params: int
-    ) -> Candidate | None:
-        problems = {(d.layer, d.kind) for d in found.diagnostics + list(found.field.diagnostics)}
-        if any(kind == "empty-output" for _, kind in problems):
-            return None
-        if problems - self.baseline_problems:
-            return None
-        macs = _macs(stack, found.sizes)
-        verdicts = found.verdicts
-        spatial = verdicts.spatial
-        bad = [i for i in verdicts.unproductive if spatial[i]]
-        ratio = macs / self.base_macs if self.base_macs else 1.0
-        refused = None
+    def refusal(self, ratio: float) -> str | None:
         if ratio > self.budget * (1 + 1e-9):
-            refused = f"needs {ratio:.2f}x the original multiply-adds, over the budget of {self.budget:g}x"
-        total_params = sum(layer.params for layer in stack.layers)
-        bad_all = verdicts.unproductive
+            return f"needs {ratio:.2f}x the original multiply-adds, over the budget of {self.budget:g}x"
+        return None
+
+    def judged(self, stack: Stack, eng: Engine, size: tuple[int, ...]) -> _Judged | None:
+        """Judge an edited graph at ``size`` (None when the edit breaks its shapes).
+
+        Only ``r_min`` enters the verdicts; :func:`_r_min` propagates it alone, which is several times
+        faster than the full fields. Graphs it does not cover (phased layers) take the full route.
+        """
+        sizes, resolved, diagnostics = feature_maps(stack, size, eng.sizes)
+        if any(d.kind == "empty-output" for d in diagnostics):
+            return None
+        if {(d.layer, d.kind) for d in diagnostics} - self.baseline_problems:
+            return None
+        if planning._flatten_input_sizes(stack, sizes) != self.flatten_sizes:
+            return None  # a fixed-width classifier would see another number of features
+        key = (id(stack), tuple(sorted(resolved.items())))
+        if key not in self.r_mins:  # r_min depends on the size only through size-dependent layers
+            self.r_mins[key] = _r_min(stack, resolved)
+        r_min = self.r_mins[key]
+        if r_min is None:
+            found = eng.evaluate(size)
+            if {(d.layer, d.kind) for d in found.field.diagnostics} - self.baseline_problems:
+                return None
+            arrays = eng.field_at(resolved)[1]
+        else:
+            arrays = _field_arrays(eng.plan, r_min)
+        verdicts = judge(eng.plan, arrays, sizes, resolved, size)
         layer_macs = [
-            layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, found.sizes, strict=True)
+            layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, sizes, strict=True)
         ]
+        return _Judged(
+            stack, verdicts, arrays.r_min, layer_macs, _depths(stack, verdicts), lambda: eng.evaluate(size)
+        )
+
+    def candidate(
+        self, edits: tuple[Edit, ...], judged: _Judged, size: tuple[int, ...], params: int
+    ) -> Candidate:
+        stack = judged.stack
+        return self.make(
+            edits,
+            size,
+            params,
+            layers=range(len(stack.layers)),
+            judged=judged,
+            built=_Built(lambda: (stack, judged.full())),
+        )
+
+    def make(
+        self,
+        edits: tuple[Edit, ...],
+        size: tuple[int, ...],
+        params: int,
+        layers: Sequence[int],
+        judged: _Judged,
+        built: _Built,
+        head: Sequence[Layer] = (),
+        names: Callable[[str], str] = lambda name: name,
+    ) -> Candidate:
+        """A candidate from the figures of ``layers`` of an evaluated graph, plus a new ``head``."""
+        stack, verdicts = judged.stack, judged.verdicts
+        if head:
+            keep = set(layers)
+            bad_all = [i for i in verdicts.unproductive if i in keep]
+        else:
+            bad_all = list(verdicts.unproductive)
+        spatial = verdicts.spatial
+        macs = sum(judged.layer_macs[i] for i in layers) + sum(h.macs_per_position for h in head)
+        total_params = sum(stack.layers[i].params for i in layers) + sum(h.params for h in head)
+        ratio = macs / self.base_macs if self.base_macs else 1.0
         return Candidate(
             edits=edits,
             label=", ".join(e.label for e in edits) or "original",
@@ -513,29 +621,28 @@ class _Search:
             params=params,
             macs=macs,
             macs_ratio=ratio,
-            unproductive=tuple(stack.layers[i].name for i in bad),
+            unproductive=tuple(names(stack.layers[i].name) for i in bad_all if spatial[i]),
             unproductive_params_share=(
                 sum(stack.layers[i].params for i in bad_all) / total_params if total_params else 0.0
             ),
-            unproductive_macs_share=sum(layer_macs[i] for i in bad_all) / macs if macs else 0.0,
-            productive_depth=_productive_depth(stack, found),
-            border_layer=stack.layers[verdicts.border[0]].name if verdicts.border else None,
-            refused=refused,
-            stack=stack,
-            evaluation=found,
+            unproductive_macs_share=sum(judged.layer_macs[i] for i in bad_all) / macs if macs else 0.0,
+            productive_depth=max((judged.depth[i] for i in layers), default=0),
+            refused=self.refusal(ratio),
             source=self.source,
+            built=built,
         )
 
     def trims(
-        self, edits: tuple[Edit, ...], stack: Stack, found: Evaluation, size: tuple[int, ...], params: int
+        self, edits: tuple[Edit, ...], judged: _Judged, size: tuple[int, ...], params: int
     ) -> list[Candidate]:
         """The two cuts: after the last productive block output, and before the first border layer."""
+        stack, verdicts = judged.stack, judged.verdicts
         plans: list[TrimPlan] = []
         for planner in (
             lambda: planning.plan_trim_at(
-                stack, found.verdicts, size, self.source.head, self.source.merge_blocker
+                stack, verdicts, size, self.source.head, self.source.merge_blocker, self.topology
             ),
-            lambda: planning.plan_cut_before_border(stack, found.verdicts, size, self.source.head),
+            lambda: planning.plan_cut_before_border(stack, verdicts, size, self.source.head, self.topology),
         ):
             try:
                 plan = planner()
@@ -545,28 +652,63 @@ class _Search:
                 plans.append(plan)
         out = []
         for plan in plans:
-            made = self.trimmed(edits, stack, plan, size, params)
+            made = self.trimmed(edits, judged, plan, size, params)
             if made is not None:
                 out.append(made)
         return out
 
     def trimmed(
-        self, edits: tuple[Edit, ...], stack: Stack, plan: TrimPlan, size: tuple[int, ...], params: int
+        self, edits: tuple[Edit, ...], judged: _Judged, plan: TrimPlan, size: tuple[int, ...], params: int
     ) -> Candidate | None:
-        trimmed = planning.trimmed_stack(stack, plan)
-        after = engine(trimmed).evaluate(size)
+        stack = judged.stack
         removed = len(plan.removed)
         edit = Edit("trim", (plan.cut,), (), f"trim after {plan.cut} ({removed} layers removed)", plan)
-        kept = set(plan.kept)
+        kept = [stack.index[name] for name in plan.kept]
         delta = sum(  # what the architecture edits changed in the kept layers
-            layer.params - self.stack[layer.name].params
-            for layer in stack.layers
-            if layer.name in kept and layer.params != self.stack[layer.name].params
+            stack.layers[i].params - self.stack.layers[i].params for i in kept
         )
         trimmed_params = self.source.params_after_trim(plan, self.stack) + delta
-        return self.candidate((*edits, edit), trimmed, after, size, trimmed_params)
+
+        def build() -> tuple[Stack, Evaluation]:
+            trimmed = planning.trimmed_stack(stack, plan)
+            return trimmed, engine(trimmed).evaluate(size)
+
+        index = stack.index
+        if any(
+            tuple(judged.r_min[index[merge]]) != tuple(judged.r_min[index[skip]])
+            for merge, skip in plan.bypassed
+        ):  # a removed branch changes r_min after it: judge the new graph
+            trimmed = planning.trimmed_stack(stack, plan)
+            again = self.judged(trimmed, engine(trimmed), size)
+            if again is None:
+                return None
+            return self.candidate((*edits, edit), again, size, trimmed_params)
+        # The kept layers are the cut's ancestors: their sizes, r_min and verdicts do not change (a
+        # removed residual branch only held unproductive layers and did not set r_min at its add), and
+        # the new head is global (pooling to 1, flatten, linear)
+        return self.make(
+            (*edits, edit),
+            size,
+            trimmed_params,
+            layers=kept,
+            judged=judged,
+            built=_Built(build),
+            head=plan.head,
+            names=_renumbering([stack.layers[i] for i in kept]),
+        )
 
     def run(self) -> Front:
+        # The search allocates many small tuples; with a torch model in memory every full collection
+        # walks its object graph, which took most of the time. Collection resumes afterwards.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _run(self) -> Front:
         steps = self.stride_steps()
         stems = self.stem_options()
         sizes = self.sizes()
@@ -581,16 +723,16 @@ class _Search:
                 layer.params - self.stack.layers[i].params for i, layer in variant.changes.items()
             )
             for size in sizes:
-                found = eng.evaluate(size)
-                edits = arch + ((_size_edit(size),) if size != self.resolution else ())
-                made = self.candidate(edits, stack, found, size, params)
-                if made is None:
+                judged = self.judged(stack, eng, size)
+                if judged is None:
                     continue
+                edits = arch + ((_size_edit(size),) if size != self.resolution else ())
+                made = self.candidate(edits, judged, size, params)
                 if not edits:
                     original = made
                 candidates.append(made)
                 if "trim" in self.kinds and made.unproductive:
-                    candidates += self.trims(edits, stack, found, size, params)
+                    candidates += self.trims(edits, judged, size, params)
         assert original is not None  # the unedited network always passes its own checks
         if len(candidates) == 1:
             raise RFError(
@@ -598,9 +740,23 @@ class _Search:
                 "that the strategies can change"
             )
         allowed = [c for c in candidates if not c.refused]
-        pareto = _pareto(allowed)
-        picks, reasons = _picks(allowed, original, self.budget)
+        while True:
+            pareto = _pareto(allowed)
+            picks, reasons = _picks(allowed, original, self.budget)
+            # The fast pass does not look for misaligned merges: the full fields of what is shown
+            # decide, and a candidate that misaligns a merge leaves the search.
+            shown = {id(c): c for c in (*pareto, *picks.values()) if c is not None}
+            broken = {key for key, c in shown.items() if self.misaligned(c)}
+            if not broken:
+                break
+            candidates = [c for c in candidates if id(c) not in broken]
+            allowed = [c for c in allowed if id(c) not in broken]
         return Front(candidates, original, self.budget, picks, reasons, pareto, self.source.name)
+
+    def misaligned(self, candidate: Candidate) -> bool:
+        found = {(d.layer, d.kind) for d in candidate.evaluation.field.diagnostics}
+        baseline = {(d.layer, d.kind) for d in self.base.evaluate(self.resolution).field.diagnostics}
+        return bool(found - baseline)
 
 
 # -- picks and the front ----------------------------------------------------------------------------------
@@ -742,14 +898,90 @@ def _macs(stack: Stack, sizes: Sequence[tuple[int, ...]]) -> int:
     return sum(layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, sizes, strict=True))
 
 
-def _productive_depth(stack: Stack, found: Evaluation) -> int:
-    status = found.verdicts.status
-    spatial = found.verdicts.spatial
+def _depths(stack: Stack, verdicts: Verdicts) -> list[int]:
+    """Per layer: the most spatial layers that are not unproductive on one path from the input to it."""
+    status = verdicts.status
+    spatial = verdicts.spatial
     depth: list[int] = []
     for i, sources in enumerate(stack.input_indices):
-        before = max((depth[j] for j in sources if j >= 0), default=0)
+        before = max([depth[j] for j in sources if j >= 0], default=0)
         depth.append(before + (1 if spatial[i] and status[i] != "unproductive" else 0))
-    return max(depth, default=0)
+    return depth
+
+
+def _r_min(stack: Stack, resolved: dict[int, Resolved]) -> Any:
+    """``r_min`` of every layer and axis (inf: every path is global), or None for phased layers.
+
+    The same propagation as :func:`rf_widgets.core.arithmetic.fields`, keeping per path class (jump)
+    only the smallest field: for each jump ``J`` a window adds ``(k_eff - 1) * J`` and multiplies the
+    jump by its stride; merges keep the smaller field per jump.
+    """
+    import numpy as np
+
+    ndim = stack.ndim
+    start: dict[Any, Any] = {1: 1}
+    per_layer: list[tuple[dict[Any, Any], ...]] = []
+    rows: list[list[float]] = []
+    for i, layer in enumerate(stack.layers):
+        ins = [(start,) * ndim if j < 0 else per_layer[j] for j in stack.input_indices[i]]
+        if i in resolved:
+            how, kernel, stride, _ = resolved[i]
+        elif layer.kind == WINDOW:
+            how, kernel, stride = WINDOW, layer.kernel_effective, layer.stride
+        elif layer.kind in (GLOBAL, "resample"):
+            how, kernel, stride = GLOBAL, (), ()
+        else:
+            how, kernel, stride = IDENTITY, (), ()
+        if how == PHASED:
+            return None
+        if how == GLOBAL:
+            out: tuple[dict[Any, Any], ...] = tuple({} for _ in range(ndim))
+        elif how == WINDOW:
+            out = tuple({} for _ in range(ndim))
+            for axes in ins:
+                for a in range(ndim):
+                    grow, step, into = kernel[a] - 1, stride[a], out[a]
+                    for jump, r in axes[a].items():
+                        if type(jump) is tuple or not isinstance(step, int):
+                            return None
+                        key, value = jump * step, r + grow * jump
+                        old = into.get(key)
+                        if old is None or value < old:
+                            into[key] = value
+        elif len(ins) == 1:
+            out = ins[0]
+        else:
+            out = tuple({} for _ in range(ndim))
+            for axes in ins:
+                for a in range(ndim):
+                    into = out[a]
+                    for jump, r in axes[a].items():
+                        old = into.get(jump)
+                        if old is None or r < old:
+                            into[jump] = r
+        per_layer.append(out)
+        rows.append([float(min(axis.values())) if axis else INF for axis in out])
+    return np.array(rows, dtype=float)
+
+
+def _field_arrays(plan: VerdictPlan, r_min: Any) -> FieldArrays:
+    import numpy as np
+
+    padded = np.vstack([r_min, np.full((1, r_min.shape[1]), np.inf)])
+    return FieldArrays(r_min, np.minimum.reduceat(padded[plan.sources], plan.starts, axis=0))
+
+
+def _renumbering(kept: Sequence[Layer]) -> Callable[[str], str]:
+    """The names :func:`planning.trimmed_stack` gives the kept layers (repeated calls renumbered)."""
+    if not any("fx_node" in layer.extra for layer in kept):
+        return lambda name: name
+    counts: dict[str, int] = {}
+    names: dict[str, str] = {}
+    for layer in kept:
+        base = layer.name.split(":")[0]
+        counts[base] = counts.get(base, 0) + 1
+        names[layer.name] = base if counts[base] == 1 else f"{base}:{counts[base]}"
+    return names.__getitem__
 
 
 def _names(names: Sequence[str]) -> str:
