@@ -39,6 +39,7 @@ from rf_widgets.core.arithmetic import (
     PHASED,
     WINDOW,
     Resolved,
+    SizePlan,
     feature_maps,
     size_plan,
 )
@@ -455,6 +456,7 @@ class _Search:
         self.flatten_sizes = planning._flatten_input_sizes(self.stack, found.sizes)
         self.topology = planning.Topology.of(self.stack)  # edits here keep the wiring: computed once
         self.r_mins: dict[tuple[int, Any], Any] = {}
+        self.r_min_pass = _RMinPass(self.stack)
 
     # -- what can be edited -----------------------------------------------------------------------------
 
@@ -530,7 +532,7 @@ class _Search:
         for i, layer in variant.changes.items():
             kernel[i] = layer.kernel_effective if layer.kind == "window" else (-1,) * stack.ndim
         plan = replace(self.base.plan, kernel=np.asarray(kernel))
-        return Engine(stack, plan, size_plan(stack))
+        return Engine(stack, plan, _patched_size_plan(self.base.sizes, stack, variant.changes))
 
     def layer_changes(self, edits: Sequence[Edit]) -> dict[int, Layer]:
         stack = self.stack
@@ -547,7 +549,9 @@ class _Search:
             return f"needs {ratio:.2f}x the original multiply-adds, over the budget of {self.budget:g}x"
         return None
 
-    def judged(self, stack: Stack, eng: Engine, size: tuple[int, ...]) -> _Judged | None:
+    def judged(
+        self, stack: Stack, eng: Engine, size: tuple[int, ...], changes: dict[int, Layer] | None = None
+    ) -> _Judged | None:
         """Judge an edited graph at ``size`` (None when the edit breaks its shapes).
 
         Only ``r_min`` enters the verdicts; :func:`_r_min` propagates it alone, which is several times
@@ -562,7 +566,10 @@ class _Search:
             return None  # a fixed-width classifier would see another number of features
         key = (id(stack), tuple(sorted(resolved.items())))
         if key not in self.r_mins:  # r_min depends on the size only through size-dependent layers
-            self.r_mins[key] = _r_min(stack, resolved)
+            same_graph = stack.input_indices is self.stack.input_indices
+            self.r_mins[key] = (
+                self.r_min_pass.run(changes or {}, resolved) if same_graph else _r_min(stack, resolved)
+            )
         r_min = self.r_mins[key]
         if r_min is None:
             found = eng.evaluate(size)
@@ -723,7 +730,7 @@ class _Search:
                 layer.params - self.stack.layers[i].params for i, layer in variant.changes.items()
             )
             for size in sizes:
-                judged = self.judged(stack, eng, size)
+                judged = self.judged(stack, eng, size, variant.changes)
                 if judged is None:
                     continue
                 edits = arch + ((_size_edit(size),) if size != self.resolution else ())
@@ -903,65 +910,129 @@ def _depths(stack: Stack, verdicts: Verdicts) -> list[int]:
     status = verdicts.status
     spatial = verdicts.spatial
     depth: list[int] = []
+    append = depth.append
     for i, sources in enumerate(stack.input_indices):
-        before = max([depth[j] for j in sources if j >= 0], default=0)
-        depth.append(before + (1 if spatial[i] and status[i] != "unproductive" else 0))
+        before = 0
+        for j in sources:
+            if j >= 0 and depth[j] > before:
+                before = depth[j]
+        append(before + 1 if spatial[i] and status[i] != "unproductive" else before)
     return depth
 
 
 def _r_min(stack: Stack, resolved: dict[int, Resolved]) -> Any:
-    """``r_min`` of every layer and axis (inf: every path is global), or None for phased layers.
+    """``r_min`` of every layer and axis (inf: every path is global), or None for phased layers."""
+    return _RMinPass(stack).run({}, resolved)
 
-    The same propagation as :func:`rf_widgets.core.arithmetic.fields`, keeping per path class (jump)
-    only the smallest field: for each jump ``J`` a window adds ``(k_eff - 1) * J`` and multiplies the
-    jump by its stride; merges keep the smaller field per jump.
+
+Step = tuple[str, tuple[Any, ...], tuple[Any, ...]]
+
+
+class _RMinPass:
+    """``r_min`` alone, propagated as :func:`rf_widgets.core.arithmetic.fields` propagates the fields.
+
+    Per path class (jump ``J``) only the smallest field is kept: a window adds ``(k_eff - 1) * J`` and
+    multiplies the jump by its stride; merges keep the smaller field per jump. When every layer treats
+    the axes alike (square kernels and strides), one axis is propagated and copied.
+
+    Variants of one graph differ in a few layers (the edits) and the size-dependent layers: the layers
+    before the first difference are shared, so each prefix is remembered by the steps it contains.
     """
-    import numpy as np
 
-    ndim = stack.ndim
-    start: dict[Any, Any] = {1: 1}
-    per_layer: list[tuple[dict[Any, Any], ...]] = []
-    rows: list[list[float]] = []
-    for i, layer in enumerate(stack.layers):
-        ins = [(start,) * ndim if j < 0 else per_layer[j] for j in stack.input_indices[i]]
-        if i in resolved:
-            how, kernel, stride, _ = resolved[i]
-        elif layer.kind == WINDOW:
-            how, kernel, stride = WINDOW, layer.kernel_effective, layer.stride
-        elif layer.kind in (GLOBAL, "resample"):
-            how, kernel, stride = GLOBAL, (), ()
-        else:
-            how, kernel, stride = IDENTITY, (), ()
-        if how == PHASED:
-            return None
-        if how == GLOBAL:
-            out: tuple[dict[Any, Any], ...] = tuple({} for _ in range(ndim))
-        elif how == WINDOW:
-            out = tuple({} for _ in range(ndim))
-            for axes in ins:
-                for a in range(ndim):
-                    grow, step, into = kernel[a] - 1, stride[a], out[a]
-                    for jump, r in axes[a].items():
-                        if type(jump) is tuple or not isinstance(step, int):
-                            return None
-                        key, value = jump * step, r + grow * jump
-                        old = into.get(key)
-                        if old is None or value < old:
-                            into[key] = value
-        elif len(ins) == 1:
-            out = ins[0]
-        else:
-            out = tuple({} for _ in range(ndim))
-            for axes in ins:
-                for a in range(ndim):
-                    into = out[a]
-                    for jump, r in axes[a].items():
-                        old = into.get(jump)
-                        if old is None or r < old:
-                            into[jump] = r
-        per_layer.append(out)
-        rows.append([float(min(axis.values())) if axis else INF for axis in out])
-    return np.array(rows, dtype=float)
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.base = [self.step(layer) for layer in stack.layers]
+        self.memo: dict[tuple[Any, ...], list[tuple[list[dict[Any, Any]], list[float]]]] = {}
+
+    @staticmethod
+    def step(layer: Layer, resolved: Resolved | None = None) -> Step:
+        if resolved is not None:
+            return resolved[0], tuple(resolved[1]), tuple(resolved[2])
+        if layer.kind == WINDOW:
+            return WINDOW, layer.kernel_effective, layer.stride
+        if layer.kind in (GLOBAL, "resample"):
+            return GLOBAL, (), ()
+        return IDENTITY, (), ()
+
+    def run(self, changes: dict[int, Layer], resolved: dict[int, Resolved]) -> Any:
+        import numpy as np
+
+        stack = self.stack
+        ndim = stack.ndim
+        overrides = {i: self.step(layer) for i, layer in changes.items()}
+        overrides.update({i: self.step(stack.layers[i], r) for i, r in resolved.items()})
+        steps = list(self.base)
+        for i, step in overrides.items():
+            steps[i] = step
+        for how, _, stride in steps:
+            if how == PHASED or (how == WINDOW and not all(isinstance(v, int) for v in stride)):
+                return None
+        square = all(len(set(k)) <= 1 and len(set(st)) <= 1 for _, k, st in steps)
+        axes = 1 if square else ndim
+        marks = sorted(overrides)
+        keys = [(axes, m, tuple((j, overrides[j]) for j in marks if j < m)) for m in marks]
+        begin = 0
+        layers: list[tuple[list[dict[Any, Any]], list[float]]] = []
+        for m, key in reversed(list(zip(marks, keys, strict=True))):
+            found = self.memo.get(key)
+            if found is not None:
+                begin, layers = m, list(found)
+                break
+        starts = dict(zip(marks, keys, strict=True))
+        start: dict[Any, Any] = {1: 1}
+        inputs = stack.input_indices
+        for i in range(begin, len(steps)):
+            if i in starts and starts[i] not in self.memo:
+                self.memo[starts[i]] = list(layers)
+            how, kernel, stride = steps[i]
+            ins = [[start] * axes if j < 0 else layers[j][0] for j in inputs[i]]
+            if how == GLOBAL:
+                out: list[dict[Any, Any]] = [{} for _ in range(axes)]
+            elif how == WINDOW:
+                out = [{} for _ in range(axes)]
+                for dicts in ins:
+                    for a in range(axes):
+                        grow, factor, into = kernel[a] - 1, stride[a], out[a]
+                        for jump, r in dicts[a].items():
+                            key, value = jump * factor, r + grow * jump
+                            old = into.get(key)
+                            if old is None or value < old:
+                                into[key] = value
+            elif len(ins) == 1:
+                out = ins[0]
+            else:
+                out = [{} for _ in range(axes)]
+                for dicts in ins:
+                    for a in range(axes):
+                        into = out[a]
+                        for jump, r in dicts[a].items():
+                            old = into.get(jump)
+                            if old is None or r < old:
+                                into[jump] = r
+            layers.append((out, [float(min(d.values())) if d else INF for d in out]))
+        found_rows = np.array([row for _, row in layers], dtype=float)
+        return np.repeat(found_rows, ndim, axis=1) if square and ndim > 1 else found_rows
+
+
+def _patched_size_plan(base: SizePlan, stack: Stack, changes: dict[int, Layer]) -> SizePlan:
+    """``size_plan(stack)`` from the plan of the unedited graph: only the changed layers are compiled.
+
+    A layer compiles on its own (its step reads only its own fields and inputs), so compiling the
+    one-layer stack of each changed layer and taking its step gives the same plan.
+    """
+    steps = list(base.steps)
+    for i, layer in changes.items():
+        sources = stack.input_indices[i]
+        if len(sources) != 1 or layer.kind != WINDOW or layer.ceil_mode:
+            return size_plan(stack)
+        params = tuple(
+            (lo + hi - (d * (k - 1) + 1), s)
+            for k, d, s, (lo, hi) in zip(
+                layer.kernel, layer.dilation, layer.stride, layer.padding, strict=True
+            )
+        )
+        steps[i] = (1 if all(p == (-1, 1) for p in params) else 0, sources[0], params)
+    return SizePlan(tuple(steps))
 
 
 def _field_arrays(plan: VerdictPlan, r_min: Any) -> FieldArrays:
