@@ -72,10 +72,12 @@ def main() -> None:
         for size in (int(s) for s in args.sizes.split(",")):
             source = TorchSource(model, name, size)
             seconds, cpu, front = median_s(
-                lambda: _Search(source, args.budget, EDIT_KINDS).run(), args.repeat
+                lambda source=source: _Search(source, args.budget, EDIT_KINDS).run(), args.repeat
             )
             rate = len(front) / seconds
-            full, full_cpu, _ = median_s(lambda: rfw.suggest(model, size, budget=args.budget), args.repeat)
+            full, full_cpu, _ = median_s(
+                lambda model=model, size=size: rfw.suggest(model, size, budget=args.budget), args.repeat
+            )
             print(
                 f"{name:<10} {size:>4} {len(front):>10} {seconds:>9.3f} {rate:>8.0f} "
                 f"{rate / TARGET_RATE:>7.2f}x {len(front) / cpu:>11.0f} {full:>9.2f} {full_cpu:>13.2f} "
