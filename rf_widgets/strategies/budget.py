@@ -612,7 +612,7 @@ class _Search:
     ) -> Candidate:
         """A candidate from the figures of ``layers`` of an evaluated graph, plus a new ``head``."""
         stack, verdicts = judged.stack, judged.verdicts
-        if head:
+        if len(layers) != len(stack.layers):
             keep = set(layers)
             bad_all = [i for i in verdicts.unproductive if i in keep]
         else:
@@ -741,10 +741,12 @@ class _Search:
                 if "trim" in self.kinds and made.unproductive:
                     candidates += self.trims(edits, judged, size, params)
         assert original is not None  # the unedited network always passes its own checks
-        if len(candidates) == 1:
+        if all(e.kind == "input-size" for c in candidates for e in c.edits):
+            kinds = [k for k in self.kinds if k != "input-size"]
             raise RFError(
-                f"no edit applies to {self.source.name}: it has no downsampling step, stem or block "
-                "that the strategies can change"
+                f"no edit of the architecture applies to {self.source.name} at "
+                f"{_format.size(self.resolution)} (tried: {', '.join(kinds) or 'none'}): it has no "
+                "downsampling step or stem the search can change and nothing to trim"
             )
         allowed = [c for c in candidates if not c.refused]
         while True:
