@@ -229,7 +229,9 @@ def test_the_fast_prediction_equals_the_full_analysis_of_every_candidate(name):
         stack = c.stack
         spatial = full.verdicts.spatial
         assert c.unproductive == tuple(stack.layers[i].name for i in full.verdicts.unproductive if spatial[i])
-        macs = sum(layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, full.sizes))
+        macs = sum(
+            layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, full.sizes, strict=True)
+        )
         assert c.macs == macs, c.label
         assert c.params - front.original.params == sum(x.params for x in stack.layers) - sum(
             x.params for x in front.original.stack.layers
