@@ -129,7 +129,7 @@ def test_the_front_index_and_its_text():
     text = repr(front)
     for name in ("original", *PICKS):
         assert name in text
-    assert front[0] is list(front)[0]
+    assert front[0] is next(iter(front))
 
 
 # -- torch models ---------------------------------------------------------------------------------------
@@ -209,9 +209,11 @@ def test_resnet18_at_16_px_figures_of_the_picks():
         assert plan[name].params_after == front[name].params
     # the old strategies stay, and say when they need more than the budget
     slow = plan["slow-downsampling"]
-    assert slow.macs_ratio is not None and slow.macs_ratio > 8.0
+    assert slow.macs_ratio is not None
+    assert slow.macs_ratio > 8.0
     assert not slow.applicable
-    assert slow.refused is not None and "over the budget of 8x" in slow.refused
+    assert slow.refused is not None
+    assert "over the budget of 8x" in slow.refused
     with pytest.raises(RFError, match="over the budget"):
         slow.apply()
     assert all(c.macs_ratio > 8.0 for c in front.refused)
