@@ -81,6 +81,14 @@ def test_a_stride_edit_makes_the_chain_productive():
     _check_front(front)
 
 
+def test_an_analysis_or_a_stack_gives_the_same_search():
+    by_stack = search(chain(), 8, budget=2.0)
+    by_analysis = search(rfw.analyze(chain(), 8), budget=2.0)
+    assert [c.label for c in by_analysis] == [c.label for c in by_stack]
+    assert [c.macs_ratio for c in by_analysis] == [c.macs_ratio for c in by_stack]
+    assert by_analysis.original.input_size == (8, 8)
+
+
 def test_bad_budgets_and_edit_kinds_are_refused_with_a_message():
     for bad in (0, -1.0, True, "2", float("nan")):
         with pytest.raises(RFError, match="budget must be a positive ratio"):
