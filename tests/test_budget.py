@@ -130,6 +130,21 @@ def test_a_size_where_even_the_smallest_network_is_unproductive():
     assert "leaves every layer productive at 1x1" in plan["efficiency"].reason
 
 
+def test_an_original_that_does_not_run_is_the_reference_but_never_offered():
+    # 5 px: c1 (3x3, stride 2, no padding) gives 2x2, c2 then has nothing left: (2 - 3) // 2 + 1 = 0
+    stack = [rfw.conv("c1", 3, stride=2), rfw.conv("c2", 3, stride=2), rfw.conv("c3", 3, padding=1)]
+    front = search(stack, 5, budget=4.0)
+    assert front.original.refused == (
+        "the network does not work at 5x5: "
+        "'c2' gets an input of 2x2 and its output is empty at input size 5x5"
+    )
+    offered = [c for c in front if not c.refused]
+    assert offered
+    assert all(not any(d.kind == "empty-output" for d in c.evaluation.diagnostics) for c in offered)
+    assert "trim after c1 (2 layers removed)" in {c.label for c in offered}  # cut before the empty map
+    assert all(front.picks[name] in offered for name in PICKS)
+
+
 def test_the_front_index_and_its_text():
     front = search(chain(), 8, budget=2.0)
     with pytest.raises(KeyError, match="the picks are efficiency, performance, hybrid"):

@@ -428,6 +428,7 @@ class _Judged:
     layer_macs: list[int]
     depth: list[int]
     full: Callable[[], Evaluation]  # the complete evaluation (fields with every path class)
+    problems: frozenset[str] = frozenset()  # layers with an empty map or a new size problem
 
 
 @dataclass(frozen=True)
@@ -453,7 +454,10 @@ class _Search:
             (d.layer, d.kind) for d in found.diagnostics + list(found.field.diagnostics)
         }
         self.base_macs = _macs(self.stack, found.sizes)
-        self.flatten_sizes = planning._flatten_input_sizes(self.stack, found.sizes)
+        flatten_sizes = planning._flatten_input_sizes(self.stack, found.sizes)
+        # What a classifier after a flatten reads must not change; unknown when the original's map is
+        # already empty there (it does not run at this size): then the built module is the judge.
+        self.flatten_sizes = None if any(0 in n for n in flatten_sizes) else flatten_sizes
         self.topology = planning.Topology.of(self.stack)  # edits here keep the wiring: computed once
         self.r_mins: dict[tuple[int, Any], Any] = {}
         self.r_min_pass = _RMinPass(self.stack)
@@ -558,11 +562,17 @@ class _Search:
         faster than the full fields. Graphs it does not cover (phased layers) take the full route.
         """
         sizes, resolved, diagnostics = feature_maps(stack, size, eng.sizes)
-        if any(d.kind == "empty-output" for d in diagnostics):
-            return None
-        if {(d.layer, d.kind) for d in diagnostics} - self.baseline_problems:
-            return None
-        if planning._flatten_input_sizes(stack, sizes) != self.flatten_sizes:
+        # An empty map (the network cannot run) or a new size problem: the graph is not offered as it
+        # is, but a trim that removes the layers concerned may be.
+        problems = frozenset(
+            str(d.layer)
+            for d in diagnostics
+            if d.kind == "empty-output" or (d.layer, d.kind) not in self.baseline_problems
+        )
+        if (
+            self.flatten_sizes is not None
+            and planning._flatten_input_sizes(stack, sizes) != self.flatten_sizes
+        ):
             return None  # a fixed-width classifier would see another number of features
         key = (id(stack), tuple(sorted(resolved.items())))
         if key not in self.r_mins:  # r_min depends on the size only through size-dependent layers
@@ -573,8 +583,11 @@ class _Search:
         r_min = self.r_mins[key]
         if r_min is None:
             found = eng.evaluate(size)
-            if {(d.layer, d.kind) for d in found.field.diagnostics} - self.baseline_problems:
-                return None
+            problems |= {
+                str(d.layer)
+                for d in found.field.diagnostics
+                if (d.layer, d.kind) not in self.baseline_problems
+            }
             arrays = eng.field_at(resolved)[1]
         else:
             arrays = _field_arrays(eng.plan, r_min)
@@ -583,7 +596,13 @@ class _Search:
             layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, sizes, strict=True)
         ]
         return _Judged(
-            stack, verdicts, arrays.r_min, layer_macs, _depths(stack, verdicts), lambda: eng.evaluate(size)
+            stack,
+            verdicts,
+            arrays.r_min,
+            layer_macs,
+            _depths(stack, verdicts),
+            lambda: eng.evaluate(size),
+            problems,
         )
 
     def candidate(
@@ -668,6 +687,8 @@ class _Search:
         self, edits: tuple[Edit, ...], judged: _Judged, plan: TrimPlan, size: tuple[int, ...], params: int
     ) -> Candidate | None:
         stack = judged.stack
+        if judged.problems & set(plan.kept):
+            return None
         removed = len(plan.removed)
         edit = Edit("trim", (plan.cut,), (), f"trim after {plan.cut} ({removed} layers removed)", plan)
         kept = [stack.index[name] for name in plan.kept]
@@ -687,7 +708,7 @@ class _Search:
         ):  # a removed branch changes r_min after it: judge the new graph
             trimmed = planning.trimmed_stack(stack, plan)
             again = self.judged(trimmed, engine(trimmed), size)
-            if again is None:
+            if again is None or again.problems:
                 return None
             return self.candidate((*edits, edit), again, size, trimmed_params)
         # The kept layers are the cut's ancestors: their sizes, r_min and verdicts do not change (a
@@ -737,7 +758,10 @@ class _Search:
                 made = self.candidate(edits, judged, size, params)
                 if not edits:
                     original = made
-                candidates.append(made)
+                    if judged.problems:  # kept as the reference, never offered
+                        original = made = replace(made, refused=self.broken(judged))
+                if not judged.problems or not edits:
+                    candidates.append(made)
                 if "trim" in self.kinds and made.unproductive:
                     candidates += self.trims(edits, judged, size, params)
         assert original is not None  # the unedited network always passes its own checks
@@ -761,6 +785,11 @@ class _Search:
             candidates = [c for c in candidates if id(c) not in broken]
             allowed = [c for c in allowed if id(c) not in broken]
         return Front(candidates, original, self.budget, picks, reasons, pareto, self.source.name)
+
+    def broken(self, judged: _Judged) -> str:
+        found = judged.full()
+        why = next(d.message for d in found.diagnostics if str(d.layer) in judged.problems)
+        return f"the network does not work at {_format.size(self.resolution)}: {why}"
 
     def misaligned(self, candidate: Candidate) -> bool:
         found = {(d.layer, d.kind) for d in candidate.evaluation.field.diagnostics}
