@@ -430,6 +430,10 @@ class _Judged:
     full: Callable[[], Evaluation]  # the complete evaluation (fields with every path class)
     problems: frozenset[str] = frozenset()  # layers with an empty map or a new size problem
 
+    @property
+    def total_params(self) -> int:
+        return sum(layer.params for layer in self.stack.layers)
+
 
 @dataclass(frozen=True)
 class _Variant:
@@ -637,8 +641,12 @@ class _Search:
         else:
             bad_all = list(verdicts.unproductive)
         spatial = verdicts.spatial
-        macs = sum(judged.layer_macs[i] for i in layers) + sum(h.macs_per_position for h in head)
-        total_params = sum(stack.layers[i].params for i in layers) + sum(h.params for h in head)
+        if len(layers) == len(stack.layers):
+            macs, total_params, depth = sum(judged.layer_macs), judged.total_params, max(judged.depth)
+        else:
+            macs = sum(map(judged.layer_macs.__getitem__, layers)) + sum(h.macs_per_position for h in head)
+            total_params = sum(stack.layers[i].params for i in layers) + sum(h.params for h in head)
+            depth = max(map(judged.depth.__getitem__, layers), default=0)
         ratio = macs / self.base_macs if self.base_macs else 1.0
         return Candidate(
             edits=edits,
@@ -652,7 +660,7 @@ class _Search:
                 sum(stack.layers[i].params for i in bad_all) / total_params if total_params else 0.0
             ),
             unproductive_macs_share=sum(judged.layer_macs[i] for i in bad_all) / macs if macs else 0.0,
-            productive_depth=max((judged.depth[i] for i in layers), default=0),
+            productive_depth=depth,
             refused=self.refusal(ratio),
             source=self.source,
             built=built,
@@ -973,6 +981,8 @@ class _RMinPass:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.base = [self.step(layer) for layer in stack.layers]
+        self.base_plain = all(_plain_step(step) for step in self.base)
+        self.base_square = all(_square_step(step) for step in self.base)
         self.memo: dict[tuple[Any, ...], list[tuple[list[dict[Any, Any]], list[float]]]] = {}
 
     @staticmethod
@@ -995,10 +1005,10 @@ class _RMinPass:
         steps = list(self.base)
         for i, step in overrides.items():
             steps[i] = step
-        for how, _, stride in steps:
-            if how == PHASED or (how == WINDOW and not all(isinstance(v, int) for v in stride)):
-                return None
-        square = all(len(set(k)) <= 1 and len(set(st)) <= 1 for _, k, st in steps)
+        changed = list(overrides.values())
+        if not self.base_plain or not all(_plain_step(step) for step in changed):
+            return None
+        square = self.base_square and all(_square_step(step) for step in changed)
         axes = 1 if square else ndim
         marks = sorted(overrides)
         keys = [(axes, m, tuple((j, overrides[j]) for j in marks if j < m)) for m in marks]
@@ -1043,6 +1053,16 @@ class _RMinPass:
             layers.append((out, [float(min(d.values())) if d else INF for d in out]))
         found_rows = np.array([row for _, row in layers], dtype=float)
         return np.repeat(found_rows, ndim, axis=1) if square and ndim > 1 else found_rows
+
+
+def _plain_step(step: Step) -> bool:
+    """Whether :class:`_RMinPass` covers the step (no phases, integer strides)."""
+    how, _, stride = step
+    return how != PHASED and (how != WINDOW or all(isinstance(v, int) for v in stride))
+
+
+def _square_step(step: Step) -> bool:
+    return len(set(step[1])) <= 1 and len(set(step[2])) <= 1
 
 
 def _patched_size_plan(base: SizePlan, stack: Stack, changes: dict[int, Layer]) -> SizePlan:
