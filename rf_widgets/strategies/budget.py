@@ -23,18 +23,30 @@ back to its stem would dominate every other candidate, since it is the cheapest 
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import product
 from typing import Any
 
 from rf_widgets import _format
 from rf_widgets.core.analysis import Engine, Evaluation, analyze_stack, engine
-from rf_widgets.core.arithmetic import size_plan
+from rf_widgets.core.arithmetic import (
+    GLOBAL,
+    IDENTITY,
+    INF,
+    PHASED,
+    WINDOW,
+    Resolved,
+    SizePlan,
+    feature_maps,
+    size_plan,
+)
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
+from rf_widgets.core.verdicts import FieldArrays, VerdictPlan, Verdicts, judge
 from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning
 from rf_widgets.strategies.planning import NotApplicable, TrimPlan
@@ -81,6 +93,26 @@ class Edit:
         return self.label
 
 
+class _Built:
+    """The predicted graph and its evaluation, made on first use (a trimmed graph costs a rebuild)."""
+
+    def __init__(self, make: Callable[[], tuple[Stack, Evaluation]]) -> None:
+        self._make: Callable[[], tuple[Stack, Evaluation]] | None = make
+        self._value: tuple[Stack, Evaluation] | None = None
+
+    @classmethod
+    def ready(cls, stack: Stack, found: Evaluation) -> _Built:
+        built = cls(lambda: (stack, found))
+        built.get()
+        return built
+
+    def get(self) -> tuple[Stack, Evaluation]:
+        if self._value is None:
+            assert self._make is not None
+            self._value, self._make = self._make(), None
+        return self._value
+
+
 @dataclass(frozen=True, eq=False)
 class Candidate:
     """One combination of edits with its predicted cost and verdicts.
@@ -103,12 +135,11 @@ class Candidate:
         Share of the parameters and multiply-adds in unproductive layers (spatial or not).
     productive_depth
         The most spatial layers that are not unproductive on one path from the input to the output.
-    border_layer
-        The first border layer (None when nothing is unproductive).
     refused
         Why the candidate is not offered (over the budget), else None.
     stack
-        The predicted layer graph.
+        The predicted layer graph (built on first use for a trimmed candidate; ``evaluation`` holds its
+        sizes and verdicts, ``border_layer`` its first border layer).
     """
 
     edits: tuple[Edit, ...]
@@ -121,11 +152,25 @@ class Candidate:
     unproductive_params_share: float
     unproductive_macs_share: float
     productive_depth: int
-    border_layer: str | None
     refused: str | None
-    stack: Stack = field(repr=False)
-    evaluation: Evaluation = field(repr=False)
     source: Any = field(repr=False)  # the model (or stack) and the stack the edits refer to
+    built: _Built = field(repr=False)
+
+    @property
+    def stack(self) -> Stack:
+        """The predicted layer graph."""
+        return self.built.get()[0]
+
+    @property
+    def evaluation(self) -> Evaluation:
+        """Sizes, fields and verdicts of :attr:`stack` at :attr:`input_size`."""
+        return self.built.get()[1]
+
+    @property
+    def border_layer(self) -> str | None:
+        """The first border layer (None when nothing is unproductive)."""
+        border = self.evaluation.verdicts.border
+        return self.stack.layers[border[0]].name if border else None
 
     @property
     def unproductive_count(self) -> int:
@@ -374,6 +419,23 @@ def _source(model: Any, input_size: Any, name: str | None) -> Source:
 
 
 @dataclass(frozen=True)
+class _Judged:
+    """A judged graph: its verdicts, ``r_min`` per layer, multiply-adds and productive depth per layer."""
+
+    stack: Stack
+    verdicts: Verdicts
+    r_min: Any  # numpy array, one row per layer
+    layer_macs: list[int]
+    depth: list[int]
+    full: Callable[[], Evaluation]  # the complete evaluation (fields with every path class)
+    problems: frozenset[str] = frozenset()  # layers with an empty map or a new size problem
+
+    @property
+    def total_params(self) -> int:
+        return sum(layer.params for layer in self.stack.layers)
+
+
+@dataclass(frozen=True)
 class _Variant:
     """An architecture variant before the trim: the edits and the layers they replace."""
 
@@ -396,8 +458,13 @@ class _Search:
             (d.layer, d.kind) for d in found.diagnostics + list(found.field.diagnostics)
         }
         self.base_macs = _macs(self.stack, found.sizes)
-        self.flatten_sizes = planning._flatten_input_sizes(self.stack, found.sizes)
-        self.refusals: list[str] = []
+        flatten_sizes = planning._flatten_input_sizes(self.stack, found.sizes)
+        # What a classifier after a flatten reads must not change; unknown when the original's map is
+        # already empty there (it does not run at this size): then the built module is the judge.
+        self.flatten_sizes = None if any(0 in n for n in flatten_sizes) else flatten_sizes
+        self.topology = planning.Topology.of(self.stack)  # edits here keep the wiring: computed once
+        self.r_mins: dict[tuple[int, Any], Any] = {}
+        self.r_min_pass = _RMinPass(self.stack)
 
     # -- what can be edited -----------------------------------------------------------------------------
 
@@ -473,7 +540,7 @@ class _Search:
         for i, layer in variant.changes.items():
             kernel[i] = layer.kernel_effective if layer.kind == "window" else (-1,) * stack.ndim
         plan = replace(self.base.plan, kernel=np.asarray(kernel))
-        return Engine(stack, plan, size_plan(stack))
+        return Engine(stack, plan, _patched_size_plan(self.base.sizes, stack, variant.changes))
 
     def layer_changes(self, edits: Sequence[Edit]) -> dict[int, Layer]:
         stack = self.stack
@@ -485,27 +552,102 @@ class _Search:
                 changes[i] = _edited_layer(layer, edit, stack.ndim)
         return changes
 
-    def candidate(
-        self, edits: tuple[Edit, ...], stack: Stack, found: Evaluation, size: tuple[int, ...], params: int
-    ) -> Candidate | None:
-        problems = {(d.layer, d.kind) for d in found.diagnostics + list(found.field.diagnostics)}
-        if any(kind == "empty-output" for _, kind in problems):
-            return None
-        if problems - self.baseline_problems:
-            return None
-        macs = _macs(stack, found.sizes)
-        verdicts = found.verdicts
-        spatial = verdicts.spatial
-        bad = [i for i in verdicts.unproductive if spatial[i]]
-        ratio = macs / self.base_macs if self.base_macs else 1.0
-        refused = None
+    def refusal(self, ratio: float) -> str | None:
         if ratio > self.budget * (1 + 1e-9):
-            refused = f"needs {ratio:.2f}x the original multiply-adds, over the budget of {self.budget:g}x"
-        total_params = sum(layer.params for layer in stack.layers)
-        bad_all = verdicts.unproductive
+            return f"needs {ratio:.2f}x the original multiply-adds, over the budget of {self.budget:g}x"
+        return None
+
+    def judged(
+        self, stack: Stack, eng: Engine, size: tuple[int, ...], changes: dict[int, Layer] | None = None
+    ) -> _Judged | None:
+        """Judge an edited graph at ``size`` (None when the edit breaks its shapes).
+
+        Only ``r_min`` enters the verdicts; :func:`_r_min` propagates it alone, which is several times
+        faster than the full fields. Graphs it does not cover (phased layers) take the full route.
+        """
+        sizes, resolved, diagnostics = feature_maps(stack, size, eng.sizes)
+        # An empty map (the network cannot run) or a new size problem: the graph is not offered as it
+        # is, but a trim that removes the layers concerned may be.
+        problems = frozenset(
+            str(d.layer)
+            for d in diagnostics
+            if d.kind == "empty-output" or (d.layer, d.kind) not in self.baseline_problems
+        )
+        if (
+            self.flatten_sizes is not None
+            and planning._flatten_input_sizes(stack, sizes) != self.flatten_sizes
+        ):
+            return None  # a fixed-width classifier would see another number of features
+        key = (id(stack), tuple(sorted(resolved.items())))
+        if key not in self.r_mins:  # r_min depends on the size only through size-dependent layers
+            same_graph = stack.input_indices is self.stack.input_indices
+            self.r_mins[key] = (
+                self.r_min_pass.run(changes or {}, resolved) if same_graph else _r_min(stack, resolved)
+            )
+        r_min = self.r_mins[key]
+        if r_min is None:
+            found = eng.evaluate(size)
+            problems |= {
+                str(d.layer)
+                for d in found.field.diagnostics
+                if (d.layer, d.kind) not in self.baseline_problems
+            }
+            arrays = eng.field_at(resolved)[1]
+        else:
+            arrays = _field_arrays(eng.plan, r_min)
+        verdicts = judge(eng.plan, arrays, sizes, resolved, size)
         layer_macs = [
-            layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, found.sizes, strict=True)
+            layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, sizes, strict=True)
         ]
+        return _Judged(
+            stack,
+            verdicts,
+            arrays.r_min,
+            layer_macs,
+            _depths(stack, verdicts),
+            lambda: eng.evaluate(size),
+            problems,
+        )
+
+    def candidate(
+        self, edits: tuple[Edit, ...], judged: _Judged, size: tuple[int, ...], params: int
+    ) -> Candidate:
+        stack = judged.stack
+        return self.make(
+            edits,
+            size,
+            params,
+            layers=range(len(stack.layers)),
+            judged=judged,
+            built=_Built(lambda: (stack, judged.full())),
+        )
+
+    def make(
+        self,
+        edits: tuple[Edit, ...],
+        size: tuple[int, ...],
+        params: int,
+        layers: Sequence[int],
+        judged: _Judged,
+        built: _Built,
+        head: Sequence[Layer] = (),
+        names: Callable[[str], str] = lambda name: name,
+    ) -> Candidate:
+        """A candidate from the figures of ``layers`` of an evaluated graph, plus a new ``head``."""
+        stack, verdicts = judged.stack, judged.verdicts
+        if len(layers) != len(stack.layers):
+            keep = set(layers)
+            bad_all = [i for i in verdicts.unproductive if i in keep]
+        else:
+            bad_all = list(verdicts.unproductive)
+        spatial = verdicts.spatial
+        if len(layers) == len(stack.layers):
+            macs, total_params, depth = sum(judged.layer_macs), judged.total_params, max(judged.depth)
+        else:
+            macs = sum(map(judged.layer_macs.__getitem__, layers)) + sum(h.macs_per_position for h in head)
+            total_params = sum(stack.layers[i].params for i in layers) + sum(h.params for h in head)
+            depth = max(map(judged.depth.__getitem__, layers), default=0)
+        ratio = macs / self.base_macs if self.base_macs else 1.0
         return Candidate(
             edits=edits,
             label=", ".join(e.label for e in edits) or "original",
@@ -513,29 +655,28 @@ class _Search:
             params=params,
             macs=macs,
             macs_ratio=ratio,
-            unproductive=tuple(stack.layers[i].name for i in bad),
+            unproductive=tuple(names(stack.layers[i].name) for i in bad_all if spatial[i]),
             unproductive_params_share=(
                 sum(stack.layers[i].params for i in bad_all) / total_params if total_params else 0.0
             ),
-            unproductive_macs_share=sum(layer_macs[i] for i in bad_all) / macs if macs else 0.0,
-            productive_depth=_productive_depth(stack, found),
-            border_layer=stack.layers[verdicts.border[0]].name if verdicts.border else None,
-            refused=refused,
-            stack=stack,
-            evaluation=found,
+            unproductive_macs_share=sum(judged.layer_macs[i] for i in bad_all) / macs if macs else 0.0,
+            productive_depth=depth,
+            refused=self.refusal(ratio),
             source=self.source,
+            built=built,
         )
 
     def trims(
-        self, edits: tuple[Edit, ...], stack: Stack, found: Evaluation, size: tuple[int, ...], params: int
+        self, edits: tuple[Edit, ...], judged: _Judged, size: tuple[int, ...], params: int
     ) -> list[Candidate]:
         """The two cuts: after the last productive block output, and before the first border layer."""
+        stack, verdicts = judged.stack, judged.verdicts
         plans: list[TrimPlan] = []
         for planner in (
             lambda: planning.plan_trim_at(
-                stack, found.verdicts, size, self.source.head, self.source.merge_blocker
+                stack, verdicts, size, self.source.head, self.source.merge_blocker, self.topology
             ),
-            lambda: planning.plan_cut_before_border(stack, found.verdicts, size, self.source.head),
+            lambda: planning.plan_cut_before_border(stack, verdicts, size, self.source.head, self.topology),
         ):
             try:
                 plan = planner()
@@ -545,28 +686,65 @@ class _Search:
                 plans.append(plan)
         out = []
         for plan in plans:
-            made = self.trimmed(edits, stack, plan, size, params)
+            made = self.trimmed(edits, judged, plan, size, params)
             if made is not None:
                 out.append(made)
         return out
 
     def trimmed(
-        self, edits: tuple[Edit, ...], stack: Stack, plan: TrimPlan, size: tuple[int, ...], params: int
+        self, edits: tuple[Edit, ...], judged: _Judged, plan: TrimPlan, size: tuple[int, ...], params: int
     ) -> Candidate | None:
-        trimmed = planning.trimmed_stack(stack, plan)
-        after = engine(trimmed).evaluate(size)
+        stack = judged.stack
+        if judged.problems & set(plan.kept):
+            return None
         removed = len(plan.removed)
         edit = Edit("trim", (plan.cut,), (), f"trim after {plan.cut} ({removed} layers removed)", plan)
-        kept = set(plan.kept)
+        kept = [stack.index[name] for name in plan.kept]
         delta = sum(  # what the architecture edits changed in the kept layers
-            layer.params - self.stack[layer.name].params
-            for layer in stack.layers
-            if layer.name in kept and layer.params != self.stack[layer.name].params
+            stack.layers[i].params - self.stack.layers[i].params for i in kept
         )
         trimmed_params = self.source.params_after_trim(plan, self.stack) + delta
-        return self.candidate((*edits, edit), trimmed, after, size, trimmed_params)
+
+        def build() -> tuple[Stack, Evaluation]:
+            trimmed = planning.trimmed_stack(stack, plan)
+            return trimmed, engine(trimmed).evaluate(size)
+
+        index = stack.index
+        if any(
+            tuple(judged.r_min[index[merge]]) != tuple(judged.r_min[index[skip]])
+            for merge, skip in plan.bypassed
+        ):  # a removed branch changes r_min after it: judge the new graph
+            trimmed = planning.trimmed_stack(stack, plan)
+            again = self.judged(trimmed, engine(trimmed), size)
+            if again is None or again.problems:
+                return None
+            return self.candidate((*edits, edit), again, size, trimmed_params)
+        # The kept layers are the cut's ancestors: their sizes, r_min and verdicts do not change (a
+        # removed residual branch only held unproductive layers and did not set r_min at its add), and
+        # the new head is global (pooling to 1, flatten, linear)
+        return self.make(
+            (*edits, edit),
+            size,
+            trimmed_params,
+            layers=kept,
+            judged=judged,
+            built=_Built(build),
+            head=plan.head,
+            names=_renumbering([stack.layers[i] for i in kept]),
+        )
 
     def run(self) -> Front:
+        # The search allocates many small tuples; with a torch model in memory every full collection
+        # walks its object graph, which took most of the time. Collection resumes afterwards.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _run(self) -> Front:
         steps = self.stride_steps()
         stems = self.stem_options()
         sizes = self.sizes()
@@ -581,26 +759,50 @@ class _Search:
                 layer.params - self.stack.layers[i].params for i, layer in variant.changes.items()
             )
             for size in sizes:
-                found = eng.evaluate(size)
-                edits = arch + ((_size_edit(size),) if size != self.resolution else ())
-                made = self.candidate(edits, stack, found, size, params)
-                if made is None:
+                judged = self.judged(stack, eng, size, variant.changes)
+                if judged is None:
                     continue
+                edits = arch + ((_size_edit(size),) if size != self.resolution else ())
+                made = self.candidate(edits, judged, size, params)
                 if not edits:
                     original = made
-                candidates.append(made)
+                    if judged.problems:  # kept as the reference, never offered
+                        original = made = replace(made, refused=self.broken(judged))
+                if not judged.problems or not edits:
+                    candidates.append(made)
                 if "trim" in self.kinds and made.unproductive:
-                    candidates += self.trims(edits, stack, found, size, params)
+                    candidates += self.trims(edits, judged, size, params)
         assert original is not None  # the unedited network always passes its own checks
-        if len(candidates) == 1:
+        if all(e.kind == "input-size" for c in candidates for e in c.edits):
+            kinds = [k for k in self.kinds if k != "input-size"]
             raise RFError(
-                f"no edit applies to {self.source.name}: it has no downsampling step, stem or block "
-                "that the strategies can change"
+                f"no edit of the architecture applies to {self.source.name} at "
+                f"{_format.size(self.resolution)} (tried: {', '.join(kinds) or 'none'}): it has no "
+                "downsampling step or stem the search can change and nothing to trim"
             )
         allowed = [c for c in candidates if not c.refused]
-        pareto = _pareto(allowed)
-        picks, reasons = _picks(allowed, original, self.budget)
+        while True:
+            pareto = _pareto(allowed)
+            picks, reasons = _picks(allowed, original, self.budget)
+            # The fast pass does not look for misaligned merges: the full fields of what is shown
+            # decide, and a candidate that misaligns a merge leaves the search.
+            shown = {id(c): c for c in (*pareto, *picks.values()) if c is not None}
+            broken = {key for key, c in shown.items() if self.misaligned(c)}
+            if not broken:
+                break
+            candidates = [c for c in candidates if id(c) not in broken]
+            allowed = [c for c in allowed if id(c) not in broken]
         return Front(candidates, original, self.budget, picks, reasons, pareto, self.source.name)
+
+    def broken(self, judged: _Judged) -> str:
+        found = judged.full()
+        why = next(d.message for d in found.diagnostics if str(d.layer) in judged.problems)
+        return f"the network does not work at {_format.size(self.resolution)}: {why}"
+
+    def misaligned(self, candidate: Candidate) -> bool:
+        found = {(d.layer, d.kind) for d in candidate.evaluation.field.diagnostics}
+        baseline = {(d.layer, d.kind) for d in self.base.evaluate(self.resolution).field.diagnostics}
+        return bool(found - baseline)
 
 
 # -- picks and the front ----------------------------------------------------------------------------------
@@ -742,14 +944,166 @@ def _macs(stack: Stack, sizes: Sequence[tuple[int, ...]]) -> int:
     return sum(layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, sizes, strict=True))
 
 
-def _productive_depth(stack: Stack, found: Evaluation) -> int:
-    status = found.verdicts.status
-    spatial = found.verdicts.spatial
+def _depths(stack: Stack, verdicts: Verdicts) -> list[int]:
+    """Per layer: the most spatial layers that are not unproductive on one path from the input to it."""
+    status = verdicts.status
+    spatial = verdicts.spatial
     depth: list[int] = []
+    append = depth.append
     for i, sources in enumerate(stack.input_indices):
-        before = max((depth[j] for j in sources if j >= 0), default=0)
-        depth.append(before + (1 if spatial[i] and status[i] != "unproductive" else 0))
-    return max(depth, default=0)
+        before = 0
+        for j in sources:
+            if j >= 0 and depth[j] > before:
+                before = depth[j]
+        append(before + 1 if spatial[i] and status[i] != "unproductive" else before)
+    return depth
+
+
+def _r_min(stack: Stack, resolved: dict[int, Resolved]) -> Any:
+    """``r_min`` of every layer and axis (inf: every path is global), or None for phased layers."""
+    return _RMinPass(stack).run({}, resolved)
+
+
+Step = tuple[str, tuple[Any, ...], tuple[Any, ...]]
+
+
+class _RMinPass:
+    """``r_min`` alone, propagated as :func:`rf_widgets.core.arithmetic.fields` propagates the fields.
+
+    Per path class (jump ``J``) only the smallest field is kept: a window adds ``(k_eff - 1) * J`` and
+    multiplies the jump by its stride; merges keep the smaller field per jump. When every layer treats
+    the axes alike (square kernels and strides), one axis is propagated and copied.
+
+    Variants of one graph differ in a few layers (the edits) and the size-dependent layers: the layers
+    before the first difference are shared, so each prefix is remembered by the steps it contains.
+    """
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.base = [self.step(layer) for layer in stack.layers]
+        self.base_plain = all(_plain_step(step) for step in self.base)
+        self.base_square = all(_square_step(step) for step in self.base)
+        self.memo: dict[tuple[Any, ...], list[tuple[list[dict[Any, Any]], list[float]]]] = {}
+
+    @staticmethod
+    def step(layer: Layer, resolved: Resolved | None = None) -> Step:
+        if resolved is not None:
+            return resolved[0], tuple(resolved[1]), tuple(resolved[2])
+        if layer.kind == WINDOW:
+            return WINDOW, layer.kernel_effective, layer.stride
+        if layer.kind in (GLOBAL, "resample"):
+            return GLOBAL, (), ()
+        return IDENTITY, (), ()
+
+    def run(self, changes: dict[int, Layer], resolved: dict[int, Resolved]) -> Any:
+        import numpy as np
+
+        stack = self.stack
+        ndim = stack.ndim
+        overrides = {i: self.step(layer) for i, layer in changes.items()}
+        overrides.update({i: self.step(stack.layers[i], r) for i, r in resolved.items()})
+        steps = list(self.base)
+        for i, step in overrides.items():
+            steps[i] = step
+        changed = list(overrides.values())
+        if not self.base_plain or not all(_plain_step(step) for step in changed):
+            return None
+        square = self.base_square and all(_square_step(step) for step in changed)
+        axes = 1 if square else ndim
+        marks = sorted(overrides)
+        keys = [(axes, m, tuple((j, overrides[j]) for j in marks if j < m)) for m in marks]
+        begin = 0
+        layers: list[tuple[list[dict[Any, Any]], list[float]]] = []
+        for m, key in reversed(list(zip(marks, keys, strict=True))):
+            found = self.memo.get(key)
+            if found is not None:
+                begin, layers = m, list(found)
+                break
+        starts = dict(zip(marks, keys, strict=True))
+        start: dict[Any, Any] = {1: 1}
+        inputs = stack.input_indices
+        for i in range(begin, len(steps)):
+            if i in starts and starts[i] not in self.memo:
+                self.memo[starts[i]] = list(layers)
+            how, kernel, stride = steps[i]
+            ins = [[start] * axes if j < 0 else layers[j][0] for j in inputs[i]]
+            if how == GLOBAL:
+                out: list[dict[Any, Any]] = [{} for _ in range(axes)]
+            elif how == WINDOW:
+                out = [{} for _ in range(axes)]
+                for dicts in ins:
+                    for a in range(axes):
+                        grow, factor, into = kernel[a] - 1, stride[a], out[a]
+                        for jump, r in dicts[a].items():
+                            key, value = jump * factor, r + grow * jump
+                            old = into.get(key)
+                            if old is None or value < old:
+                                into[key] = value
+            elif len(ins) == 1:
+                out = ins[0]
+            else:
+                out = [{} for _ in range(axes)]
+                for dicts in ins:
+                    for a in range(axes):
+                        into = out[a]
+                        for jump, r in dicts[a].items():
+                            old = into.get(jump)
+                            if old is None or r < old:
+                                into[jump] = r
+            layers.append((out, [float(min(d.values())) if d else INF for d in out]))
+        found_rows = np.array([row for _, row in layers], dtype=float)
+        return np.repeat(found_rows, ndim, axis=1) if square and ndim > 1 else found_rows
+
+
+def _plain_step(step: Step) -> bool:
+    """Whether :class:`_RMinPass` covers the step (no phases, integer strides)."""
+    how, _, stride = step
+    return how != PHASED and (how != WINDOW or all(isinstance(v, int) for v in stride))
+
+
+def _square_step(step: Step) -> bool:
+    return len(set(step[1])) <= 1 and len(set(step[2])) <= 1
+
+
+def _patched_size_plan(base: SizePlan, stack: Stack, changes: dict[int, Layer]) -> SizePlan:
+    """``size_plan(stack)`` from the plan of the unedited graph: only the changed layers are compiled.
+
+    A layer compiles on its own (its step reads only its own fields and inputs), so compiling the
+    one-layer stack of each changed layer and taking its step gives the same plan.
+    """
+    steps = list(base.steps)
+    for i, layer in changes.items():
+        sources = stack.input_indices[i]
+        if len(sources) != 1 or layer.kind != WINDOW or layer.ceil_mode:
+            return size_plan(stack)
+        params = tuple(
+            (lo + hi - (d * (k - 1) + 1), s)
+            for k, d, s, (lo, hi) in zip(
+                layer.kernel, layer.dilation, layer.stride, layer.padding, strict=True
+            )
+        )
+        steps[i] = (1 if all(p == (-1, 1) for p in params) else 0, sources[0], params)
+    return SizePlan(tuple(steps))
+
+
+def _field_arrays(plan: VerdictPlan, r_min: Any) -> FieldArrays:
+    import numpy as np
+
+    padded = np.vstack([r_min, np.full((1, r_min.shape[1]), np.inf)])
+    return FieldArrays(r_min, np.minimum.reduceat(padded[plan.sources], plan.starts, axis=0))
+
+
+def _renumbering(kept: Sequence[Layer]) -> Callable[[str], str]:
+    """The names :func:`planning.trimmed_stack` gives the kept layers (repeated calls renumbered)."""
+    if not any("fx_node" in layer.extra for layer in kept):
+        return lambda name: name
+    counts: dict[str, int] = {}
+    names: dict[str, str] = {}
+    for layer in kept:
+        base = layer.name.split(":")[0]
+        counts[base] = counts.get(base, 0) + 1
+        names[layer.name] = base if counts[base] == 1 else f"{base}:{counts[base]}"
+    return names.__getitem__
 
 
 def _names(names: Sequence[str]) -> str:

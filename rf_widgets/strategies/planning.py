@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from rf_widgets import _format
 from rf_widgets.core.analysis import evaluate
@@ -169,6 +169,28 @@ def stride_groups(stack: Stack) -> list[tuple[int, ...]]:
     return [tuple(g) for g in groups.values()]
 
 
+@dataclass(frozen=True)
+class Topology:
+    """The wiring facts the trim needs, computed once for stacks that share a graph (edited strides)."""
+
+    idom: list[int]
+    chain: list[int]
+    stack: Stack
+    _ancestors: dict[int, frozenset[int]] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(cls, stack: Stack) -> Topology:
+        idom = immediate_dominators(stack)
+        return cls(idom, output_chain(stack, idom), stack)
+
+    def ancestors(self, index: int) -> frozenset[int]:
+        """:func:`ancestors` of ``index``, remembered."""
+        found = self._ancestors.get(index)
+        if found is None:
+            found = self._ancestors[index] = frozenset(ancestors(self.stack, index))
+        return found
+
+
 # -- trim -------------------------------------------------------------------------------------------------
 
 
@@ -193,21 +215,25 @@ def plan_trim_at(
     resolution: tuple[int, ...],
     make_head: Callable[[str], tuple[Layer, ...]],
     merge_blocker: Callable[[str], str | None] = lambda name: None,
+    topology: Topology | None = None,
 ) -> TrimPlan:
     """:func:`plan_trim` from the verdicts alone (the search judges many stacks without an Analysis)."""
     status = verdicts.status
     if not verdicts.unproductive:
         raise NotApplicable(f"no layer is unproductive at {_format.size(resolution)}")
-    chain = output_chain(stack)
+    topology = topology or Topology.of(stack)
+    chain = topology.chain
     head = head_start(stack, chain)
     body = [i for i in chain if head is None or i < head]
     productive = [i for i in body if status[i] != "unproductive"]
     if not productive:
         raise NotApplicable("every layer on the path to the output is unproductive; nothing would be left")
     cut = productive[-1]
-    kept_indices = ancestors(stack, cut)
+    kept_indices = set(topology.ancestors(cut))
     branches = [
-        b for b in _dead_branches(stack, verdicts, kept_indices) if not merge_blocker(stack.layers[b[0]].name)
+        b
+        for b in _dead_branches(stack, verdicts, kept_indices, topology)
+        if not merge_blocker(stack.layers[b[0]].name)
     ]
     for merge, _, branch in branches:
         kept_indices -= branch | {merge}
@@ -233,6 +259,7 @@ def plan_cut_before_border(
     verdicts: Verdicts,
     resolution: tuple[int, ...],
     make_head: Callable[[str], tuple[Layer, ...]],
+    topology: Topology | None = None,
 ) -> TrimPlan:
     """Cut at the last output-chain layer before the first border layer and attach ``make_head(cut)``.
 
@@ -242,11 +269,11 @@ def plan_cut_before_border(
     if not verdicts.border:
         raise NotApplicable(f"no layer is unproductive at {_format.size(resolution)}")
     border = verdicts.border[0]
-    chain = [i for i in output_chain(stack) if i < border]
+    chain = [i for i in (topology or Topology.of(stack)).chain if i < border]
     if not chain:
         raise NotApplicable("the first border layer comes before any layer the network can be cut at")
     cut = chain[-1]
-    kept_indices = ancestors(stack, cut)
+    kept_indices = (topology or Topology.of(stack)).ancestors(cut)
     kept = tuple(layer.name for i, layer in enumerate(stack.layers) if i in kept_indices)
     removed = tuple(layer.name for i, layer in enumerate(stack.layers) if i not in kept_indices)
     return TrimPlan(stack.layers[cut].name, kept, removed, make_head(stack.layers[cut].name))
@@ -262,15 +289,15 @@ def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, 
     layer (a bottleneck's 1x1 reduction) stay productive by the verdicts, since they read a productive
     block input, but they only feed the unproductive ones and go with the branch.
     """
-    return _dead_branches(analysis.stack, analysis.verdicts, within)
+    return _dead_branches(analysis.stack, analysis.verdicts, within, Topology.of(analysis.stack))
 
 
 def _dead_branches(
-    stack: Stack, verdicts: Verdicts, within: set[int]
+    stack: Stack, verdicts: Verdicts, within: set[int], topology: Topology
 ) -> list[tuple[int, int, frozenset[int]]]:
+    idom = topology.idom
     status = verdicts.status
     spatial = verdicts.spatial
-    idom = immediate_dominators(stack)
     found: list[tuple[int, int, frozenset[int]]] = []
     taken: set[int] = set()
     for m in sorted(within):
@@ -278,9 +305,9 @@ def _dead_branches(
         if stack.layers[m].op != "add" or len(sources) != 2 or NETWORK_INPUT in sources:
             continue
         entry = idom[m]
-        before = ancestors(stack, entry) if entry != NETWORK_INPUT else set()
+        before = topology.ancestors(entry) if entry != NETWORK_INPUT else frozenset()
         for b, skip in ((sources[0], sources[1]), (sources[1], sources[0])):
-            branch = ancestors(stack, b) - before
+            branch = topology.ancestors(b) - before
             if not branch or skip in branch or branch & taken:
                 continue
             if status[b] != "unproductive" or not any(spatial[v] for v in branch):

@@ -156,6 +156,7 @@ class TorchSource(Source):
         self.model = model
         self._heads: dict[str, tuple[Layer, ...]] = {}
         self._calls: dict[str, int] = {}
+        self._trimmed_params: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
         for layer in stack.layers:
             if layer.module is not None:
                 self._calls[layer.module] = self._calls.get(layer.module, 0) + 1
@@ -201,7 +202,10 @@ class TorchSource(Source):
         )
 
     def params_after_trim(self, plan: TrimPlan, stack: Stack) -> int:
-        return self.context.params_after_trim(plan)
+        key = (plan.cut, plan.bypassed)
+        if key not in self._trimmed_params:
+            self._trimmed_params[key] = self.context.params_after_trim(plan)
+        return self._trimmed_params[key]
 
     def apply(self, candidate: Candidate, model: Any) -> Any:
         return apply_edits(self.model if model is None else model, candidate, self.stack)
