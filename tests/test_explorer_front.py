@@ -225,14 +225,17 @@ def test_a_declared_stack_previews_but_has_nothing_to_build():
     assert _seen(ex) == before
 
 
-def test_a_network_no_edit_improves_says_so():
+def test_a_network_no_edit_applies_to_is_refused_and_changes_nothing():
     ex = Explorer(rfw.Stack([rfw.conv("c1", 1), rfw.global_pool("gap")], name="flat"), input_size=8)
     ex.controls["front_build"].click()
     assert _refused(ex)
     assert "Search front first" in _message(ex)
+    before = _seen(ex)
     ex.controls["front_search"].click()
-    assert not _refused(ex)
-    assert "no edit improves flat: every pick is the original" in _message(ex)
+    assert _refused(ex)
+    assert "no edit of the architecture applies to flat" in _message(ex)
+    assert _seen(ex) == before
+    assert ex.front_view.front is None
     assert ex.controls["front_build"].disabled
 
 
