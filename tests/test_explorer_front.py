@@ -271,3 +271,33 @@ def test_undo_past_the_search_makes_it_stale():
     ex.controls["front_choice"].value = _index(ex, pick)
     assert not _refused(ex), _message(ex)
     assert ex.stack is pick.stack
+
+
+def test_a_click_on_the_interactive_front_previews_the_candidate_under_it():
+    pytest.importorskip("ipympl")
+    from matplotlib.backend_bases import MouseEvent
+
+    ex = Explorer(small_cnn(), input_size=16, interactive=True)
+    ex.controls["front_budget"].value = 4.0
+    ex.controls["front_search"].click()
+    assert not _refused(ex), _message(ex)
+    view, canvas = ex.front_view.plot, ex.controls["front_canvas"]
+    assert canvas in ex.controls["front_box"].children
+    assert ex.controls["front_plot"] not in ex.controls["front_box"].children
+    assert canvas.figure is view.figure
+    canvas.draw()
+    pick = ex.front_view.front["hybrid"]
+    x, y = view.ax.transData.transform((view.x(pick), view.y(pick)))
+    canvas.callbacks.process("button_press_event", MouseEvent("button_press_event", canvas, x + 2, y - 2, 1))
+    assert not _refused(ex), _message(ex)
+    assert ex.front_view.shown() is not None
+    shown = ex.front_view.shown()
+    assert (shown.macs_ratio, shown.unproductive_macs_share) == (
+        pick.macs_ratio,
+        pick.unproductive_macs_share,
+    )
+    assert ex.stack is shown.stack
+    # a click far from every mark does nothing
+    before = ex.stack
+    canvas.callbacks.process("button_press_event", MouseEvent("button_press_event", canvas, 1, 1, 1))
+    assert ex.stack is before

@@ -7,6 +7,8 @@ original, then the other candidates of the front. Choosing one previews it in ev
 Explorer through the state (:meth:`ExplorerState.show_design`: analysed first, committed only if that
 succeeds, one Undo step back to the searched stack). *Build module* builds the shown candidate from the
 torch model (torch.fx surgery on a copy; the model is not touched) and keeps it in :attr:`FrontView.built`.
+With ``Explorer(..., interactive=True)`` (ipympl) the front is a canvas, and a click on a mark previews
+that candidate.
 
 Every refusal (a bad budget, a model no edit applies to, a stale search, no torch model to build from)
 is reported in the Explorer's message line and leaves its state as it was.
@@ -68,7 +70,9 @@ def front_panel(controls: dict[str, widgets.Widget]) -> widgets.Widget:
         front_plot=picture, front_details=details,
     )  # fmt: skip
     title = widgets.HTML("<b>Pareto front under a compute budget</b>")
-    return widgets.VBox([title, widgets.HBox([budget, search, choice, build]), picture, details])
+    box = widgets.VBox([title, widgets.HBox([budget, search, choice, build]), picture, details])
+    controls["front_box"] = box
+    return box
 
 
 class FrontView:
@@ -125,6 +129,8 @@ class FrontView:
         self.front = front
         self._base = (state.stack, state.position, tuple(state.resolution), torch_model)
         self.plot = plot_front(front)
+        if self.explorer.interactive:
+            self._clickable(self.plot)
         self._ringed = None
         self.show(redraw=True)
         counts = f"{len(front)} candidates, {len(front.pareto)} on the front within {budget:g}x"
@@ -242,7 +248,10 @@ class FrontView:
         if self.plot is not None and (redraw or candidate is not self._ringed):
             self.plot.select(candidate)
             self._ringed = candidate
-            c["front_plot"].value = _png(self.plot)
+            if self.explorer.interactive:
+                self.plot.figure.canvas.draw_idle()  # ipympl sends the frame itself
+            else:
+                c["front_plot"].value = _png(self.plot)
         c["front_details"].value = self._details(candidate)
 
     def _details(self, candidate: Candidate | None) -> str:
@@ -262,6 +271,29 @@ class FrontView:
 
     def _base_stack(self) -> Stack | None:
         return None if self._base is None else self._base[0]
+
+    def _clickable(self, plot: FrontPlot) -> None:
+        """Show ``plot`` as an ipympl canvas in place of the picture; a click previews the nearest mark."""
+        from rf_widgets.widgets.renderer import _interactive_canvas
+
+        canvas = _interactive_canvas(plot.figure)
+        canvas.mpl_connect("button_press_event", self._on_click)
+        box = self.controls["front_box"]
+        old = self.controls.get("front_canvas", self.controls["front_plot"])  # an earlier search's canvas
+        box.children = tuple(canvas if child is old else child for child in box.children)
+        self.controls["front_canvas"] = canvas
+
+    def _on_click(self, event: Any) -> None:
+        """A click on the front previews the candidate drawn nearest to it (within a few pixels)."""
+        if self.plot is None or self.front is None or event.inaxes is not self.plot.ax:
+            return
+        if event.xdata is None or event.ydata is None:
+            return
+        candidate = self.plot.nearest(event.xdata, event.ydata)
+        if candidate is None:
+            return
+        index = next(i for i, c in enumerate(self.front) if c is candidate)
+        self._act(lambda: self.preview(index))
 
     def _on_choice(self, change: dict[str, Any]) -> None:
         if self._syncing or change["new"] is None:
