@@ -428,6 +428,13 @@ def test_strategies_predict_but_apply_only_to_torch_models():
     assert trim.params_after < trim.params_before
     with pytest.raises(rfw.RFError, match="torch models only"):
         trim.apply()
+    from rf_widgets.strategies import search
+
+    front = search(_small_net(), 8, budget=8.0)
+    built = [c for c in front.pareto if not c.refused]
+    assert built, front.table()
+    with pytest.raises(rfw.RFError, match="torch models only"):
+        built[0].apply()
 
 
 def test_the_explorer_opens_on_a_keras_model_and_changes_resolution():

@@ -395,6 +395,12 @@ class Source:
         )
 
     def apply(self, candidate: Candidate, model: Any) -> Any:
+        frontend = self.stack.metadata.get("frontend")
+        if frontend is not None:  # imported from Keras or ONNX: nothing to edit the model with
+            raise RFError(
+                f"building '{candidate.label}' applies to torch models only (torch.fx surgery); this "
+                f"{frontend} model is not changed: the candidate's predicted layer graph is .stack"
+            )
         return candidate.stack
 
 
