@@ -6,16 +6,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rf_widgets.core.analysis import analyze_stack
+from rf_widgets.core.analysis import MAX_INPUT_SIZE, analyze_stack
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
 from rf_widgets.errors import ModelImportError, ResolutionError
 
 __all__ = ["MAX_INPUT_SIZE", "analyze", "check_input_size", "load_stack", "to_stack"]
-
-MAX_INPUT_SIZE = 1 << 31
-"""The largest input size per axis accepted (beyond any image; larger values overflow floats)."""
 
 
 def analyze(
@@ -26,7 +23,8 @@ def analyze(
     Parameters
     ----------
     model
-        A ``torch.nn.Module`` (imported with torch.fx; the module is left as it was), a :class:`Stack`,
+        A ``torch.nn.Module`` (imported with torch.fx; the module is left as it was), a Keras 3
+        model (Functional or Sequential, any backend; see docs/keras.md), a :class:`Stack`,
         a list of layers, or a spec string: ``"torchvision:resnet18"``, ``"timm:resnet50d"``,
         ``"package.module:factory"`` or the path of a JSON/YAML stack file. An ``onnx.ModelProto`` or
         the path of a ``.onnx`` file is read with the ``onnx`` package (see docs/onnx.md).
@@ -70,34 +68,37 @@ def check_input_size(input_size: object) -> None:
     count = len(input_size) if isinstance(input_size, Sequence) and not isinstance(input_size, str) else 1
     if count == 0:
         raise ResolutionError(f"input size is empty, got {shown}: give one positive int or one per axis")
-    values = normalize_resolution(input_size, count)
-    if max(values) > MAX_INPUT_SIZE:
-        raise ResolutionError(f"input size must be at most {MAX_INPUT_SIZE} per axis, got {shown}")
+    normalize_resolution(input_size, count)  # also refuses sizes above MAX_INPUT_SIZE
 
 
-def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None) -> Stack:
+def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None, name: str | None = None) -> Stack:
     """The layer graph of ``model`` (see :func:`analyze` for what ``model`` may be).
 
     ``allow_code=False`` refuses ``package.module:factory`` specs (see :mod:`rf_widgets.specs`);
-    ``rules`` is a :class:`~rf_widgets.RuleTable` used for this import only.
+    ``rules`` is a :class:`~rf_widgets.RuleTable` used for this import only; ``name`` names an
+    imported model in reports (a spec string names itself).
     """
     if isinstance(model, Stack):
         return model
     if _is_onnx(model):
         from rf_widgets.onnx_import import import_onnx
 
-        return import_onnx(model, rules=rules)
+        return import_onnx(model, name=name, rules=rules)
     if isinstance(model, str):
         from rf_widgets.specs import load_model_spec
 
         loaded = load_model_spec(model, allow_code=allow_code)
         return loaded if isinstance(loaded, Stack) else _import_torch(loaded, model, rules)
+    if _is_keras_model(model):
+        from rf_widgets.keras_import import import_model as import_keras
+
+        return import_keras(model, rules=rules)
     if _is_torch_module(model):
-        return _import_torch(model, None, rules)
+        return _import_torch(model, name, rules)
     if isinstance(model, Sequence) and model and all(isinstance(layer, Layer) for layer in model):
         return Stack(model)
     raise ModelImportError(
-        "analyze() takes a torch.nn.Module, a Stack, a list of layers or a model spec string "
+        "analyze() takes a torch.nn.Module, a Keras model, a Stack, a list of layers or a model spec string "
         f"such as 'torchvision:resnet18', got {type(model).__name__}"
     )
 
@@ -117,7 +118,13 @@ def _import_torch(model: Any, name: str | None, rules: Any = None) -> Stack:
 
 def _is_torch_module(model: Any) -> bool:
     torch = sys.modules.get("torch")
-    return torch is not None and isinstance(model, torch.nn.Module)
+    # Keras layers on the torch backend are torch modules too, but are read through Keras
+    return torch is not None and isinstance(model, torch.nn.Module) and not _is_keras_model(model)
+
+
+def _is_keras_model(model: Any) -> bool:
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.layers.Layer)
 
 
 def _is_onnx(model: Any) -> bool:

@@ -46,7 +46,7 @@ def _support(specs: list[tuple[int, int, int, int]], n: int, layer: int, unit: i
     are followed to drop padding positions.
     """
     sizes = [n]
-    for k, s, _d, _lo in specs:
+    for _k, s, _d, _lo in specs:
         sizes.append(-(-sizes[-1] // s))
     units = {unit}
     for index in range(layer, -1, -1):
@@ -124,9 +124,9 @@ def test_editing_switches_between_same_and_explicit_padding() -> None:
 
 
 def test_bad_padding_words_and_combinations_are_refused() -> None:
-    with pytest.raises(LayerSpecError, match="'half'.*'c'"):
+    with pytest.raises(LayerSpecError, match=r"'half'.*'c'"):
         rfw.conv("c", 3, padding="half")
-    with pytest.raises(LayerSpecError, match="padding_mode.*'p'"):
+    with pytest.raises(LayerSpecError, match=r"padding_mode.*'p'"):
         rfw.Layer("p", "maxpool", kernel=(3,), padding=((1, 1),), padding_mode="same_upper")
     with pytest.raises(LayerSpecError, match="padding_mode"):
         rfw.Layer("q", "conv", kernel=(3,), padding_mode="same")  # type: ignore[arg-type]

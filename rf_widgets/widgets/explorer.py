@@ -27,6 +27,7 @@ from rf_widgets.stackfile import stack_to_dict
 from rf_widgets.strategies import Suggestions
 from rf_widgets.widgets import panels
 from rf_widgets.widgets.effective import EffectiveFields
+from rf_widgets.widgets.front import FrontView, front_panel
 from rf_widgets.widgets.parsing import format_padding, format_per_axis, parse_padding, parse_per_axis
 from rf_widgets.widgets.renderer import ALL_VIEWS, Renderer, describe_erf
 from rf_widgets.widgets.state import ExplorerState
@@ -102,7 +103,13 @@ class Explorer(widgets.VBox):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        stack = to_stack(model)
+        if isinstance(model, str):  # load a spec once: the effective field needs the module itself
+            from rf_widgets.specs import load_model_spec
+
+            spec, model = model, load_model_spec(model)
+            stack = model if isinstance(model, Stack) else to_stack(model, name=spec)
+        else:
+            stack = to_stack(model)
         if name:
             stack = stack.replace(stack.layers, name=name)
         self.is_torch = "import_method" in stack.metadata
@@ -118,7 +125,7 @@ class Explorer(widgets.VBox):
             children=[
                 panels.view_panel(self.controls, stack.ndim, state.resolution[0], has_weights=self.is_torch),
                 panels.stack_panel(self.controls, fixed_graph=self.is_torch),
-                panels.strategy_panel(self.controls),
+                widgets.VBox([panels.strategy_panel(self.controls), front_panel(self.controls)]),
                 panels.image_panel(self.controls),
                 panels.export_panel(self.controls),
             ]
@@ -136,6 +143,7 @@ class Explorer(widgets.VBox):
         self._wire()
         self._show_state()
         state.observe(lambda _: self._show_state(), names="revision")
+        self.front_view = FrontView(self)  # the design search in the Strategies tab
 
     # -- the public surface -----------------------------------------------------------------------------
 
