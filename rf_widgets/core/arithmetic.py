@@ -553,14 +553,30 @@ def _merge_class(into: dict[Number, PathClass], jump: Number, item: PathClass) -
     )
 
 
-def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
-    """Propagate receptive fields through ``stack`` with the size-dependent layers as ``resolved``."""
+def fields(
+    stack: Stack,
+    resolved: dict[int, Resolved],
+    known: tuple[dict[int, Resolved], Field] | None = None,
+) -> Field:
+    """Propagate receptive fields through ``stack`` with the size-dependent layers as ``resolved``.
+
+    ``known`` is a field of the same stack with its layers resolved as given: every layer that has no
+    differently resolved layer among its ancestors (nor is one) keeps its entries from there. The
+    search for the smallest feasible resolution evaluates many sizes that differ only in a
+    segmentation head's upsampling; the backbone in front of it is then propagated once.
+    """
     ndim = stack.ndim
     start = tuple(dict(_START) for _ in range(ndim))
     classes: list[tuple[dict[Number, PathClass], ...]] = []
     has_global: list[bool] = []
     diagnostics: list[Diagnostic] = []
+    stale = _stale_layers(stack, resolved, known[0]) if known is not None else None
     for i, layer in enumerate(stack.layers):
+        if stale is not None and known is not None and i not in stale:
+            # The entries of the known field are never mutated after they were made: sharing is safe.
+            classes.append(known[1].classes[i])
+            has_global.append(known[1].has_global[i])
+            continue
         sources = stack.input_indices[i]
         ins = [start if j == NETWORK_INPUT else classes[j] for j in sources]
         glob = any(False if j == NETWORK_INPUT else has_global[j] for j in sources)
@@ -602,13 +618,24 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
             diagnostics.extend(_misalignment(stack, i, ins))
         classes.append(out)
         has_global.append(glob)
+    if stale is not None and known is not None:
+        old = known[1]
+        kept = [d for d in old.diagnostics if d.layer is None or stack.index.get(d.layer) not in stale]
+        diagnostics = sorted(kept + diagnostics, key=lambda d: stack.index.get(d.layer or "", -1))
     r_min: list[tuple[Number, ...]] = []
     r_max: list[tuple[Number, ...]] = []
     r_max_local: list[tuple[Number, ...] | None] = []
     jumps: list[tuple[Number, ...] | None] = []
     offsets: list[tuple[Number, ...] | None] = []
-    for cls, glob in zip(classes, has_global, strict=True):
-        if cls[0]:
+    for i, (cls, glob) in enumerate(zip(classes, has_global, strict=True)):
+        if stale is not None and known is not None and i not in stale:
+            old = known[1]
+            r_min.append(old.r_min[i])
+            r_max.append(old.r_max[i])
+            r_max_local.append(old.r_max_local[i])
+            jumps.append(old.jump[i])
+            offsets.append(old.offset[i])
+        elif cls[0]:
             summaries = [_summary(axis) for axis in cls]
             widths = tuple(x[1] for x in summaries)
             r_min.append(tuple(x[0] for x in summaries))
@@ -632,6 +659,18 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
         tuple(offsets),
         tuple(diagnostics),
     )
+
+
+def _stale_layers(stack: Stack, resolved: dict[int, Resolved], before: dict[int, Resolved]) -> set[int]:
+    """The layers resolved differently in ``resolved`` and ``before``, and everything downstream."""
+    todo = [i for i in resolved.keys() | before.keys() if resolved.get(i) != before.get(i)]
+    stale = set(todo)
+    while todo:
+        for j in stack.successors[todo.pop()]:
+            if j not in stale:
+                stale.add(j)
+                todo.append(j)
+    return stale
 
 
 def _summary(axis: dict[Any, PathClass]) -> tuple[Number, Number, Number, Number]:
