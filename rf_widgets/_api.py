@@ -6,16 +6,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rf_widgets.core.analysis import analyze_stack
+from rf_widgets.core.analysis import MAX_INPUT_SIZE, analyze_stack
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
 from rf_widgets.errors import ModelImportError, ResolutionError
 
 __all__ = ["MAX_INPUT_SIZE", "analyze", "check_input_size", "load_stack", "to_stack"]
-
-MAX_INPUT_SIZE = 1 << 31
-"""The largest input size per axis accepted (beyond any image; larger values overflow floats)."""
 
 
 def analyze(
@@ -69,16 +66,15 @@ def check_input_size(input_size: object) -> None:
     count = len(input_size) if isinstance(input_size, Sequence) and not isinstance(input_size, str) else 1
     if count == 0:
         raise ResolutionError(f"input size is empty, got {shown}: give one positive int or one per axis")
-    values = normalize_resolution(input_size, count)
-    if max(values) > MAX_INPUT_SIZE:
-        raise ResolutionError(f"input size must be at most {MAX_INPUT_SIZE} per axis, got {shown}")
+    normalize_resolution(input_size, count)  # also refuses sizes above MAX_INPUT_SIZE
 
 
-def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None) -> Stack:
+def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None, name: str | None = None) -> Stack:
     """The layer graph of ``model`` (see :func:`analyze` for what ``model`` may be).
 
     ``allow_code=False`` refuses ``package.module:factory`` specs (see :mod:`rf_widgets.specs`);
-    ``rules`` is a :class:`~rf_widgets.RuleTable` used for this import only.
+    ``rules`` is a :class:`~rf_widgets.RuleTable` used for this import only; ``name`` names an
+    imported model in reports (a spec string names itself).
     """
     if isinstance(model, Stack):
         return model
@@ -88,7 +84,7 @@ def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None) -> Stack
         loaded = load_model_spec(model, allow_code=allow_code)
         return loaded if isinstance(loaded, Stack) else _import_torch(loaded, model, rules)
     if _is_torch_module(model):
-        return _import_torch(model, None, rules)
+        return _import_torch(model, name, rules)
     if isinstance(model, Sequence) and model and all(isinstance(layer, Layer) for layer in model):
         return Stack(model)
     raise ModelImportError(

@@ -114,9 +114,9 @@ def change_layer(stack: Stack, name: str, **changes: Any) -> Stack:
     """A new stack where layer ``name`` has other parameters (kernel, stride, dilation, padding, ...).
 
     Values follow the constructors: an int applies to every axis, a tuple gives one value per axis;
-    padding also takes one ``(lo, hi)`` pair per axis.
+    padding also takes one ``(lo, hi)`` pair per axis, or ``"same"`` / ``"same_lower"`` / ``"valid"``.
     """
-    from rf_widgets.core.layers import _padding, _per_axis
+    from rf_widgets.core.layers import _padding_or_mode, _per_axis
 
     layer = stack[name]
     allowed = {"kernel", "stride", "dilation", "padding", "op", "kind", "ceil_mode", "output_size"}
@@ -127,12 +127,12 @@ def change_layer(stack: Stack, name: str, **changes: Any) -> Stack:
     for key, value in changes.items():
         if key in ("kernel", "stride", "dilation"):
             fields[key] = _per_axis(value, key, name)
-        elif key == "padding":
-            fields[key] = _padding(value, name)
+        elif key == "padding":  # explicit padding replaces "same", and a word sets it
+            fields["padding"], fields["padding_mode"] = _padding_or_mode(value, name)
         else:
             fields[key] = value
     if fields.get("kind", layer.kind) != "window" and any(
-        k in fields for k in ("kernel", "stride", "dilation", "padding")
+        k in fields for k in ("kernel", "stride", "dilation", "padding", "padding_mode")
     ):
         raise LayerSpecError(f"layer '{name}' is {layer.kind}: it has no kernel, stride or padding to change")
     changed = replace(layer, **fields).broadcast(stack.ndim)

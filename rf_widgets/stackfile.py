@@ -12,7 +12,8 @@ A document is a mapping with ``layers`` (a list) and optionally ``name`` and ``n
 ``type`` is one of ``conv``, ``pool`` (``maxpool``, ``avgpool``), ``elementwise``, ``add``, ``mul``,
 ``concat``, ``global_pool``, ``adaptive_pool``, ``flatten``, ``upsample``, ``conv_transpose``,
 ``windows``, ``unknown``. Parameters take an int (every axis), a list with one value per axis, and for
-``padding`` also one ``[lo, hi]`` pair per axis. A layer without ``inputs`` takes the layer before it;
+``padding`` also one ``[lo, hi]`` pair per axis or a word (``"valid"``, ``"same"`` = ``"same_upper"``,
+``"same_lower"``: size-dependent padding). A layer without ``inputs`` takes the layer before it;
 ``"input"`` names the network input.
 
 The resampling layers (SPEC section 1, docs/semantics.md "Resampling")::
@@ -223,6 +224,9 @@ class _Culprit:
         return StackFileError(f"{self.source}: {self.layer}, key '{key}': {problem}, got {_show(value)}")
 
 
+_PADDING_WORDS = ("valid", "same", "same_upper", "same_lower")
+
+
 def _check_sizes(value: Any, key: str, low: int, culprit: _Culprit, pairs: bool = False) -> None:
     """An int or a list of ints (or, for padding, of [lo, hi] pairs) within [low, MAX_PARAMETER]."""
     items = value if isinstance(value, list) else [value]
@@ -247,7 +251,10 @@ def _check_layer(spec: dict[str, Any], culprit: _Culprit) -> None:
     for key, low in (("kernel", 1), ("stride", 1), ("dilation", 1)):
         if key in spec:
             _check_sizes(spec[key], key, low, culprit)
-    if "padding" in spec:
+    if isinstance(spec.get("padding"), str):
+        if spec["padding"] not in _PADDING_WORDS:
+            raise culprit("padding", f"as a word must be one of {', '.join(_PADDING_WORDS)}", spec["padding"])
+    elif "padding" in spec:
         _check_sizes(spec["padding"], "padding", 0, culprit, pairs=True)
     if "ceil_mode" in spec and not isinstance(spec["ceil_mode"], bool):
         raise culprit("ceil_mode", "must be true or false", spec["ceil_mode"])
@@ -535,7 +542,7 @@ def stack_to_dict(stack: Stack) -> dict[str, Any]:
                 spec["kernel"] = _compact(layer.kernel)
                 spec["stride"] = _compact(layer.stride)
                 spec["dilation"] = _compact(layer.dilation)
-                spec["padding"] = _compact_padding(layer.padding)
+                spec["padding"] = layer.padding_mode or _compact_padding(layer.padding)
                 if layer.ceil_mode:
                     spec["ceil_mode"] = True
         elif layer.kind == "global":

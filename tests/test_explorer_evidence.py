@@ -198,3 +198,14 @@ def test_erf_is_refused_for_an_edited_stack(ex):
     ex.controls["undo"].click()
     ex.controls["erf"].value = True
     assert ex.renderer.erf.get_visible()
+
+
+def test_erf_of_a_model_opened_by_its_spec_string():
+    """``explore("torchvision:...")`` loads the module once: the field runs it (it used to get the string)."""
+    ex = Explorer("torchvision:resnet18", image="checkerboard", input_size=64)
+    assert ex.result.model == "torchvision:resnet18"
+    ex.controls["layer"].value = "layer1.0.conv1"
+    ex.controls["erf"].value = True
+    assert ex.controls["erf"].value is True, _message(ex)
+    assert ex.renderer.erf.get_visible()
+    assert "effective field" in _message(ex)

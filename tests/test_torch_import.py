@@ -251,3 +251,15 @@ def test_module_called_twice_gets_numbered_names():
     assert "layer1.0.relu" in names
     assert "layer1.0.relu:2" in names
     assert len(names) == len(set(names))
+
+
+def test_a_model_on_the_meta_device_imports_like_its_cpu_twin():
+    """Reshapes need shapes from the fake-tensor pass; its placeholder must live where the weights do."""
+    with torch.device("meta"):
+        meta = torchvision.models.vit_b_16()
+    cpu = torchvision.models.vit_b_16()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unknown reshape would warn
+        on_meta = rfw.analyze(meta, 224)
+    assert on_meta.to_dict()["layers"] == rfw.analyze(cpu, 224).to_dict()["layers"]
+    assert all(p.device.type == "meta" for p in meta.parameters())

@@ -30,6 +30,8 @@ from rf_widgets.errors import ResolutionError
 __all__ = ["Engine", "Evaluation", "analyze_stack", "engine", "evaluate", "normalize_resolution"]
 
 MAX_SEARCHED_RESOLUTION = 1 << 20
+MAX_INPUT_SIZE = 1 << 31
+"""The largest input size per axis accepted (beyond any image; larger values overflow floats)."""
 
 
 def normalize_resolution(value: object, ndim: int) -> tuple[int, ...]:
@@ -45,6 +47,9 @@ def normalize_resolution(value: object, ndim: int) -> tuple[int, ...]:
     for v in values:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or int(v) < 1:
             raise ResolutionError(f"input size must be a positive integer on every axis, got {value!r}")
+        if int(v) > MAX_INPUT_SIZE:
+            shown = str(int(v)) if int(v) < 10**30 else f"an integer of {len(str(int(v)))} digits"
+            raise ResolutionError(f"input size must be at most {MAX_INPUT_SIZE} per axis, got {shown}")
     return tuple(int(v) for v in values)  # type: ignore[call-overload]
 
 

@@ -4,7 +4,7 @@ Two passes, both linear in the number of edges:
 
 * :func:`feature_maps` computes every layer's output size at one input size with the real
   arithmetic (SPEC section 5) and resolves the operations whose rule depends on the size (adaptive
-  pooling, flatten).
+  pooling, flatten, resampling, windows with "same" padding).
 * :func:`fields` propagates the receptive field along all paths at once (SPEC sections 2-4). Per layer
   and axis it keeps one *path class* per distinct jump ``J``; a class holds the smallest and largest
   ``r`` of its paths with their offsets, and the extremes of the union of their boxes. Because
@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any, Union
 
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
-from rf_widgets.core.layers import Layer, Resample
+from rf_widgets.core.layers import Layer, Resample, same_padding
 from rf_widgets.errors import LayerSpecError
 
 __all__ = ["INF", "Diagnostic", "Field", "Resolved", "feature_maps", "fields"]
@@ -119,7 +119,7 @@ def size_plan(stack: Stack) -> SizePlan:
     steps = []
     for i, layer in enumerate(stack.layers):
         sources = stack.input_indices[i]
-        if len(sources) == 1 and layer.kind == WINDOW and not layer.ceil_mode:
+        if len(sources) == 1 and layer.kind == WINDOW and not layer.ceil_mode and not layer.padding_mode:
             params = tuple(
                 (lo + hi - (d * (k - 1) + 1), s)
                 for k, d, s, (lo, hi) in zip(
@@ -217,7 +217,12 @@ def _layer_size(
                 Diagnostic(layer.name, "size-mismatch", f"'{layer.name}' merges maps of sizes {shown}")
             )
     kind = layer.kind
-    if kind == WINDOW:
+    if kind == WINDOW and layer.padding_mode:
+        k_eff = layer.kernel_effective
+        pads = [same_padding(n_in[a], k_eff[a], layer.stride[a], layer.padding_mode) for a in range(ndim)]
+        out = tuple(-(-n_in[a] // layer.stride[a]) if n_in[a] > 0 else 0 for a in range(ndim))
+        resolved[i] = (WINDOW, k_eff, layer.stride, tuple(lo for lo, _ in pads))
+    elif kind == WINDOW:
         out = tuple(
             _window_size(
                 n_in[a],

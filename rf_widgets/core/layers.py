@@ -4,6 +4,10 @@ A :class:`Layer` is a frozen record of one operation. Its ``kind`` says which ru
 
 ``"window"``
     A sliding window per axis: kernel ``k``, stride ``s``, dilation ``d``, padding ``p_lo``/``p_hi``.
+    With ``padding_mode="same_upper"`` (TensorFlow/Keras ``padding="same"``, ONNX ``SAME_UPPER``) or
+    ``"same_lower"`` (ONNX ``SAME_LOWER``) the padding depends on the layer's input size ``n``: the
+    output has ``ceil(n / s)`` units and the total padding ``max((ceil(n / s) - 1) * s + k_eff - n, 0)``
+    is split with the odd pixel at the end (upper) or at the start (lower); see :func:`same_padding`.
     Convolutions and pools are windows; elementwise operations and merges (add, multiply, concatenate
     along channels) are windows with ``k = s = d = 1`` and no padding.
 ``"global"``
@@ -52,6 +56,7 @@ __all__ = [
     "global_pool",
     "mul",
     "pool",
+    "same_padding",
     "unknown",
     "upsample",
 ]
@@ -113,6 +118,7 @@ class Resample:
 
 
 IntPerAxis = int | Sequence[int]
+PaddingMode = Literal["same_upper", "same_lower"] | None
 PaddingPerAxis = int | Sequence[int] | Sequence[tuple[int, int]]
 
 
@@ -146,6 +152,7 @@ class Layer:
     note: str | None = None
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False, repr=False)
     resample: Resample | None = None
+    padding_mode: Literal["same_upper", "same_lower"] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -170,6 +177,17 @@ class Layer:
                 f"padding must be one (lo, hi) pair of ints per axis, got {self.padding!r} "
                 f"for layer '{self.name}'"
             )
+        if self.padding_mode is not None:
+            if self.padding_mode not in PADDING_MODES:
+                raise LayerSpecError(
+                    f"padding_mode must be one of {', '.join(PADDING_MODES)} or None, "
+                    f"got {self.padding_mode!r} for layer '{self.name}'"
+                )
+            if self.kind != "window" or any(lo or hi for lo, hi in self.padding) or self.ceil_mode:
+                raise LayerSpecError(
+                    f"padding_mode applies to window layers without explicit padding or ceil_mode, "
+                    f"got kind {self.kind!r}, padding {self.padding!r} for layer '{self.name}'"
+                )
         if self.kind == "adaptive" and (
             not self.output_size or any(v is not None and (not _is_int(v) or v < 1) for v in self.output_size)
         ):
@@ -262,6 +280,32 @@ def _per_axis(value: IntPerAxis, label: str, name: str) -> tuple[int, ...]:
     )
 
 
+PADDING_MODES = ("same_upper", "same_lower")
+"""Size-dependent padding rules (see :func:`same_padding`)."""
+
+
+def same_padding(n: int, k_eff: int, stride: int, mode: str = "same_upper") -> tuple[int, int]:
+    """The ``(lo, hi)`` padding of a "same" window over ``n`` input units.
+
+    TensorFlow, Keras (``padding="same"``) and ONNX (``auto_pad``) keep ``ceil(n / stride)`` output units
+    and pad the rest; an odd total puts the extra pixel at the end (``"same_upper"``, TensorFlow's rule)
+    or at the start (``"same_lower"``).
+
+    Examples
+    --------
+    >>> same_padding(224, 7, 2)  # a 7x7 stride-2 Keras stem at 224: 112 outputs
+    (2, 3)
+    >>> same_padding(224, 7, 2, "same_lower")
+    (3, 2)
+    >>> same_padding(5, 3, 2)
+    (1, 1)
+    """
+    out = -(-n // stride)
+    total = max((out - 1) * stride + k_eff - n, 0)
+    small = total // 2
+    return (small, total - small) if mode == "same_upper" else (total - small, small)
+
+
 def _padding(value: PaddingPerAxis, name: str) -> tuple[tuple[int, int], ...]:
     if _is_int(value):
         pairs: tuple[tuple[int, int], ...] = ((value, value),)  # type: ignore[assignment]
@@ -286,6 +330,26 @@ def _padding(value: PaddingPerAxis, name: str) -> tuple[tuple[int, int], ...]:
     return pairs
 
 
+def _padding_or_mode(
+    value: PaddingPerAxis | str, name: str
+) -> tuple[tuple[tuple[int, int], ...], PaddingMode]:
+    """Explicit padding, or one of the words ``"valid"`` (none), ``"same"`` (= ``"same_upper"``),
+    ``"same_upper"``, ``"same_lower"``."""
+    if isinstance(value, str):
+        word = value.lower()
+        if word == "valid":
+            return ((0, 0),), None
+        if word == "same":
+            word = "same_upper"
+        if word in PADDING_MODES:
+            return ((0, 0),), word  # type: ignore[return-value]
+        raise LayerSpecError(
+            f"padding must be an int, per-axis values, 'valid', 'same', 'same_upper' or 'same_lower', "
+            f"got {value!r} for layer '{name}'"
+        )
+    return _padding(value, name), None
+
+
 def _inputs(inputs: str | Sequence[str] | None, name: str) -> tuple[str, ...] | None:
     if inputs is None:
         return None
@@ -303,18 +367,24 @@ def conv(
     kernel: IntPerAxis,
     stride: IntPerAxis = 1,
     dilation: IntPerAxis = 1,
-    padding: PaddingPerAxis = 0,
+    padding: PaddingPerAxis | str = 0,
     *,
     inputs: str | Sequence[str] | None = None,
     op: str = "conv",
 ) -> Layer:
     """A convolution (any window operation with learned weights).
 
+    ``padding`` is an int, one value or ``(lo, hi)`` pair per axis, or ``"same"`` / ``"same_lower"`` /
+    ``"valid"`` (size-dependent padding as in TensorFlow and ONNX; see :func:`same_padding`).
+
     Examples
     --------
     >>> conv("c1", 3, dilation=2).kernel_effective
     (5,)
+    >>> conv("stem", 7, stride=2, padding="same").padding_mode
+    'same_upper'
     """
+    pads, mode = _padding_or_mode(padding, name)
     return Layer(
         name,
         op,
@@ -323,7 +393,8 @@ def conv(
         kernel=_per_axis(kernel, "kernel", name),
         stride=_per_axis(stride, "stride", name),
         dilation=_per_axis(dilation, "dilation", name),
-        padding=_padding(padding, name),
+        padding=pads,
+        padding_mode=mode,
     )
 
 
@@ -332,7 +403,7 @@ def pool(
     kernel: IntPerAxis,
     stride: IntPerAxis | None = None,
     dilation: IntPerAxis = 1,
-    padding: PaddingPerAxis = 0,
+    padding: PaddingPerAxis | str = 0,
     *,
     ceil_mode: bool = False,
     inputs: str | Sequence[str] | None = None,
@@ -345,6 +416,7 @@ def pool(
     >>> pool("p1", 2).stride
     (2,)
     """
+    pads, mode = _padding_or_mode(padding, name)
     return Layer(
         name,
         op,
@@ -353,8 +425,9 @@ def pool(
         kernel=_per_axis(kernel, "kernel", name),
         stride=_per_axis(kernel if stride is None else stride, "stride", name),
         dilation=_per_axis(dilation, "dilation", name),
-        padding=_padding(padding, name),
+        padding=pads,
         ceil_mode=bool(ceil_mode),
+        padding_mode=mode,
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from rf_widgets import _format
 from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Number, Resolved, unit_interval
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
-from rf_widgets.core.layers import INPUT
+from rf_widgets.core.layers import INPUT, Layer
 from rf_widgets.core.verdicts import Verdicts
 from rf_widgets.errors import GraphError, ResolutionError, RFError
 
@@ -227,6 +227,19 @@ class Analysis:
         except KeyError:
             raise GraphError(f"no layer named '{name}' in '{self.model}'") from None
 
+    def _same_padding(self, i: int, layer: Layer) -> tuple[tuple[int, int], ...]:
+        """The padding a "same" window uses at this input size (it depends on the input's size)."""
+        from rf_widgets.core.layers import same_padding
+
+        ins = [self.input_size if j == NETWORK_INPUT else self.sizes[j] for j in self.stack.input_indices[i]]
+        k_eff = layer.kernel_effective
+        return tuple(
+            same_padding(
+                max(s[a] for s in ins), k_eff[a], layer.stride[a], layer.padding_mode or "same_upper"
+            )
+            for a in range(self.stack.ndim)
+        )
+
     def _layer(self, i: int) -> LayerResult:
         layer = self.stack.layers[i]
         field = self.field
@@ -234,7 +247,10 @@ class Analysis:
         resolved = self.resolved.get(i)
         kernel = layer.kernel if is_window else None
         stride = layer.stride if is_window else None
-        if resolved is not None and resolved[0] in ("window", "phased"):
+        padding = layer.padding if is_window else None
+        if is_window and layer.padding_mode and resolved is not None:
+            padding = self._same_padding(i, layer)
+        elif resolved is not None and resolved[0] in ("window", "phased"):
             # adaptive pools and resampling: the window the arithmetic uses at this size (for a
             # resampling layer the widest number of input units one output unit reads, and its jump)
             kernel = tuple(_plain(k) for k in resolved[1])  # type: ignore[misc]
@@ -250,7 +266,7 @@ class Analysis:
             kernel=kernel,
             stride=stride,
             dilation=layer.dilation if is_window else None,
-            padding=layer.padding if is_window else None,
+            padding=padding,
             r_min=tuple(_plain(v) for v in field.r_min[i]),
             r_max=tuple(_plain(v) for v in field.r_max[i]),
             r_max_local=_maybe(field.r_max_local[i]),

@@ -249,6 +249,8 @@ def _propagate_shapes(
     from torch.fx.passes.shape_prop import ShapeProp
 
     shapes: dict[str, tuple[int, ...]] = {}
+    # the placeholder lives where the weights do (a model built on the meta device has no CPU weights)
+    device = next((p.device for p in gm.parameters()), torch.device("cpu"))
     flags = [(m, m.training) for m in gm.modules()]
     try:
         for m, _ in flags:
@@ -256,7 +258,7 @@ def _propagate_shapes(
         for channels in dict.fromkeys((in_channels, 3, 1)):
             try:
                 with FakeTensorMode(allow_non_fake_inputs=True) as mode, redirect_stderr(io.StringIO()):
-                    x = mode.from_tensor(torch.empty(1, channels, *reference))
+                    x = mode.from_tensor(torch.empty(1, channels, *reference, device=device))
                     ShapeProp(gm).propagate(x)
                 break
             except Exception:  # best effort: reshapes whose shapes stay unknown become unknown layers

@@ -103,7 +103,13 @@ class Explorer(widgets.VBox):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        stack = to_stack(model)
+        if isinstance(model, str):  # load a spec once: the effective field needs the module itself
+            from rf_widgets.specs import load_model_spec
+
+            spec, model = model, load_model_spec(model)
+            stack = model if isinstance(model, Stack) else to_stack(model, name=spec)
+        else:
+            stack = to_stack(model)
         if name:
             stack = stack.replace(stack.layers, name=name)
         self.is_torch = "import_method" in stack.metadata
@@ -274,7 +280,12 @@ class Explorer(widgets.VBox):
             if text.strip() == _field_text(layer, key).strip():
                 continue
             value = parse_padding(text) if key == "padding" else parse_per_axis(text, key)
-            if layer.kind != "window" or _normalised(key, value, ndim, name) != getattr(layer, key):
+            if (
+                layer.kind != "window"
+                or isinstance(value, str)
+                or layer.padding_mode
+                or _normalised(key, value, ndim, name) != getattr(layer, key)
+            ):
                 changes[key] = value
         return self.state.edit(name, **changes)
 
@@ -444,7 +455,7 @@ def _field_text(layer: Layer, key: str) -> str:
     if layer.kind != "window":
         return ""
     if key == "padding":
-        return format_padding(layer.padding)
+        return format_padding(layer.padding, layer.padding_mode)
     return format_per_axis(getattr(layer, key))
 
 

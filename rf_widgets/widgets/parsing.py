@@ -37,10 +37,17 @@ def _check_range(values: tuple[int, ...], field: str, text: str) -> None:
         raise LayerSpecError(f"{field} must be at most {MAX_VALUE:,} on every axis, got {_shown(text)}")
 
 
-def parse_padding(text: str) -> int | tuple[int, ...] | tuple[tuple[int, int], ...]:
-    """Padding as an int, one int per axis, or one ``(lo, hi)`` pair per axis."""
+PADDING_WORDS = ("valid", "same", "same_upper", "same_lower")
+
+
+def parse_padding(text: str) -> str | int | tuple[int, ...] | tuple[tuple[int, int], ...]:
+    """Padding as an int, one int per axis, one ``(lo, hi)`` pair per axis, or a word
+    (``valid``, ``same``, ``same_lower``: padding that depends on the input size)."""
     if len(text) > MAX_TEXT:
         raise LayerSpecError(f"padding is {len(text)} characters long; at most {MAX_TEXT} are read")
+    word = text.strip().lower()
+    if word in PADDING_WORDS:
+        return word
     pairs = re.findall(r"\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)", text)
     if pairs:
         values = tuple((int(lo), int(hi)) for lo, hi in pairs)
@@ -55,7 +62,9 @@ def format_per_axis(values: tuple[int, ...] | None) -> str:
     return str(values[0]) if len(set(values)) == 1 else ",".join(str(v) for v in values)
 
 
-def format_padding(padding: tuple[tuple[int, int], ...] | None) -> str:
+def format_padding(padding: tuple[tuple[int, int], ...] | None, mode: str | None = None) -> str:
+    if mode:
+        return "same" if mode == "same_upper" else mode
     if not padding:
         return ""
     if all(lo == hi for lo, hi in padding):
