@@ -57,6 +57,20 @@ def test_declared_stack_with_size_dependent_layers():
     assert {d.layer for d in notes if d.kind == "misaligned-merge"} == {"early", "late"}
 
 
+def test_same_padding_resolved_per_size():
+    # "same" padding of a strided layer depends on the input size; a merge after it
+    stack = rfw.Stack(
+        [
+            rfw.conv("a", 3, stride=2, padding="same"),
+            rfw.conv("b", 5, stride=3, padding="same_lower"),
+            rfw.conv("side", 1, stride=6, inputs=["input"]),
+            rfw.add("join", ["b", "side"]),
+            rfw.conv("c", 3),
+        ]
+    )
+    assert _check_every_size(stack) >= 5
+
+
 @pytest.mark.parametrize("name", ["fcn_resnet50", "lraspp_mobilenet_v3_large", "swin_t"])
 def test_torchvision_dense_models(name):
     torchvision = pytest.importorskip("torchvision")
