@@ -23,7 +23,8 @@ def analyze(
     Parameters
     ----------
     model
-        A ``torch.nn.Module`` (imported with torch.fx; the module is left as it was), a :class:`Stack`,
+        A ``torch.nn.Module`` (imported with torch.fx; the module is left as it was), a Keras 3
+        model (Functional or Sequential, any backend; see docs/keras.md), a :class:`Stack`,
         a list of layers, or a spec string: ``"torchvision:resnet18"``, ``"timm:resnet50d"``,
         ``"package.module:factory"`` or the path of a JSON/YAML stack file.
     input_size
@@ -83,12 +84,16 @@ def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None, name: st
 
         loaded = load_model_spec(model, allow_code=allow_code)
         return loaded if isinstance(loaded, Stack) else _import_torch(loaded, model, rules)
+    if _is_keras_model(model):
+        from rf_widgets.keras_import import import_model as import_keras
+
+        return import_keras(model, rules=rules)
     if _is_torch_module(model):
         return _import_torch(model, name, rules)
     if isinstance(model, Sequence) and model and all(isinstance(layer, Layer) for layer in model):
         return Stack(model)
     raise ModelImportError(
-        "analyze() takes a torch.nn.Module, a Stack, a list of layers or a model spec string "
+        "analyze() takes a torch.nn.Module, a Keras model, a Stack, a list of layers or a model spec string "
         f"such as 'torchvision:resnet18', got {type(model).__name__}"
     )
 
@@ -108,4 +113,10 @@ def _import_torch(model: Any, name: str | None, rules: Any = None) -> Stack:
 
 def _is_torch_module(model: Any) -> bool:
     torch = sys.modules.get("torch")
-    return torch is not None and isinstance(model, torch.nn.Module)
+    # Keras layers on the torch backend are torch modules too, but are read through Keras
+    return torch is not None and isinstance(model, torch.nn.Module) and not _is_keras_model(model)
+
+
+def _is_keras_model(model: Any) -> bool:
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.layers.Layer)

@@ -12,6 +12,19 @@ the effect of each from the analysis alone; :meth:`Suggestion.apply` builds the 
 * ``"resolution"``: feed inputs inside the feasible range.
 """
 
-from rf_widgets.strategies.suggestions import KINDS, Suggestion, Suggestions, suggest
+from rf_widgets.strategies.budget import EDIT_KINDS, PICKS, Candidate, Edit, Front, search
+from rf_widgets.strategies.suggestions import KINDS, PICK_KINDS, Suggestion, Suggestions, suggest
 
-__all__ = ["KINDS", "Suggestion", "Suggestions", "suggest"]
+__all__ = [
+    "EDIT_KINDS",
+    "KINDS",
+    "PICKS",
+    "PICK_KINDS",
+    "Candidate",
+    "Edit",
+    "Front",
+    "Suggestion",
+    "Suggestions",
+    "search",
+    "suggest",
+]

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from rf_widgets import _format
 from rf_widgets.core.analysis import evaluate
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
+from rf_widgets.core.verdicts import Verdicts
 from rf_widgets.editing import _rename_inputs, change_layer
 
 __all__ = [
@@ -168,6 +169,28 @@ def stride_groups(stack: Stack) -> list[tuple[int, ...]]:
     return [tuple(g) for g in groups.values()]
 
 
+@dataclass(frozen=True)
+class Topology:
+    """The wiring facts the trim needs, computed once for stacks that share a graph (edited strides)."""
+
+    idom: list[int]
+    chain: list[int]
+    stack: Stack
+    _ancestors: dict[int, frozenset[int]] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(cls, stack: Stack) -> Topology:
+        idom = immediate_dominators(stack)
+        return cls(idom, output_chain(stack, idom), stack)
+
+    def ancestors(self, index: int) -> frozenset[int]:
+        """:func:`ancestors` of ``index``, remembered."""
+        found = self._ancestors.get(index)
+        if found is None:
+            found = self._ancestors[index] = frozenset(ancestors(self.stack, index))
+        return found
+
+
 # -- trim -------------------------------------------------------------------------------------------------
 
 
@@ -183,20 +206,34 @@ def plan_trim(
     branch whose layers are all unproductive is removed with its ``add``: the block keeps its skip
     connection (see :func:`dead_branches`). ``merge_blocker(name)`` gives a reason to keep a merge.
     """
-    stack = analysis.stack
-    status = analysis.verdicts.status
-    if not analysis.unproductive_layers:
-        raise NotApplicable(f"no layer is unproductive at {_format.size(analysis.input_size)}")
-    chain = output_chain(stack)
+    return plan_trim_at(analysis.stack, analysis.verdicts, analysis.input_size, make_head, merge_blocker)
+
+
+def plan_trim_at(
+    stack: Stack,
+    verdicts: Verdicts,
+    resolution: tuple[int, ...],
+    make_head: Callable[[str], tuple[Layer, ...]],
+    merge_blocker: Callable[[str], str | None] = lambda name: None,
+    topology: Topology | None = None,
+) -> TrimPlan:
+    """:func:`plan_trim` from the verdicts alone (the search judges many stacks without an Analysis)."""
+    status = verdicts.status
+    if not verdicts.unproductive:
+        raise NotApplicable(f"no layer is unproductive at {_format.size(resolution)}")
+    topology = topology or Topology.of(stack)
+    chain = topology.chain
     head = head_start(stack, chain)
     body = [i for i in chain if head is None or i < head]
     productive = [i for i in body if status[i] != "unproductive"]
     if not productive:
         raise NotApplicable("every layer on the path to the output is unproductive; nothing would be left")
     cut = productive[-1]
-    kept_indices = ancestors(stack, cut)
+    kept_indices = set(topology.ancestors(cut))
     branches = [
-        b for b in dead_branches(analysis, kept_indices) if not merge_blocker(stack.layers[b[0]].name)
+        b
+        for b in _dead_branches(stack, verdicts, kept_indices, topology)
+        if not merge_blocker(stack.layers[b[0]].name)
     ]
     for merge, _, branch in branches:
         kept_indices -= branch | {merge}
@@ -217,6 +254,31 @@ def plan_trim(
     return TrimPlan(stack.layers[cut].name, kept, removed, make_head(stack.layers[cut].name), bypassed)
 
 
+def plan_cut_before_border(
+    stack: Stack,
+    verdicts: Verdicts,
+    resolution: tuple[int, ...],
+    make_head: Callable[[str], tuple[Layer, ...]],
+    topology: Topology | None = None,
+) -> TrimPlan:
+    """Cut at the last output-chain layer before the first border layer and attach ``make_head(cut)``.
+
+    The authors' efficiency recipe: the blocks from the border on are replaced by a simple head, even
+    when the block holding the border layer still has productive layers.
+    """
+    if not verdicts.border:
+        raise NotApplicable(f"no layer is unproductive at {_format.size(resolution)}")
+    border = verdicts.border[0]
+    chain = [i for i in (topology or Topology.of(stack)).chain if i < border]
+    if not chain:
+        raise NotApplicable("the first border layer comes before any layer the network can be cut at")
+    cut = chain[-1]
+    kept_indices = (topology or Topology.of(stack)).ancestors(cut)
+    kept = tuple(layer.name for i, layer in enumerate(stack.layers) if i in kept_indices)
+    removed = tuple(layer.name for i, layer in enumerate(stack.layers) if i not in kept_indices)
+    return TrimPlan(stack.layers[cut].name, kept, removed, make_head(stack.layers[cut].name))
+
+
 def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, frozenset[int]]]:
     """Residual blocks in ``within`` whose branch is an unproductive tail: ``(add, skip, branch)``.
 
@@ -227,10 +289,15 @@ def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, 
     layer (a bottleneck's 1x1 reduction) stay productive by the verdicts, since they read a productive
     block input, but they only feed the unproductive ones and go with the branch.
     """
-    stack = analysis.stack
-    status = analysis.verdicts.status
-    spatial = analysis.verdicts.spatial
-    idom = immediate_dominators(stack)
+    return _dead_branches(analysis.stack, analysis.verdicts, within, Topology.of(analysis.stack))
+
+
+def _dead_branches(
+    stack: Stack, verdicts: Verdicts, within: set[int], topology: Topology
+) -> list[tuple[int, int, frozenset[int]]]:
+    idom = topology.idom
+    status = verdicts.status
+    spatial = verdicts.spatial
     found: list[tuple[int, int, frozenset[int]]] = []
     taken: set[int] = set()
     for m in sorted(within):
@@ -238,9 +305,9 @@ def dead_branches(analysis: Analysis, within: set[int]) -> list[tuple[int, int, 
         if stack.layers[m].op != "add" or len(sources) != 2 or NETWORK_INPUT in sources:
             continue
         entry = idom[m]
-        before = ancestors(stack, entry) if entry != NETWORK_INPUT else set()
+        before = topology.ancestors(entry) if entry != NETWORK_INPUT else frozenset()
         for b, skip in ((sources[0], sources[1]), (sources[1], sources[0])):
-            branch = ancestors(stack, b) - before
+            branch = topology.ancestors(b) - before
             if not branch or skip in branch or branch & taken:
                 continue
             if status[b] != "unproductive" or not any(spatial[v] for v in branch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rf_widgets import _format
@@ -15,16 +15,22 @@ from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
 from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning
+from rf_widgets.strategies.budget import EDIT_KINDS, Candidate, Front
 from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan
 
-__all__ = ["KINDS", "Suggestion", "Suggestions", "suggest"]
+__all__ = ["KINDS", "PICK_KINDS", "Suggestion", "Suggestions", "suggest"]
 
 KINDS = ("trim", "slow-downsampling", "resolution")
+PICK_KINDS = ("efficiency", "performance", "hybrid")
+"""The picks of a budgeted search (:func:`rf_widgets.strategies.search`), offered when a budget is given."""
 
 TITLES = {
     "trim": "Trim the unproductive layers and attach a new head",
     "slow-downsampling": "Slow the receptive-field growth: less downsampling",
     "resolution": "Change the input resolution to the feasible range",
+    "efficiency": "Efficiency: the least compute with no unproductive layer",
+    "performance": "Performance: fewest unproductive layers, most productive depth within the budget",
+    "hybrid": "Hybrid: the knee of the front between compute, waste and depth",
 }
 
 
@@ -74,8 +80,16 @@ class Suggestion:
     border_after: str | None
     before: Analysis = field(repr=False)
     after: Analysis | None = field(repr=False)
-    plan: TrimPlan | StridePlan | ResolutionPlan | None = field(repr=False)
+    plan: TrimPlan | StridePlan | ResolutionPlan | Candidate | None = field(repr=False)
     model: Any = field(repr=False, compare=False)
+    refused: str | None = None
+
+    @property
+    def macs_ratio(self) -> float | None:
+        """Predicted multiply-adds over the original's (None when the strategy does not apply)."""
+        if self.macs_after is None or not self.macs_before:
+            return None
+        return self.macs_after / self.macs_before
 
     @property
     def title(self) -> str:
@@ -94,15 +108,23 @@ class Suggestion:
         """
         if not self.applicable or self.plan is None or self.after is None:
             raise RFError(f"the strategy '{self.kind}' does not apply: {self.reason}")
+        if isinstance(self.plan, Candidate):
+            return self.plan.apply()
         if _is_torch_module(self.model):
             from rf_widgets.strategies.surgery import apply_plan
 
             return apply_plan(self.model, self.plan, self.before.stack)
+        frontend = self.before.stack.metadata.get("frontend")
+        if frontend is not None:  # imported from Keras or ONNX: nothing to edit the model with
+            raise RFError(
+                f"the strategy '{self.kind}' applies to torch models only (torch.fx surgery); this "
+                f"{frontend} model is not changed: its predicted layer graph is .stack"
+            )
         return self.after.stack
 
     def describe(self) -> str:
         """A few lines for people: what changes and what it is predicted to do."""
-        if not self.applicable:
+        if not self.applicable and self.after is None:
             return f"{self.title}: does not apply ({self.reason})"
         assert self.params_after is not None
         assert self.macs_after is not None
@@ -120,6 +142,8 @@ class Suggestion:
             f"  unproductive layers {len(self.before.unproductive_layers)} -> {len(self.still_unproductive)}"
             f"; border layer {self.border_before or 'none'} -> {self.border_after or 'none'}"
         )
+        if self.refused:
+            lines.append(f"  refused: {self.refused}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -132,9 +156,11 @@ class Suggestions(Sequence[Suggestion]):
     ``repr()`` is a table; :meth:`applicable` lists the ones that apply.
     """
 
-    def __init__(self, items: Sequence[Suggestion], model_name: str) -> None:
+    def __init__(self, items: Sequence[Suggestion], model_name: str, front: Front | None = None) -> None:
         self._items = tuple(items)
         self.model_name = model_name
+        self.front = front
+        """The budgeted search behind the picks (None when ``suggest`` ran without a budget)."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -158,13 +184,11 @@ class Suggestions(Sequence[Suggestion]):
     def table(self) -> str:
         rows = [("strategy", "applies", "params", "MACs", "unproductive", "border layer after")]
         for s in self._items:
-            if s.applicable:
-                assert s.params_after is not None
-                assert s.macs_after is not None
+            if s.params_after is not None and s.macs_after is not None:
                 rows.append(
                     (
                         s.kind,
-                        "yes",
+                        "yes" if s.applicable else "refused",
                         f"{_format.count(s.params_before)} -> {_format.count(s.params_after)}",
                         f"{_format.count(s.macs_before)} -> {_format.count(s.macs_after)}",
                         f"{len(s.before.unproductive_layers)} -> {len(s.still_unproductive)}",
@@ -190,8 +214,9 @@ def suggest(
     model: Any,
     input_size: int | Sequence[int] = 224,
     *,
-    kinds: Sequence[str] = KINDS,
+    kinds: Sequence[str] | None = None,
     name: str | None = None,
+    budget: float | None = None,
 ) -> Suggestions:
     """The design strategies of Richter et al. that apply to ``model`` at ``input_size``.
 
@@ -203,12 +228,19 @@ def suggest(
     input_size
         The target input resolution.
     kinds
-        Which strategies to evaluate (default: all of :data:`KINDS`).
+        Which strategies to evaluate: :data:`KINDS` by default, and with a ``budget`` also the picks
+        of :data:`PICK_KINDS` (``"efficiency"``, ``"performance"``, ``"hybrid"``).
+    budget
+        A compute ceiling as a ratio of the original multiply-adds. With it, the picks of a budgeted
+        search (:func:`rf_widgets.strategies.search`) are added, and a strategy that would need more
+        compute is refused: ``applicable`` is False, ``refused`` and ``reason`` say why, and its
+        predictions stay readable. Without it the strategies are not limited (as before).
 
     Returns
     -------
     Suggestions
-        One :class:`Suggestion` per kind, applicable or with the reason it is not.
+        One :class:`Suggestion` per kind, applicable or with the reason it is not; ``.front`` holds
+        the search when a budget was given.
 
     Examples
     --------
@@ -219,9 +251,18 @@ def suggest(
     >>> plan["trim"].removed
     ('c4',)
     """
-    unknown = [k for k in kinds if k not in KINDS]
+    if budget is not None and (
+        isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0
+    ):
+        raise RFError(f"budget must be a positive ratio of the original multiply-adds, got {budget!r}")
+    if kinds is None:
+        kinds = KINDS + PICK_KINDS if budget is not None else KINDS
+    unknown = [k for k in kinds if k not in KINDS + PICK_KINDS]
     if unknown:
-        raise RFError(f"unknown strategy {unknown[0]!r}; the strategies are {', '.join(KINDS)}")
+        raise RFError(f"unknown strategy {unknown[0]!r}; the strategies are {', '.join(KINDS + PICK_KINDS)}")
+    picks = [k for k in kinds if k in PICK_KINDS]
+    if picks and budget is None:
+        raise RFError(f"the pick {picks[0]!r} comes from a budgeted search: pass budget= (e.g. 1.0)")
     if isinstance(model, str):
         from rf_widgets.specs import load_model_spec
 
@@ -237,8 +278,39 @@ def suggest(
     resolution = normalize_resolution(input_size, context.stack.ndim)
     before = analyze_stack(context.stack, resolution, context.name)
     builders = {"trim": _trim, "slow-downsampling": _slowdown, "resolution": _resolution}
-    items = [builders[kind](context, before) for kind in kinds]
-    return Suggestions(items, context.name)
+    items = [builders[kind](context, before) for kind in kinds if kind in builders]
+    if budget is None:
+        return Suggestions(items, context.name)
+    items = [_within(item, budget) for item in items]
+    from rf_widgets.strategies.budget import Source, _Search
+
+    source = Source(context.stack, context.name, resolution)
+    if _is_torch_module(model):
+        from rf_widgets.strategies.surgery import TorchSource
+
+        source = TorchSource.from_context(context, resolution)  # type: ignore[arg-type]
+    front = _Search(source, float(budget), tuple(EDIT_KINDS)).run()
+    items += [_from_pick(kind, front, before, context) for kind in picks]
+    return Suggestions(items, context.name, front)
+
+
+def _within(item: Suggestion, budget: float) -> Suggestion:
+    """The suggestion, refused when it needs more multiply-adds than the budget allows."""
+    ratio = item.macs_ratio
+    if not item.applicable or ratio is None or ratio <= budget * (1 + 1e-9):
+        return item
+    why = f"needs {ratio:.2f}x the original multiply-adds, over the budget of {budget:g}x"
+    return replace(item, applicable=False, reason=why, refused=why)
+
+
+def _from_pick(kind: str, front: Front, before: Analysis, context: Context) -> Suggestion:
+    pick = front.picks[kind]
+    if pick is None:
+        return _not_applicable(kind, before, context, front.reasons[kind])
+    after = pick.analysis
+    removed = next((e.plan.removed for e in pick.edits if e.plan is not None), ())
+    changes = tuple(edit.label for edit in pick.edits)
+    return _outcome(kind, before, after, context, pick, changes, pick.params, removed)
 
 
 class Context:
@@ -309,7 +381,7 @@ def _outcome(
     before: Analysis,
     after: Analysis,
     context: Context,
-    plan: TrimPlan | StridePlan | ResolutionPlan,
+    plan: TrimPlan | StridePlan | ResolutionPlan | Candidate,
     changes: tuple[str, ...],
     params_after: int,
     removed: tuple[str, ...] = (),

@@ -18,15 +18,17 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from rf_widgets.core.analysis import normalize_resolution
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer, adaptive_pool
 from rf_widgets.errors import RFError
+from rf_widgets.strategies.budget import Candidate, Source
 from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan
 from rf_widgets.strategies.suggestions import Context
 from rf_widgets.torch_import import import_traced, leaf_types
 from rf_widgets.torch_import.tracing import fetch_attr, preserved, trace
 
-__all__ = ["HEAD_NAME", "TorchContext", "apply_plan"]
+__all__ = ["HEAD_NAME", "TorchContext", "TorchSource", "apply_plan"]
 
 HEAD_NAME = "rfw_head"
 """The submodule the trim attaches: adaptive average pooling to 1, flatten, linear."""
@@ -135,6 +137,140 @@ class TorchContext(Context):
         if resolution not in self._shapes:
             self._shapes[resolution] = _node_shapes(self.model, self.gm, resolution)
         return self._shapes[resolution]
+
+
+POOL_MODULES = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.modules.pooling._LPPoolNd)
+CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+REFERENCE_SIDE = 224  # where the channel counts of the head are read when the model fails at the target
+
+
+class TorchSource(Source):
+    """A torch model for :func:`~rf_widgets.strategies.budget.search`: its graph, blockers and surgery."""
+
+    def __init__(
+        self, model: nn.Module, name: str | None, input_size: Any, context: TorchContext | None = None
+    ) -> None:
+        self.context = context or TorchContext(model, name)
+        stack = self.context.stack
+        super().__init__(stack, self.context.name, normalize_resolution(input_size, stack.ndim))
+        self.model = model
+        self._heads: dict[str, tuple[Layer, ...]] = {}
+        self._calls: dict[str, int] = {}
+        self._trimmed_params: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        for layer in stack.layers:
+            if layer.module is not None:
+                self._calls[layer.module] = self._calls.get(layer.module, 0) + 1
+
+    @classmethod
+    def from_context(cls, context: TorchContext, resolution: tuple[int, ...]) -> TorchSource:
+        """A source that shares the import (and the forward-pass shapes) of ``context``."""
+        return cls(context.model, context.name, resolution, context)
+
+    def params(self) -> int:
+        return self.context.params()
+
+    def stride_blocker(self, layer: str) -> str | None:
+        return self.context.stride_blocker(layer)
+
+    def merge_blocker(self, layer: str) -> str | None:
+        return self.context.merge_blocker(layer)
+
+    def head(self, cut: str) -> tuple[Layer, ...]:
+        """The trim's head; channel counts do not depend on the input size, so any size that runs will do."""
+        if cut not in self._heads:
+            try:
+                self._heads[cut] = self.context.head(cut, self.resolution)
+            except NotApplicable:
+                reference = (max(REFERENCE_SIDE, *self.resolution),) * self.stack.ndim
+                self._heads[cut] = self.context.head(cut, reference)
+        return self._heads[cut]
+
+    def _module(self, layer: Layer) -> nn.Module | None:
+        if layer.module is None or self._calls.get(layer.module, 0) != 1:
+            return None
+        return self.model.get_submodule(layer.module)
+
+    def can_remove(self, layer: Layer) -> bool:
+        return isinstance(self._module(layer), POOL_MODULES)
+
+    def can_rekernel(self, layer: Layer) -> bool:
+        module = self._module(layer)
+        return (
+            type(module) in CONV_MODULES
+            and getattr(module, "padding_mode", None) == "zeros"
+            and layer.params == _conv_params(module)  # type: ignore[arg-type]
+        )
+
+    def params_after_trim(self, plan: TrimPlan, stack: Stack) -> int:
+        key = (plan.cut, plan.bypassed)
+        if key not in self._trimmed_params:
+            self._trimmed_params[key] = self.context.params_after_trim(plan)
+        return self._trimmed_params[key]
+
+    def apply(self, candidate: Candidate, model: Any) -> Any:
+        return apply_edits(self.model if model is None else model, candidate, self.stack)
+
+
+def _conv_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def apply_edits(model: nn.Module, candidate: Candidate, stack: Stack) -> nn.Module:
+    """A copy of ``model`` with the candidate's edits; ``stack`` is the graph the edits name layers of."""
+    clone = copy.deepcopy(model)
+    strides: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+    trim: TrimPlan | None = None
+    for edit in candidate.edits:
+        if edit.kind == "stem-kernel":
+            (name,) = edit.layers
+            _set_module(
+                clone,
+                str(stack[name].module),
+                _rekerneled(clone.get_submodule(str(stack[name].module)), edit.value),
+            )
+        elif edit.kind == "remove-pool":
+            for name in edit.layers:
+                old = clone.get_submodule(str(stack[name].module))
+                identity = nn.Identity()
+                identity.train(old.training)
+                _set_module(clone, str(stack[name].module), identity)
+        elif edit.kind == "stride":
+            strides += [(name, stack[name].stride, edit.value) for name in edit.layers]
+        elif edit.kind == "trim":
+            trim = edit.plan
+    result: nn.Module = clone
+    if strides:
+        result = _restride(result, StridePlan(tuple(strides)), stack)
+    if trim is not None:
+        result = _trim(result, trim, stack)
+    return result
+
+
+def _rekerneled(old: nn.Module, kernel: tuple[int, ...]) -> nn.Module:
+    """A fresh convolution like ``old`` with another kernel and "same" padding (odd kernels)."""
+    conv: Any = old
+    dilation = tuple(conv.dilation)
+    padding = tuple((k - 1) * d // 2 for k, d in zip(kernel, dilation, strict=True))
+    new = type(conv)(
+        conv.in_channels,
+        conv.out_channels,
+        kernel,
+        stride=conv.stride,
+        padding=padding,
+        dilation=dilation,
+        groups=conv.groups,
+        bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
+        device=conv.weight.device,
+        dtype=conv.weight.dtype,
+    )
+    new.train(conv.training)
+    return new
+
+
+def _set_module(root: nn.Module, path: str, module: nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, name, module)
 
 
 def apply_plan(model: nn.Module, plan: TrimPlan | StridePlan | ResolutionPlan, stack: Stack) -> nn.Module:

@@ -48,29 +48,52 @@ def _pool_stride(kernel: Any, stride: Any) -> Any:
 # -- modules ------------------------------------------------------------------------------------------
 
 
+def _record(call: Call, act: Act, **facts: object) -> Act:
+    """Keep what the design strategies need to predict an edited layer (channels, pool kind).
+
+    ``Layer.extra`` takes no part in equality or in the stack files, so nothing else sees these facts.
+    """
+    layers = call.builder.layers
+    if layers and layers[-1].name == act.source:
+        layers[-1].extra.update(facts)
+    return act
+
+
 def _conv_module(call: Call) -> Act:
     m: Any = call.module
     macs = m.out_channels * (m.in_channels // m.groups) * math.prod(m.kernel_size)
-    return call.window(m.kernel_size, m.stride, m.dilation, m.padding, macs_per_position=macs)
+    act = call.window(m.kernel_size, m.stride, m.dilation, m.padding, macs_per_position=macs)
+    return _record(
+        call,
+        act,
+        in_channels=m.in_channels,
+        out_channels=m.out_channels,
+        groups=m.groups,
+        bias=m.bias is not None,
+        padding_mode=m.padding_mode,
+    )
 
 
 def _maxpool_module(call: Call) -> Act:
     m: Any = call.module
-    return call.window(
+    act = call.window(
         m.kernel_size, _pool_stride(m.kernel_size, m.stride), m.dilation, m.padding, ceil_mode=m.ceil_mode
     )
+    return _record(call, act, pool="max")
 
 
 def _avgpool_module(call: Call) -> Act:
     m: Any = call.module
-    return call.window(
+    act = call.window(
         m.kernel_size, _pool_stride(m.kernel_size, m.stride), 1, m.padding, ceil_mode=m.ceil_mode
     )
+    return _record(call, act, pool="avg")
 
 
 def _lppool_module(call: Call) -> Act:
     m: Any = call.module
-    return call.window(m.kernel_size, _pool_stride(m.kernel_size, m.stride), 1, 0, ceil_mode=m.ceil_mode)
+    act = call.window(m.kernel_size, _pool_stride(m.kernel_size, m.stride), 1, 0, ceil_mode=m.ceil_mode)
+    return _record(call, act, pool="lp")
 
 
 def _adaptive(call: Call, size: Any, ndim: int) -> Act:

@@ -27,6 +27,7 @@ from rf_widgets.stackfile import stack_to_dict
 from rf_widgets.strategies import Suggestions
 from rf_widgets.widgets import panels
 from rf_widgets.widgets.effective import EffectiveFields
+from rf_widgets.widgets.front import FrontView, front_panel
 from rf_widgets.widgets.outputs import add_output_picker, show_outputs
 from rf_widgets.widgets.parsing import format_padding, format_per_axis, parse_padding, parse_per_axis
 from rf_widgets.widgets.renderer import ALL_VIEWS, Renderer, describe_erf
@@ -125,7 +126,7 @@ class Explorer(widgets.VBox):
             children=[
                 panels.view_panel(self.controls, stack.ndim, state.resolution[0], has_weights=self.is_torch),
                 panels.stack_panel(self.controls, fixed_graph=self.is_torch),
-                panels.strategy_panel(self.controls),
+                widgets.VBox([panels.strategy_panel(self.controls), front_panel(self.controls)]),
                 panels.image_panel(self.controls),
                 panels.export_panel(self.controls),
             ]
@@ -144,6 +145,7 @@ class Explorer(widgets.VBox):
         self._wire()
         self._show_state()
         state.observe(lambda _: self._show_state(), names="revision")
+        self.front_view = FrontView(self)  # the design search in the Strategies tab
 
     # -- the public surface -----------------------------------------------------------------------------
 

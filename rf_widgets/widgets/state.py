@@ -116,6 +116,7 @@ class ExplorerState(traitlets.HasTraits):
         self._history: list[Stack] = [stack]
         self._position = 0
         self._suggested: tuple[Stack, tuple[int, ...], int] | None = None
+        self._design_shown: Stack | None = None  # the step show_design added last
         name, label, picture = self._image_from(image)
         layer = default_layer(result)
         with self.hold_trait_notifications():
@@ -371,6 +372,32 @@ class ExplorerState(traitlets.HasTraits):
         if item.kind == "resolution":
             return f"previewing: {item.changes[0]}"
         return f"previewing: {item.title.lower()} (Undo or Reset to go back)"
+
+    def show_design(self, base: tuple[Stack, int], stack: Stack | None, resolution: object, what: str) -> str:
+        """Show a design-search candidate: ``stack`` at ``resolution``, one history step after ``base``.
+
+        ``base`` is the stack the search ran on and its position in the history; ``stack`` None shows
+        that stack itself. Each preview replaces the one before, so Undo goes back to the base. Refused,
+        with nothing changed, once the history moved on from the base and its preview (an edit, an
+        undo past the base, a reset).
+        """
+        base_stack, position = base
+        at_base = self._position == position
+        at_preview = self._position == position + 1 and self._history[position + 1] is self._design_shown
+        if not (
+            position < len(self._history)
+            and self._history[position] is base_stack
+            and (at_base or at_preview)
+        ):
+            raise RFError("the stack changed since the search; press Search again")
+        size = self._resolution(resolution, self.stack.ndim)
+        history = self._history[: position + 1]
+        if stack is not None and stack is not base_stack:
+            history.append(stack)
+        shown = history[-1]
+        self._commit(shown, size, history=(history, len(history) - 1))
+        self._design_shown = shown if len(history) > position + 1 else None
+        return what
 
     # -- helpers ----------------------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 The fixture notebook shows ``rfw.explore(resnet18, input_size=224)``. Each test checks that the widget
 really renders (no "Loading widget" / "Error displaying widget"), drags the resolution knob with the mouse
 from 224 down to 32 and sees the kernel's answer in the summary: ResNet18 has no border layer at 224 and
-``layer3.0.conv2`` at 32. In JupyterLab it then previews the suggested trim from the Strategies tab. A
+``layer3.0.conv2`` at 32. In JupyterLab it then previews the suggested trim from the Strategies tab, and
+searches the design front, previews its efficiency pick (no border layer left) and builds it. A
 screenshot of each page goes to ``test-artifacts/``. A negative control runs
 JupyterLab without the ipywidgets front end and shows that the rendering check then fails.
 """
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.browser
 
 FIRST_RENDER_TIMEOUT = 120_000  # ms: kernel start, torch import and the first analysis
 KERNEL_ANSWER_TIMEOUT = 30_000  # ms
+FRONT_SEARCH_TIMEOUT = 90_000  # ms: the design search on ResNet18 takes seconds, more on a busy machine
 NOTEBOOK = "explorer_resnet18.ipynb"  # copied into each server's root by the fixtures
 TARGET_SIZE = 32
 BORDER_LAYER_AT_TARGET = "layer3.0.conv2"  # before and after the trim (SPEC section 6 v2)
@@ -158,12 +160,35 @@ def _preview_trim(page: Any, artifact: Path) -> None:
     page.screenshot(path=str(artifact), full_page=True)
 
 
+def _search_front_and_build(page: Any, artifact: Path) -> None:
+    """Back to the original, Search front (budget 1x), preview the efficiency pick, build it."""
+    from playwright.sync_api import expect
+
+    timeout = KERNEL_ANSWER_TIMEOUT
+    page.locator(".rfw-strategy select").select_option(label="(original)")
+    expect(_summary_cell(page, "Border layer")).to_have_text(BORDER_LAYER_AT_TARGET, timeout=timeout)
+    page.get_by_role("button", name="Search front").click()
+    choice = page.locator(".rfw-front-choice select")
+    pick = choice.locator("option", has_text="efficiency")
+    expect(pick).to_have_count(1, timeout=FRONT_SEARCH_TIMEOUT)
+    expect(page.locator(".rfw-front-plot")).to_be_visible()
+    choice.select_option(label=pick.text_content())
+    expect(_summary_cell(page, "Border layer")).to_have_text("none", timeout=timeout)
+    expect(page.locator(".rfw-message")).to_contain_text("previewing: conv1 kernel 7 -> 3", timeout=timeout)
+    page.get_by_role("button", name="Build module").click()
+    expect(page.locator(".rfw-message")).to_contain_text("built ResNet", timeout=timeout)
+    expect(page.locator(".rfw-message.rfw-error")).to_have_count(0)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifact), full_page=True)
+
+
 def test_explorer_in_jupyterlab(page: Any, lab: Any, artifacts: Path) -> None:
     _open_notebook_and_run(page, lab)
     _assert_explorer_rendered(page)
     _drag_to_border_change(page, artifacts / "explorer-lab.png")
     _assert_explorer_rendered(page, timeout=KERNEL_ANSWER_TIMEOUT)
     _preview_trim(page, artifacts / "explorer-lab-trim.png")
+    _search_front_and_build(page, artifacts / "explorer-lab-front.png")
 
 
 def test_explorer_in_voila(page: Any, voila: Any, artifacts: Path) -> None:

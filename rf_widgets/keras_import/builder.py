@@ -1,0 +1,182 @@
+"""Walk a Keras 3 graph (Functional, Sequential, models nested in either) and build the layers.
+
+Every node of the graph is looked up in the rule chain (``lookup_chain(rules, frontend="keras")``): a
+rule receives a :class:`~rf_widgets.keras_import.call.KerasCall`. A nested Functional or Sequential
+model is walked in place, its layers named ``outer/inner``. Nothing is executed: layer configurations
+and the static shapes of the symbolic Keras tensors are all the walk reads, so any backend works.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rf_widgets.core.arithmetic import Diagnostic
+from rf_widgets.core.layers import INPUT, Layer
+from rf_widgets.errors import ModelImportError, RFError
+from rf_widgets.keras_import.call import CONST, Act, KerasCall, Layout
+from rf_widgets.rules import RuleTable, Unsupported
+
+__all__ = ["KerasBuilder", "graph_of"]
+
+
+class KerasBuilder:
+    """Turns the nodes of one Keras model into layers, in graph order."""
+
+    def __init__(self, ndim: int, data_format: str, chain: tuple[RuleTable, ...]) -> None:
+        self.ndim = ndim
+        self.data_format = data_format
+        self.chain = chain
+        self.layers: list[Layer] = []
+        self.diagnostics: list[Diagnostic] = []
+        self.unknown: list[str] = []
+        self._used: dict[str, int] = {}
+        self._counted: set[int] = set()
+
+    # -- driver ---------------------------------------------------------------------------------------
+
+    def walk(self, model: Any, inputs: list[Any], prefix: str = "") -> list[Any]:
+        """Import the graph of ``model`` with its input tensors bound to ``inputs``; its outputs."""
+        graph = graph_of(model)
+        if graph is None:
+            raise ModelImportError(
+                f"the Sequential model '{model.name}' is not built: call it on an input or give it a "
+                "keras.Input first, so that its input shape is known"
+            )
+        values: dict[int, Any] = {id(t): v for t, v in zip(graph.inputs, inputs, strict=False)}
+        for depth in sorted(graph._nodes_by_depth, reverse=True):
+            for node in graph._nodes_by_depth[depth]:
+                if node.operation is None or node.is_input:
+                    continue
+                if any(id(t) not in values for t in node.input_tensors):
+                    continue  # not reachable from this graph's inputs
+                args, kwargs = node.arguments.convert(lambda t: values.get(id(t), t) if _is_tensor(t) else t)
+                outputs = self._visit(node, tuple(args), dict(kwargs), prefix)
+                flat = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs] * len(node.outputs)
+                for tensor, value in zip(node.outputs, flat, strict=False):
+                    values[id(tensor)] = value
+        return [values.get(id(t), CONST) for t in graph.outputs]
+
+    def _visit(self, node: Any, args: tuple[Any, ...], kwargs: dict[str, Any], prefix: str) -> Any:
+        operation = node.operation
+        name = prefix + operation.name
+        probe = KerasCall(self, node, args, kwargs, name)
+        if not probe.acts:
+            return CONST  # computed from non-image inputs alone
+        if graph_of(operation) is not None and self._rule(operation) is None:
+            inner_inputs = _flatten(args)
+            outputs = self.walk(operation, inner_inputs, prefix=f"{name}/")
+            return outputs if len(outputs) > 1 else outputs[0]
+        rule = self._rule(operation)
+        call = KerasCall(self, node, args, kwargs, self._unique(name))
+        if rule is None:
+            return call.unknown(_no_rule(operation))
+        try:
+            value = rule(call)
+        except Unsupported as why:
+            return call.unknown(str(why) or "the rule does not cover these arguments")
+        except RFError:
+            raise
+        except Exception as err:
+            raise ModelImportError(
+                f"the rule for {call.op} failed at Keras layer '{name}': {type(err).__name__}: {err}"
+            ) from err
+        if isinstance(value, dict):
+            try:
+                value = _fields_layer(call, value)
+            except Unsupported as why:
+                return call.unknown(str(why))
+        return value
+
+    def _rule(self, operation: Any) -> Any:
+        for table in self.chain:
+            rule = table.for_operator("keras", type(operation))
+            if rule is not None:
+                return rule
+        return None
+
+    # -- state the calls use --------------------------------------------------------------------------
+
+    def append(self, call: KerasCall, op: str, inputs: list[Act], layout: Layout, fields: dict) -> Act:
+        sources = tuple(dict.fromkeys(a.source for a in inputs)) or (INPUT,)
+        layer = Layer(call.name, op, inputs=sources, module=call.name.partition(":")[0], **fields)
+        self.layers.append(layer)
+        return Act(call.name, tuple(layout))
+
+    def unknown_layer(self, call: KerasCall, why: str, layout: Layout | None) -> Act:
+        act = call.emit(layout=layout, kind="unknown", note=why)
+        self.unknown.append(f"{act.source} ({call.op})")
+        self.diagnostics.append(
+            Diagnostic(
+                act.source,
+                "unknown-op",
+                f"'{act.source}' ({call.op}) has no receptive-field rule: {why}; values after it assume it "
+                "adds no context and are lower bounds",
+            )
+        )
+        return act
+
+    def take_params(self, layer: Any) -> int:
+        """The layer's parameter count the first time it is called (shared layers count once)."""
+        if id(layer) in self._counted or not hasattr(layer, "count_params"):
+            return 0
+        self._counted.add(id(layer))
+        try:
+            return int(layer.count_params())
+        except ValueError:  # a layer that was never built
+            return 0
+
+    def _unique(self, name: str) -> str:
+        count = self._used.get(name, 0) + 1
+        self._used[name] = count
+        return name if count == 1 else f"{name}:{count}"
+
+
+def graph_of(model: Any) -> Any:
+    """The Functional graph of a Functional or built Sequential model (None for anything else)."""
+    if hasattr(model, "_nodes_by_depth") and hasattr(model, "inputs") and hasattr(model, "outputs"):
+        try:
+            if model.inputs is not None and model.outputs is not None:
+                return model
+        except (AttributeError, ValueError):
+            return None
+    inner = getattr(model, "_functional", None)
+    if inner is not None and hasattr(inner, "_nodes_by_depth"):
+        return inner
+    return None
+
+
+def _flatten(value: Any) -> list[Any]:
+    if isinstance(value, (tuple, list)):
+        return [item for v in value for item in _flatten(v)]
+    if isinstance(value, dict):
+        return [item for v in value.values() for item in _flatten(v)]
+    return [value]
+
+
+def _is_tensor(value: Any) -> bool:
+    return type(value).__name__ == "KerasTensor"
+
+
+def _fields_layer(call: KerasCall, fields: dict[str, Any]) -> Act:
+    """A rule's dict of Layer fields as one layer; a window's per-axis values in the layer's dim order."""
+    fields = dict(fields)
+    kind = fields.get("kind", "window")
+    if kind == "window" and any(key in fields for key in ("kernel", "stride", "dilation", "padding")):
+        return call.window(
+            fields.pop("kernel", 1),
+            fields.pop("stride", 1),
+            fields.pop("dilation", 1),
+            fields.pop("padding", "valid"),
+            **{k: v for k, v in fields.items() if k != "kind"},
+        )
+    return call.emit(**fields)
+
+
+def _no_rule(operation: Any) -> str:
+    cls = type(operation)
+    hint = "(add one with rf_widgets.RuleTable().operator('keras', ...): see docs/keras.md)"
+    if cls.__name__ == "Lambda":
+        return f"a Lambda layer runs arbitrary Python code {hint}"
+    if any(c.__name__ == "Model" and c.__module__.startswith("keras") for c in cls.__mro__):
+        return f"the subclassed model {cls.__module__}.{cls.__qualname__} has no graph to read {hint}"
+    return f"the Keras class {cls.__module__}.{cls.__qualname__} has no rule {hint}"
