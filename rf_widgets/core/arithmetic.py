@@ -43,14 +43,17 @@ class Taps:
     """Which input units each output unit reads along one axis, exactly, per phase.
 
     Output unit ``v`` reads input units ``first[v % period] + (v // period) * advance`` to
-    ``last[v % period] + (v // period) * advance`` (virtual units outside the map are padding).
-    The stride is ``advance / period`` input units per output unit, a fraction for upsampling.
+    ``last[v % period] + (v // period) * advance`` in steps of ``step`` (virtual units outside the map
+    are padding). The stride is ``advance / period`` input units per output unit, a fraction for
+    upsampling. ``step`` > 1 leaves holes (a dilated window, a dilated transposed convolution): after
+    an upsampling the units in a hole can see other pixels than the taps, so they must not be counted.
     """
 
     period: int
     advance: int
     first: tuple[int, ...]
     last: tuple[int, ...]
+    step: int = 1
 
     @property
     def widest(self) -> int:
@@ -371,7 +374,8 @@ def _transpose_taps(k: int, s: int, d: int, p: int) -> Taps:
             )
         first.append(min(hits))
         last.append(max(hits))
-    return Taps(s, 1, tuple(first), tuple(last))
+    # the valid j of one phase are s / gcd(s, d) apart, so the inputs read are d / gcd(s, d) apart
+    return Taps(s, 1, tuple(first), tuple(last), d // math.gcd(s, d))
 
 
 @lru_cache(maxsize=1024)
@@ -408,12 +412,17 @@ class Field:
 
 
 def _through_window(
-    classes: dict[Any, PathClass], k: Number, s: Number, lo: int, into: dict[Any, PathClass]
+    classes: dict[Any, PathClass],
+    k: Number,
+    s: Number,
+    lo: int,
+    into: dict[Any, PathClass],
+    dilation: int = 1,
 ) -> None:
     grow = k - 1
     for jump, cls in classes.items():
         if type(jump) is tuple:  # a phased class: follow each phase exactly
-            _through_taps({jump: cls}, _window_as_taps(k, s, lo), into)
+            _through_taps({jump: cls}, _window_as_taps(k, s, lo, dilation), into)
             continue
         rmin, pmin, rmax, pmax, offmax, endmax = cls
         new_jump = jump * s
@@ -428,9 +437,10 @@ def _through_window(
         _merge_class(into, new_jump, item)
 
 
-def _window_as_taps(k: Number, s: Number, lo: int) -> Taps:
+def _window_as_taps(k: Number, s: Number, lo: int, dilation: int = 1) -> Taps:
+    """``k`` is the effective kernel; a dilated window reads every ``dilation``-th unit of it."""
     if isinstance(s, int):
-        return Taps(1, s, (-lo,), (int(k) - 1 - lo,))
+        return Taps(1, s, (-lo,), (int(k) - 1 - lo,), dilation)
     # adaptive pooling with a fractional stride n / m: window i spans floor(i n / m) to
     # ceil((i + 1) n / m) - 1
     ratio = Fraction(s)
@@ -469,7 +479,7 @@ def _phased_step(key: Any, taps: Taps) -> tuple[Any, int, int]:
     paths sees ``[u J + ss[u % q] - P, u J + es[u % q] + E]`` for the path's own ``P`` and ``E``.
     """
     jump, q, ss, es = _unpack(key)
-    period, advance = taps.period, taps.advance
+    period, advance, step = taps.period, taps.advance, taps.step
     new_period = period * q // math.gcd(q, advance)
     new_jump = Fraction(jump) * advance / period
     starts, ends = [], []
@@ -480,8 +490,10 @@ def _phased_step(key: Any, taps: Taps) -> tuple[Any, int, int]:
         # Offsets need not grow with the unit (a dilated transposed convolution reads unit 1 before
         # unit 0), so take the extremes over the taps; one period of them is enough, since a unit's
         # box moves by q * J > 0 from one period to the next.
-        start = min(t * jump + ss[t % q] for t in range(first, min(last, first + q - 1) + 1))
-        end = max(t * jump + es[t % q] for t in range(max(first, last - q + 1), last + 1))
+        # (with holes: the q taps at each end, since taps q * step apart have the same offsets)
+        start = min(t * jump + ss[t % q] for t in range(first, min(last, first + (q - 1) * step) + 1, step))
+        tail = last - min(q - 1, (last - first) // step) * step
+        end = max(t * jump + es[t % q] for t in range(tail, last + 1, step))
         starts.append(start - phase * new_jump)
         ends.append(end - phase * new_jump)
     s0, e0 = starts[0], ends[0]
@@ -608,9 +620,12 @@ def fields(
                     _through_taps(cls[a], lo[a], out[a])
         elif how == WINDOW:
             out = tuple({} for _ in range(ndim))
+            dilation = layer.dilation * ndim if len(layer.dilation) == 1 else layer.dilation
+            if layer.kind != WINDOW:  # a resolved adaptive pool: contiguous windows
+                dilation = (1,) * ndim
             for cls in ins:
                 for a in range(ndim):
-                    _through_window(cls[a], kernel[a], stride[a], lo[a], out[a])
+                    _through_window(cls[a], kernel[a], stride[a], lo[a], out[a], dilation[a])
         elif len(ins) == 1:
             out = ins[0]
         else:
