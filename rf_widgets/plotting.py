@@ -58,6 +58,7 @@ __all__ = [
     "ArchitectureStrip",
     "FieldOverlay",
     "GrowthPlot",
+    "axis_centres",
     "describe_unit",
     "draw_effective_field",
     "draw_evidence_curves",
@@ -386,7 +387,9 @@ def _indices(n: int) -> np.ndarray:
 def _unit_centres(result: Analysis, layer: str) -> np.ndarray:
     """``(x, y)`` input coordinates of the (subsampled) unit centres of ``layer``, one row per unit.
 
-    Centres follow the ``r_max`` path of :meth:`Analysis.unit_box`: unit 0 plus multiples of its jump.
+    Centres follow the ``r_max`` path of :meth:`Analysis.unit_box`. Without phases they are unit 0
+    plus multiples of its jump; after an upsampling, a transposed convolution or a window the spacing
+    depends on each unit's phase, so every shown unit's centre is computed (see :func:`axis_centres`).
 
     Examples
     --------
@@ -395,13 +398,33 @@ def _unit_centres(result: Analysis, layer: str) -> np.ndarray:
     >>> _unit_centres(result, "c1").tolist()
     [[0.5, 0.5], [2.5, 0.5], [0.5, 2.5], [2.5, 2.5]]
     """
-    size = result.layer(layer).feature_map
-    first = [float(c) for c in result.unit_box(layer, (0,) * len(size)).centre]
-    second = [float(c) for c in result.unit_box(layer, tuple(min(1, n - 1) for n in size)).centre]
-    rows = first[0] + _indices(size[0]) * (second[0] - first[0])
-    cols = first[1] + _indices(size[1]) * (second[1] - first[1])
+    rows, cols = (axis_centres(result, layer, axis) for axis in (0, 1))
     x, y = np.meshgrid(cols, rows)
     return np.column_stack([x.ravel(), y.ravel()])
+
+
+def axis_centres(result: Analysis, layer: str, axis: int, every: bool = False) -> np.ndarray:
+    """Centres along ``axis`` of the ``r_max`` boxes of the units of ``layer``.
+
+    Beyond ``MAX_CENTRES_PER_AXIS`` units an even subsample of them, unless ``every`` is set.
+
+    Examples
+    --------
+    >>> import rf_widgets as rfw
+    >>> up = rfw.analyze([rfw.conv("c", 3, stride=2), rfw.conv_transpose("t", 2, stride=2)], 9)
+    >>> axis_centres(up, "t", 0).tolist()  # units 2v and 2v + 1 of t both read unit v of c
+    [1.0, 1.0, 3.0, 3.0, 5.0, 5.0, 7.0, 7.0]
+    """
+    from rf_widgets.core.arithmetic import unit_interval
+
+    n = result.layer(layer).feature_map[axis]
+    units = np.arange(n) if every else _indices(n)
+    classes = result.field.classes[result.stack.index[layer]][axis]
+    phased = any(type(key) is tuple and key[1] > 1 for key in classes)
+    if not phased and n > 1:
+        first, second = (sum(unit_interval(classes, u, "max")) / 2 for u in (0, 1))
+        return float(first) + units * float(second - first)
+    return np.array([float(sum(unit_interval(classes, int(u), "max")) / 2) for u in units], float)
 
 
 class FieldOverlay:

@@ -10,10 +10,26 @@ A document is a mapping with ``layers`` (a list) and optionally ``name`` and ``n
         {"name": "gap", "type": "global_pool"}]}
 
 ``type`` is one of ``conv``, ``pool`` (``maxpool``, ``avgpool``), ``elementwise``, ``add``, ``mul``,
-``concat``, ``global_pool``, ``adaptive_pool``, ``flatten``, ``unknown``. Parameters take an int (every
-axis), a list with one value per axis, and for ``padding`` also one ``[lo, hi]`` pair per axis or a
-word (``"valid"``, ``"same"`` = ``"same_upper"``, ``"same_lower"``: size-dependent padding). A layer
-without ``inputs`` takes the layer before it; ``"input"`` names the network input.
+``concat``, ``global_pool``, ``adaptive_pool``, ``flatten``, ``upsample``, ``conv_transpose``,
+``windows``, ``unknown``. Parameters take an int (every axis), a list with one value per axis, and for
+``padding`` also one ``[lo, hi]`` pair per axis or a word (``"valid"``, ``"same"`` = ``"same_upper"``,
+``"same_lower"``: size-dependent padding). A layer without ``inputs`` takes the layer before it;
+``"input"`` names the network input.
+
+The resampling layers (SPEC section 1, docs/semantics.md "Resampling")::
+
+    {"name": "up", "type": "upsample", "mode": "linear", "scale": 2, "align_corners": false}
+    {"name": "up", "type": "upsample", "mode": "nearest", "scale": "3/2"}      # a fraction
+    {"name": "up", "type": "upsample", "mode": "cubic", "size": [40, 60]}
+    {"name": "up", "type": "upsample", "mode": "linear", "size_of": "input", "size_axes": [0, 1]}
+    {"name": "t", "type": "conv_transpose", "kernel": 4, "stride": 2, "padding": 1, "output_padding": 0}
+    {"name": "attn", "type": "windows", "window": 7, "shift": 3}
+
+``mode`` is ``nearest``, ``nearest-exact``, ``linear`` or ``cubic``; an upsampling gives exactly one of
+``scale`` (a positive int, or a fraction written ``"p/q"``), ``size`` or ``size_of`` (``"input"`` or a
+layer declared before it, whose feature map gives the size; ``size_axes`` picks its axes). ``windows``
+is attention within non-overlapping windows shifted by ``shift`` (Swin); a window of up to
+:data:`MAX_WINDOW` units stands for "every position" (grid attention).
 
 Files are read strictly, because a stack file may come from anyone: every value must have its exact
 type (``true``/``false`` for ``ceil_mode``, ints that are not booleans for sizes), a key may appear once
@@ -27,7 +43,9 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +78,9 @@ MAX_FILE_BYTES = 4 * 1024 * 1024
 """The largest stack file read (a 10,000-layer file takes well under 1 MiB)."""
 MAX_TEXT = 500
 """The longest name, op or type string accepted."""
+MAX_WINDOW = 1 << 30
+"""The largest attention window (the importer writes ``2**30`` for attention over every position)."""
+UPSAMPLE_MODES = ("nearest", "nearest-exact", "linear", "cubic")
 
 
 def _window(make: Callable[..., Layer], keys: tuple[str, ...]) -> Callable[[str, dict[str, Any]], Layer]:
@@ -81,6 +102,52 @@ def _merge(make: Callable[..., Layer]) -> Callable[[str, dict[str, Any]], Layer]
     return build
 
 
+def _upsample(name: str, spec: dict[str, Any]) -> Layer:
+    given = [k for k in ("scale", "size", "size_of") if k in spec]
+    if len(given) != 1:
+        raise StackFileError(
+            f"layer '{name}': an upsample needs exactly one of 'scale', 'size' and 'size_of', "
+            f"got {', '.join(given) or 'none'}"
+        )
+    if "size_axes" in spec and "size_of" not in spec:
+        raise StackFileError(f"layer '{name}': 'size_axes' goes with 'size_of'")
+    scale = spec.get("scale")
+    scales = None
+    if scale is not None:
+        scales = tuple(_fraction(v) for v in (scale if isinstance(scale, list) else [scale]))
+    size = spec.get("size")
+    sizes = None if size is None else tuple(size if isinstance(size, list) else [size])
+    axes = spec.get("size_axes")
+    resample = L.Resample(
+        spec["mode"],
+        scale=scales,
+        size=sizes,
+        size_of=spec.get("size_of"),
+        size_axes=None if axes is None else tuple(axes),
+        align_corners=spec.get("align_corners", False),
+    )
+    return Layer(
+        name, spec.get("op", "upsample"), "resample", L._inputs(spec.get("inputs"), name), resample=resample
+    )
+
+
+def _windows(name: str, spec: dict[str, Any]) -> Layer:
+    window, shift = spec["window"], spec.get("shift", 0)
+    resample = L.Resample(
+        "windows",
+        window=tuple(window if isinstance(window, list) else [window]),
+        shift=tuple(shift if isinstance(shift, list) else [shift]),
+    )
+    return Layer(
+        name, spec.get("op", "windows"), "resample", L._inputs(spec.get("inputs"), name), resample=resample
+    )
+
+
+def _fraction(value: Any) -> Fraction:
+    """An int, or a ``"p/q"`` string (checked by :func:`_check_layer`)."""
+    return Fraction(value) if isinstance(value, int) else Fraction(*map(int, value.split("/")))
+
+
 LAYER_TYPES: dict[str, Callable[[str, dict[str, Any]], Layer]] = {
     "conv": _window(L.conv, ("kernel", "stride", "dilation", "padding")),
     "pool": _window(L.pool, ("kernel", "stride", "dilation", "padding", "ceil_mode")),
@@ -95,6 +162,11 @@ LAYER_TYPES: dict[str, Callable[[str, dict[str, Any]], Layer]] = {
     "global_pool": _window(L.global_pool, ()),
     "adaptive_pool": _window(L.adaptive_pool, ("output_size",)),
     "flatten": _window(L.flatten, ()),
+    "upsample": _upsample,
+    "conv_transpose": _window(
+        L.conv_transpose, ("kernel", "stride", "dilation", "padding", "output_padding")
+    ),
+    "windows": _windows,
     "unknown": lambda name, spec: L.unknown(name, spec.get("op", "unknown"), inputs=spec.get("inputs")),
 }
 _KNOWN_KEYS = {
@@ -108,7 +180,22 @@ _KNOWN_KEYS = {
     "padding",
     "ceil_mode",
     "output_size",
+    "mode",
+    "scale",
+    "size",
+    "size_of",
+    "size_axes",
+    "align_corners",
+    "output_padding",
+    "window",
+    "shift",
 }
+_RESAMPLE_KEYS = {
+    "upsample": {"mode", "scale", "size", "size_of", "size_axes", "align_corners"},
+    "conv_transpose": {"kernel", "stride", "dilation", "padding", "output_padding"},
+    "windows": {"window", "shift"},
+}
+_FRACTION = re.compile(r"[1-9][0-9]{0,6}/[1-9][0-9]{0,6}")
 _DOCUMENT_KEYS = {"name", "ndim", "layers"}
 
 
@@ -179,6 +266,7 @@ def _check_layer(spec: dict[str, Any], culprit: _Culprit) -> None:
         for v in items:
             if v is not None and (not _is_int(v) or not 1 <= v <= MAX_PARAMETER):
                 raise culprit("output_size", f"must be null or between 1 and {MAX_PARAMETER:,}", value)
+    _check_resample(spec, culprit)
     if "inputs" in spec:
         inputs = spec["inputs"]
         if isinstance(inputs, str):
@@ -190,6 +278,63 @@ def _check_layer(spec: dict[str, Any], culprit: _Culprit) -> None:
             or not all(isinstance(i, str) and 0 < len(i) <= MAX_TEXT for i in inputs)
         ):
             raise culprit("inputs", "must be a non-empty list of layer names", spec["inputs"])
+
+
+def _check_resample(spec: dict[str, Any], culprit: _Culprit) -> None:
+    """The keys of the resampling layers: only on their own types, exact types, bounded sizes."""
+    kind = spec.get("type")
+    for key in set(spec) & set().union(*_RESAMPLE_KEYS.values()):
+        if key not in _RESAMPLE_KEYS.get(str(kind), ()) and key not in (
+            "kernel",
+            "stride",
+            "dilation",
+            "padding",
+        ):
+            raise culprit(key, f"is not a key of a {kind!r} layer", spec[key])
+    if kind == "upsample" and spec.get("mode") not in UPSAMPLE_MODES:
+        raise culprit("mode", f"must be one of {', '.join(UPSAMPLE_MODES)}", spec.get("mode"))
+    if "scale" in spec:
+        value = spec["scale"]
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not 1 <= len(value) <= MAX_NDIM:
+            raise culprit("scale", f"must have 1 to {MAX_NDIM} values (one per axis)", value)
+        for v in items:
+            whole = _is_int(v) and 1 <= v <= MAX_PARAMETER
+            if not whole and not (isinstance(v, str) and _FRACTION.fullmatch(v)):
+                raise culprit("scale", 'must be positive whole numbers or fractions written "p/q"', value)
+    for key, low in (("size", 1), ("size_axes", 0), ("output_padding", 0), ("shift", 0)):
+        if key in spec:
+            _check_sizes(spec[key], key, low, culprit)
+    if "size_axes" in spec and any(a >= MAX_NDIM for a in _listed(spec["size_axes"])):
+        raise culprit("size_axes", f"must be axis numbers below {MAX_NDIM}", spec["size_axes"])
+    if "size_of" in spec and (
+        not isinstance(spec["size_of"], str) or not 0 < len(spec["size_of"]) <= MAX_TEXT
+    ):
+        raise culprit("size_of", "must be a layer name or 'input'", spec["size_of"])
+    if "align_corners" in spec and not isinstance(spec["align_corners"], bool):
+        raise culprit("align_corners", "must be true or false", spec["align_corners"])
+    if kind == "windows":
+        window = spec.get("window")
+        items = window if isinstance(window, list) else [window]
+        if not 1 <= len(items) <= MAX_NDIM or not all(_is_int(v) and 1 <= v <= MAX_WINDOW for v in items):
+            raise culprit(
+                "window", f"must be whole numbers between 1 and {MAX_WINDOW:,} (one per axis)", window
+            )
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _check_sources(stack: Stack, source: str) -> None:
+    """An upsampling to the size of another layer must name the input or a layer computed before it."""
+    for i, layer in enumerate(stack.layers):
+        named = layer.resample.size_of if layer.resample is not None else None
+        if named is not None and named != INPUT and not stack.index.get(named, i) < i:
+            raise StackFileError(
+                f"{source}: layer '{layer.name}', key 'size_of': must be 'input' or a layer computed "
+                f"before it, got {_show(named)}"
+            )
 
 
 def stack_from_dict(document: Any, source: str = "stack") -> Stack:
@@ -246,6 +391,7 @@ def stack_from_dict(document: Any, source: str = "stack") -> Stack:
     except RFError as err:
         raise StackFileError(f"{source}: {err}") from None
     _check_jumps(stack, source)  # again on the graph: inputs may name layers declared later
+    _check_sources(stack, source)
     return stack
 
 
@@ -390,7 +536,8 @@ def stack_to_dict(stack: Stack) -> dict[str, Any]:
                 spec["type"] = "elementwise"
                 spec["op"] = layer.op
             else:
-                spec["type"] = "pool" if "pool" in layer.op.lower() else "conv"
+                # only the pool type reads ceil_mode (Swin's patch merging is a ceil-mode window)
+                spec["type"] = "pool" if "pool" in layer.op.lower() or layer.ceil_mode else "conv"
                 spec["op"] = layer.op
                 spec["kernel"] = _compact(layer.kernel)
                 spec["stride"] = _compact(layer.stride)
@@ -404,6 +551,8 @@ def stack_to_dict(stack: Stack) -> dict[str, Any]:
             spec.update(type="adaptive_pool", op=layer.op, output_size=list(layer.output_size or ()))
         elif layer.kind == "flatten":
             spec["type"] = "flatten"
+        elif layer.kind == "resample" and layer.resample is not None:
+            spec.update(_resample_spec(layer, layer.resample))
         else:
             spec.update(type="unknown", op=layer.op)
         if layer.inputs != (previous,) or spec["type"] in _TYPE_OF_OP.values():
@@ -411,6 +560,43 @@ def stack_to_dict(stack: Stack) -> dict[str, Any]:
         out.append(spec)
         previous = layer.name
     return {"name": stack.name, "ndim": stack.ndim, "layers": out}
+
+
+def _resample_spec(layer: Layer, resample: L.Resample) -> dict[str, Any]:
+    """The document keys of a resampling layer (see the module docstring)."""
+    if resample.mode == "transpose":
+        return {
+            "type": "conv_transpose",
+            "op": layer.op,
+            "kernel": _compact(layer.kernel),
+            "stride": _compact(layer.stride),
+            "dilation": _compact(layer.dilation),
+            "padding": _compact_padding(layer.padding),
+            "output_padding": _compact(resample.output_padding),
+        }
+    if resample.mode == "windows":
+        return {
+            "type": "windows",
+            "op": layer.op,
+            "window": _compact(resample.window),
+            "shift": _compact(resample.shift),
+        }
+    spec: dict[str, Any] = {"type": "upsample", "op": layer.op, "mode": resample.mode}
+    if resample.scale is not None:
+        spec["scale"] = _compact(tuple(_fraction_text(v) for v in resample.scale))
+    if resample.size is not None:
+        spec["size"] = _compact(resample.size)
+    if resample.size_of is not None:
+        spec["size_of"] = resample.size_of
+        if resample.size_axes is not None:
+            spec["size_axes"] = list(resample.size_axes)
+    spec["align_corners"] = resample.align_corners
+    return spec
+
+
+def _fraction_text(value: Fraction | int) -> int | str:
+    value = Fraction(value)
+    return value.numerator if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
 
 
 def write_stack(stack: Stack, path: str | Path) -> None:
@@ -425,7 +611,7 @@ def write_stack(stack: Stack, path: str | Path) -> None:
         path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
 
-def _compact(values: tuple[int, ...]) -> Any:
+def _compact(values: tuple[Any, ...]) -> Any:
     return values[0] if len(set(values)) == 1 else list(values)
 
 

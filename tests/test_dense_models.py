@@ -126,6 +126,87 @@ def test_segmentation_models(name):
     else:  # ASPP / LRASPP pool the whole map: the output is global, with a local part
         assert result.outputs["out"].r_max == (math.inf, math.inf)
         assert result.outputs["out"].r_max_local is not None
+        for unit in [(0, 0), (95, 95), (41, 43)]:  # the box is the whole image, corners included
+            assert _reaches_every_pixel(outputs["out"], x, unit), unit
+
+
+def _reaches_every_pixel(output: torch.Tensor, x: torch.Tensor, unit: tuple[int, ...]) -> bool:
+    (grad,) = torch.autograd.grad(output[(0, slice(None), *unit)].sum(), x, retain_graph=True)
+    return bool((grad.abs().sum(dim=(0, 1)) > 0).all())
+
+
+class _Detached(nn.Module):
+    """A global pool whose output passes no gradient: only the local paths reach the input."""
+
+    def __init__(self, pool: nn.Module) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x).detach()
+
+
+def _local_paths_only(twin: nn.Module) -> nn.Module:
+    for module in list(twin.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.AdaptiveAvgPool2d):  # ASPP pooling, LRASPP scale, SE blocks
+                setattr(module, child_name, _Detached(child))
+    return twin
+
+
+# An output's box is exact where its edges fall inside the image; the fields of these outputs span
+# hundreds of pixels (FCN 451, LRASPP 691, DeepLabV3's ASPP 1859 on its local paths), so the input is a
+# strip wider than the field: every edge along the width lies inside for the units away from the ends.
+GLOBAL_BRANCHES = {  # name: (input size, {output: units}, box edges inside the image)
+    # out: both width edges inside (2 + 2); aux (r 59): one width edge at each unit near an end
+    "deeplabv3_mobilenet_v3_large": (
+        (16, 1920),
+        {"out": [(0, 960), (15, 968)], "aux": [(0, 0), (3, 5), (15, 1919)]},
+        7,
+    ),
+    "lraspp_mobilenet_v3_large": ((32, 736), {"out": [(0, 368), (5, 371), (31, 376)]}, 6),
+}
+
+
+@pytest.mark.slow
+def test_fcn_boxes_are_exact_on_a_wide_input():
+    model = segmentation.fcn_resnet50(weights=None, weights_backbone=None, aux_loss=True)
+    size = (32, 480)
+    result = _quiet_analyze(model, size)
+    twin = _oracle_copy(model)
+    x = torch.rand(1, 3, *size, dtype=torch.float64, requires_grad=True)
+    outputs = twin(x)
+    exact = 0
+    # corners, the middle, and neighbours in other phases of the 8x bilinear upsampling
+    for label, units in {
+        "out": [(0, 0), (16, 240), (19, 243), (31, 479)],
+        "aux": [(3, 5), (16, 240)],
+    }.items():
+        for unit in units:
+            support = _support(outputs[label], x, unit)
+            exact += _compare(result, result.outputs[label].name, unit, support, size)
+    # height 32 lies inside every box; along the width: one edge at the ends, two in the middle
+    assert exact == 1 + 2 + 2 + 1 + 1 + 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(GLOBAL_BRANCHES))
+def test_local_paths_of_global_branches_are_exact(name):
+    size, units, inside = GLOBAL_BRANCHES[name]
+    model = segmentation.__dict__[name](
+        weights=None, weights_backbone=None, **({"aux_loss": True} if "aux" in units else {})
+    )
+    result = _quiet_analyze(model, size)
+    twin = _local_paths_only(_oracle_copy(model))
+    x = torch.rand(1, 3, *size, dtype=torch.float64, requires_grad=True)
+    outputs = twin(x)
+    exact = 0
+    for label, chosen in units.items():
+        out = result.outputs[label]
+        assert out.r_max[0] == math.inf  # the analysis knows the unit sees everything ...
+        for unit in chosen:  # ... and its local box is exactly what the local paths reach
+            exact += _compare(result, out.name, unit, _support(outputs[label], x, unit), size)
+    assert exact == inside
 
 
 def test_segmentation_spec_string_and_cli(capsys):

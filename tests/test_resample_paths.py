@@ -163,3 +163,20 @@ def test_unet_stack_from_the_docs():
     # unit 1 (three mid_b units) and unit 3 (two) of dec1 see different widths
     assert result.unit_box("dec1", (1, 1)).size == (40, 40)
     assert result.unit_box("dec1", (3, 3)).size == (36, 36)
+
+
+def test_a_dilated_window_after_a_transposed_convolution_skips_its_holes():
+    """Found by the hypothesis test above: the window's taps (0 and 2) read the same input unit.
+
+    The transposed convolution (kernel 3, stride 3, dilation 2) gives every output unit one input, and
+    units ``v`` and ``v + 2`` the same one; a window of 2 taps with dilation 2 reads exactly that pair,
+    so it sees one input unit. Counting the hole ``v + 1`` (another input unit) gave 2.
+    """
+    for p, lo in ((0, 0), (1, 2), (3, 1), (4, 2)):
+        nodes = [("n0", "transpose", ("input",), (3, 3, 2, p)), ("n1", "window", ("n0",), (2, 3, 2, lo))]
+        result = rfw.analyze(_stack(nodes), 200)
+        assert result.layer("n1").r_max == (1,)
+        for u in range(6):
+            box = result.unit_box("n1", (u,), path="hull")
+            start, stop = _seen(_paths(nodes)["n1"][0], u)
+            assert (box.start, box.stop) == ((start,), (stop,))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 
 import pytest
 
@@ -234,3 +235,123 @@ def test_an_oversized_file_is_not_read(tmp_path):
     path = _write(tmp_path, "big.json", b" " * (5 * 2**20))
     with pytest.raises(StackFileError, match="larger than 4 MiB"):
         read_stack(path)
+
+
+# -- resampling layers ---------------------------------------------------------------------------------
+
+RESAMPLING = {
+    "name": "decoder",
+    "layers": [
+        {"name": "c1", "type": "conv", "kernel": 3, "stride": 2},
+        {"name": "c2", "type": "conv", "kernel": 3, "stride": 2},
+        {"name": "t", "type": "conv_transpose", "kernel": 4, "stride": 2, "padding": 1, "output_padding": 1},
+        {"name": "up", "type": "upsample", "mode": "linear", "scale": [2, "3/2"], "align_corners": True},
+        {"name": "near", "type": "upsample", "mode": "nearest", "size": 20, "inputs": ["c2"]},
+        {"name": "full", "type": "upsample", "mode": "cubic", "size_of": "input", "size_axes": [0, 1]},
+        {"name": "attn", "type": "windows", "window": 7, "shift": 3},
+        {"name": "grid", "type": "windows", "window": 1 << 30},
+        {"name": "back", "type": "upsample", "mode": "nearest-exact", "size_of": "c1", "inputs": ["up"]},
+    ],
+}
+
+
+def test_resampling_layers_round_trip(tmp_path):
+    stack = stack_from_dict(RESAMPLING)
+    t, up = stack["t"], stack["up"]
+    assert (t.kernel, t.stride, t.padding, t.resample.output_padding) == (
+        (4, 4),
+        (2, 2),
+        ((1, 1),) * 2,
+        (1, 1),
+    )
+    assert up.resample.scale == (2, Fraction(3, 2))
+    assert up.resample.align_corners
+    assert stack["full"].resample.size_of == "input"
+    assert stack["attn"].resample.window == (7, 7)
+    assert stack["attn"].resample.shift == (3, 3)
+    # the written document reads back to the same layers, and to the same analysis at several sizes
+    for suffix in (".json", ".yaml"):
+        path = tmp_path / f"decoder{suffix}"
+        write_stack(stack, path)
+        again = read_stack(path)
+        assert [(a.name, a.kind, a.inputs, a.resample) for a in again] == [
+            (b.name, b.kind, b.inputs, b.resample) for b in stack
+        ]
+        for size in (37, 64):
+            assert rfw.analyze(again, size).to_dict() == rfw.analyze(stack, size).to_dict()
+    assert rfw.analyze(stack, 64).layer("back").feature_map == rfw.analyze(stack, 64).layer("c1").feature_map
+
+
+@pytest.mark.parametrize("name", ["fcn_resnet50", "lraspp_mobilenet_v3_large", "swin_t"])
+def test_round_trip_of_dense_models(name):
+    # every layer geometry survives (Swin's ceil-mode patch merging was written as a conv without it)
+    torchvision = pytest.importorskip("torchvision")
+    builder = torchvision.models.get_model_builder(name)
+    options = {"weights": None} | ({"weights_backbone": None} if "segmentation" in builder.__module__ else {})
+    stack = rfw.analyze(builder(**options), 224).stack
+    assert any(layer.kind == "resample" for layer in stack)
+    again = stack_from_dict(json.loads(json.dumps(stack_to_dict(stack))))
+    geometry = ("kind", "inputs", "kernel", "stride", "dilation", "padding", "ceil_mode", "output_size")
+    for a, b in zip(stack.layers, again.layers, strict=True):
+        assert a.resample == b.resample, a.name
+        assert [getattr(a, k) for k in geometry] == [getattr(b, k) for k in geometry], a.name
+    for size in (96, 224):
+        first, second = rfw.analyze(stack, size), rfw.analyze(again, size)
+        assert [(a.r_min, a.r_max, a.jump, a.feature_map) for a in first.layers] == [
+            (b.r_min, b.r_max, b.jump, b.feature_map) for b in second.layers
+        ]
+        assert first.unproductive_layers == second.unproductive_layers
+        assert first.resolution_range == second.resolution_range
+    assert not any(layer.status == "unknown" for layer in rfw.analyze(again, 224).layers)
+
+
+def _resampling(**keys):
+    return {"layers": [{"name": "c1", "type": "conv", "kernel": 3}, {"name": "r", **keys}]}
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (_resampling(type="upsample", mode="bilinear", scale=2), "key 'mode': must be one of nearest"),
+        (_resampling(type="upsample", scale=2), "key 'mode': must be one of"),
+        (
+            _resampling(type="upsample", mode="linear"),
+            "exactly one of 'scale', 'size' and 'size_of', got none",
+        ),
+        (_resampling(type="upsample", mode="linear", scale=2, size=4), "got scale, size"),
+        (_resampling(type="upsample", mode="linear", scale=1.5), 'fractions written "p/q", got 1.5'),
+        (_resampling(type="upsample", mode="linear", scale="3/0"), "key 'scale'"),
+        (_resampling(type="upsample", mode="linear", scale=True), "key 'scale'"),
+        (_resampling(type="upsample", mode="linear", size=0), "key 'size': must be between 1"),
+        (
+            _resampling(type="upsample", mode="linear", size_of="later"),
+            "key 'size_of': must be 'input' or a layer",
+        ),
+        (_resampling(type="upsample", mode="linear", size_of="r"), "key 'size_of'"),
+        (
+            _resampling(type="upsample", mode="linear", size=4, size_axes=[0, 1]),
+            "'size_axes' goes with 'size_of'",
+        ),
+        (_resampling(type="upsample", mode="linear", size_of=5), "key 'size_of': must be a layer name"),
+        (
+            _resampling(type="upsample", mode="linear", scale=2, align_corners=1),
+            "key 'align_corners': must be true",
+        ),
+        (
+            _resampling(type="conv_transpose", kernel=2, output_padding=-1),
+            "key 'output_padding': must be between 0",
+        ),
+        (_resampling(type="conv", kernel=3, mode="linear"), "key 'mode': is not a key of a 'conv' layer"),
+        (_resampling(type="windows", window=0), "key 'window': must be whole numbers between 1"),
+        (_resampling(type="windows", window=7, shift=[1.5]), "key 'shift': must be whole numbers"),
+        (_resampling(type="windows", window=[7, 7, 7, 7, 7, 7, 7, 7, 7]), "key 'window'"),
+        (_resampling(type="windows"), "key 'window'"),
+    ],
+)
+def test_resampling_values_are_read_strictly(document, message):
+    with pytest.raises(StackFileError) as caught:
+        stack_from_dict(document, "doc.json")
+    text = str(caught.value)
+    assert message in text
+    assert text.startswith("doc.json: ")
+    assert "\n" not in text

@@ -76,14 +76,18 @@ class Engine:
     sizes: SizePlan
     _fields: dict[tuple[tuple[int, Resolved], ...], tuple[Field, FieldArrays]] = field(default_factory=dict)
     _smallest: list[int | None] = field(default_factory=list)  # empty until searched
+    _last: tuple[dict[int, Resolved], Field] | None = None
 
     def field_at(self, resolved: dict[int, Resolved]) -> tuple[Field, FieldArrays]:
         """The field with the size-dependent layers resolved as given, and its arrays (memoised)."""
         key = tuple(sorted(resolved.items()))
         found = self._fields.get(key)
         if found is None:
-            computed = fields(self.stack, resolved)
+            # Start from the last field computed: only the layers downstream of a layer resolved
+            # differently are propagated again.
+            computed = fields(self.stack, resolved, self._last)
             found = self._fields[key] = (computed, self.plan.field_arrays(computed))
+            self._last = (dict(resolved), computed)
         return found
 
     def evaluate(self, resolution: tuple[int, ...]) -> Evaluation:

@@ -43,14 +43,17 @@ class Taps:
     """Which input units each output unit reads along one axis, exactly, per phase.
 
     Output unit ``v`` reads input units ``first[v % period] + (v // period) * advance`` to
-    ``last[v % period] + (v // period) * advance`` (virtual units outside the map are padding).
-    The stride is ``advance / period`` input units per output unit, a fraction for upsampling.
+    ``last[v % period] + (v // period) * advance`` in steps of ``step`` (virtual units outside the map
+    are padding). The stride is ``advance / period`` input units per output unit, a fraction for
+    upsampling. ``step`` > 1 leaves holes (a dilated window, a dilated transposed convolution): after
+    an upsampling the units in a hole can see other pixels than the taps, so they must not be counted.
     """
 
     period: int
     advance: int
     first: tuple[int, ...]
     last: tuple[int, ...]
+    step: int = 1
 
     @property
     def widest(self) -> int:
@@ -371,7 +374,8 @@ def _transpose_taps(k: int, s: int, d: int, p: int) -> Taps:
             )
         first.append(min(hits))
         last.append(max(hits))
-    return Taps(s, 1, tuple(first), tuple(last))
+    # the valid j of one phase are s / gcd(s, d) apart, so the inputs read are d / gcd(s, d) apart
+    return Taps(s, 1, tuple(first), tuple(last), d // math.gcd(s, d))
 
 
 @lru_cache(maxsize=1024)
@@ -408,12 +412,17 @@ class Field:
 
 
 def _through_window(
-    classes: dict[Any, PathClass], k: Number, s: Number, lo: int, into: dict[Any, PathClass]
+    classes: dict[Any, PathClass],
+    k: Number,
+    s: Number,
+    lo: int,
+    into: dict[Any, PathClass],
+    dilation: int = 1,
 ) -> None:
     grow = k - 1
     for jump, cls in classes.items():
         if type(jump) is tuple:  # a phased class: follow each phase exactly
-            _through_taps({jump: cls}, _window_as_taps(k, s, lo), into)
+            _through_taps({jump: cls}, _window_as_taps(k, s, lo, dilation), into)
             continue
         rmin, pmin, rmax, pmax, offmax, endmax = cls
         new_jump = jump * s
@@ -428,9 +437,10 @@ def _through_window(
         _merge_class(into, new_jump, item)
 
 
-def _window_as_taps(k: Number, s: Number, lo: int) -> Taps:
+def _window_as_taps(k: Number, s: Number, lo: int, dilation: int = 1) -> Taps:
+    """``k`` is the effective kernel; a dilated window reads every ``dilation``-th unit of it."""
     if isinstance(s, int):
-        return Taps(1, s, (-lo,), (int(k) - 1 - lo,))
+        return Taps(1, s, (-lo,), (int(k) - 1 - lo,), dilation)
     # adaptive pooling with a fractional stride n / m: window i spans floor(i n / m) to
     # ceil((i + 1) n / m) - 1
     ratio = Fraction(s)
@@ -469,7 +479,7 @@ def _phased_step(key: Any, taps: Taps) -> tuple[Any, int, int]:
     paths sees ``[u J + ss[u % q] - P, u J + es[u % q] + E]`` for the path's own ``P`` and ``E``.
     """
     jump, q, ss, es = _unpack(key)
-    period, advance = taps.period, taps.advance
+    period, advance, step = taps.period, taps.advance, taps.step
     new_period = period * q // math.gcd(q, advance)
     new_jump = Fraction(jump) * advance / period
     starts, ends = [], []
@@ -480,8 +490,10 @@ def _phased_step(key: Any, taps: Taps) -> tuple[Any, int, int]:
         # Offsets need not grow with the unit (a dilated transposed convolution reads unit 1 before
         # unit 0), so take the extremes over the taps; one period of them is enough, since a unit's
         # box moves by q * J > 0 from one period to the next.
-        start = min(t * jump + ss[t % q] for t in range(first, min(last, first + q - 1) + 1))
-        end = max(t * jump + es[t % q] for t in range(max(first, last - q + 1), last + 1))
+        # (with holes: the q taps at each end, since taps q * step apart have the same offsets)
+        start = min(t * jump + ss[t % q] for t in range(first, min(last, first + (q - 1) * step) + 1, step))
+        tail = last - min(q - 1, (last - first) // step) * step
+        end = max(t * jump + es[t % q] for t in range(tail, last + 1, step))
         starts.append(start - phase * new_jump)
         ends.append(end - phase * new_jump)
     s0, e0 = starts[0], ends[0]
@@ -558,14 +570,30 @@ def _merge_class(into: dict[Number, PathClass], jump: Number, item: PathClass) -
     )
 
 
-def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
-    """Propagate receptive fields through ``stack`` with the size-dependent layers as ``resolved``."""
+def fields(
+    stack: Stack,
+    resolved: dict[int, Resolved],
+    known: tuple[dict[int, Resolved], Field] | None = None,
+) -> Field:
+    """Propagate receptive fields through ``stack`` with the size-dependent layers as ``resolved``.
+
+    ``known`` is a field of the same stack with its layers resolved as given: every layer that has no
+    differently resolved layer among its ancestors (nor is one) keeps its entries from there. The
+    search for the smallest feasible resolution evaluates many sizes that differ only in a
+    segmentation head's upsampling; the backbone in front of it is then propagated once.
+    """
     ndim = stack.ndim
     start = tuple(dict(_START) for _ in range(ndim))
     classes: list[tuple[dict[Number, PathClass], ...]] = []
     has_global: list[bool] = []
     diagnostics: list[Diagnostic] = []
+    stale = _stale_layers(stack, resolved, known[0]) if known is not None else None
     for i, layer in enumerate(stack.layers):
+        if stale is not None and known is not None and i not in stale:
+            # The entries of the known field are never mutated after they were made: sharing is safe.
+            classes.append(known[1].classes[i])
+            has_global.append(known[1].has_global[i])
+            continue
         sources = stack.input_indices[i]
         ins = [start if j == NETWORK_INPUT else classes[j] for j in sources]
         glob = any(False if j == NETWORK_INPUT else has_global[j] for j in sources)
@@ -592,9 +620,12 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
                     _through_taps(cls[a], lo[a], out[a])
         elif how == WINDOW:
             out = tuple({} for _ in range(ndim))
+            dilation = layer.dilation * ndim if len(layer.dilation) == 1 else layer.dilation
+            if layer.kind != WINDOW:  # a resolved adaptive pool: contiguous windows
+                dilation = (1,) * ndim
             for cls in ins:
                 for a in range(ndim):
-                    _through_window(cls[a], kernel[a], stride[a], lo[a], out[a])
+                    _through_window(cls[a], kernel[a], stride[a], lo[a], out[a], dilation[a])
         elif len(ins) == 1:
             out = ins[0]
         else:
@@ -607,13 +638,24 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
             diagnostics.extend(_misalignment(stack, i, ins))
         classes.append(out)
         has_global.append(glob)
+    if stale is not None and known is not None:
+        old = known[1]
+        kept = [d for d in old.diagnostics if d.layer is None or stack.index.get(d.layer) not in stale]
+        diagnostics = sorted(kept + diagnostics, key=lambda d: stack.index.get(d.layer or "", -1))
     r_min: list[tuple[Number, ...]] = []
     r_max: list[tuple[Number, ...]] = []
     r_max_local: list[tuple[Number, ...] | None] = []
     jumps: list[tuple[Number, ...] | None] = []
     offsets: list[tuple[Number, ...] | None] = []
-    for cls, glob in zip(classes, has_global, strict=True):
-        if cls[0]:
+    for i, (cls, glob) in enumerate(zip(classes, has_global, strict=True)):
+        if stale is not None and known is not None and i not in stale:
+            old = known[1]
+            r_min.append(old.r_min[i])
+            r_max.append(old.r_max[i])
+            r_max_local.append(old.r_max_local[i])
+            jumps.append(old.jump[i])
+            offsets.append(old.offset[i])
+        elif cls[0]:
             summaries = [_summary(axis) for axis in cls]
             widths = tuple(x[1] for x in summaries)
             r_min.append(tuple(x[0] for x in summaries))
@@ -637,6 +679,18 @@ def fields(stack: Stack, resolved: dict[int, Resolved]) -> Field:
         tuple(offsets),
         tuple(diagnostics),
     )
+
+
+def _stale_layers(stack: Stack, resolved: dict[int, Resolved], before: dict[int, Resolved]) -> set[int]:
+    """The layers resolved differently in ``resolved`` and ``before``, and everything downstream."""
+    todo = [i for i in resolved.keys() | before.keys() if resolved.get(i) != before.get(i)]
+    stale = set(todo)
+    while todo:
+        for j in stack.successors[todo.pop()]:
+            if j not in stale:
+                stale.add(j)
+                todo.append(j)
+    return stale
 
 
 def _summary(axis: dict[Any, PathClass]) -> tuple[Number, Number, Number, Number]:

@@ -165,7 +165,8 @@ class Analysis:
         """
         found = self.stack.metadata.get("outputs", ())
         named = found if isinstance(found, tuple) else ()
-        return {label or "output": self.layer(layer) for label, layer in named}
+        # An edited stack keeps the import's metadata: an output whose layer was removed is gone.
+        return {label or "output": self.layer(layer) for label, layer in named if layer in self.stack.index}
 
     @property
     def unproductive_layers(self) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ from rf_widgets.strategies import Suggestions
 from rf_widgets.widgets import panels
 from rf_widgets.widgets.effective import EffectiveFields
 from rf_widgets.widgets.front import FrontView, front_panel
+from rf_widgets.widgets.outputs import add_output_picker, show_outputs
 from rf_widgets.widgets.parsing import format_padding, format_per_axis, parse_padding, parse_per_axis
 from rf_widgets.widgets.renderer import ALL_VIEWS, Renderer, describe_erf
 from rf_widgets.widgets.state import ExplorerState
@@ -132,6 +133,7 @@ class Explorer(widgets.VBox):
         )
         for i, title in enumerate(TAB_TITLES):
             tabs.set_title(i, title)
+        add_output_picker(self.controls, tabs.children[0], state.result)
         self.controls["tabs"] = tabs
         self.export_text = self.controls["export_text"]
         self.children = (self.summary, tabs, self.message, self.caption, self.picture, self.table)
@@ -185,6 +187,7 @@ class Explorer(widgets.VBox):
         self._on_value("resolution", state.set_resolution)
         self._on_value("layer", state.select_layer)
         self._on_value("stack", state.select_layer)
+        self._on_value("output", state.select_layer)
         self._on_value("image", state.show_sample)
         self._on_value("strategy", state.preview)
         for a in range(state.stack.ndim):
@@ -398,6 +401,7 @@ class Explorer(widgets.VBox):
                     if tuple(c[key].options) != names:
                         c[key].options = names
                     c[key].value = state.layer
+                show_outputs(c, result, state.layer)
                 size = state.resolution[0]
                 for key in ("resolution", "resolution_text"):
                     c[key].max = max(c[key].max, size)

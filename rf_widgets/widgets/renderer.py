@@ -11,6 +11,7 @@ import io
 from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
@@ -18,6 +19,7 @@ from matplotlib.ticker import NullLocator
 from rf_widgets.core.results import Analysis
 from rf_widgets.errors import RFError
 from rf_widgets.plotting import (
+    axis_centres,
     describe_unit,
     draw_effective_field,
     draw_evidence_curves,
@@ -245,16 +247,14 @@ class Renderer:
     def unit_at(self, result: Analysis, layer: str, x: float, y: float) -> tuple[int, ...] | None:
         """The unit of ``layer`` whose field is centred nearest to the image point ``(x, y)``."""
         field = result.layer(layer)
-        if field.is_global or field.jump is None or field.offset is None:
+        if field.is_global or 0 in field.feature_map:
             return None
-        units = []
-        for position, jump, offset, r, n in zip(
-            (y, x), field.jump, field.offset, field.r_max, field.feature_map, strict=False
-        ):
-            # Invert SPEC section 2: the centre of unit u is u*J - P + (r - 1)/2.
-            unit = round((position + offset - (r - 1) / 2) / jump)
-            units.append(int(min(max(unit, 0), max(n - 1, 0))))
-        return tuple(units)
+        # The centres of a layer after an upsampling or a window follow each unit's phase: the
+        # nearest one is looked up, not computed from a jump.
+        return tuple(
+            int(np.argmin(np.abs(axis_centres(result, layer, axis, every=True) - position)))
+            for axis, position in enumerate((y, x))
+        )
 
 
 def describe_erf(erf: Any, result: Analysis, layer: str) -> str:
