@@ -15,26 +15,7 @@ from rf_widgets.widgets import Explorer
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-
-def small_cnn() -> nn.Module:
-    """At 16 px its last convolutions are unproductive; the search finds all three picks."""
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 7, stride=2, padding=3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(16, 16, 3, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(32, 10),
-    )
+from small_nets import small_cnn  # noqa: E402
 
 
 def declared() -> rfw.Stack:

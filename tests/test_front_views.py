@@ -8,32 +8,12 @@ import sys
 import pytest
 
 torch = pytest.importorskip("torch")
-nn = torch.nn
+
+from small_nets import small_cnn  # noqa: E402
 
 from rf_widgets.errors import RFError  # noqa: E402
 from rf_widgets.strategies import PICKS, search  # noqa: E402
 from rf_widgets.strategies.views import plot_front  # noqa: E402
-
-
-def small_cnn() -> nn.Module:
-    """A stem, a pool and four convolutions: at 16 px the last ones are unproductive."""
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 8, 7, stride=2, padding=3),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(16, 16, 3, stride=2, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(32, 10),
-    )
 
 
 @pytest.fixture(scope="module")

@@ -24,17 +24,7 @@ _SRC = "keras.src.layers."
 
 
 def _conv(call: KerasCall) -> Act:
-    layer: Any = call.layer
-    return call.window(
-        layer.kernel_size,
-        layer.strides,
-        layer.dilation_rate,
-        layer.padding,
-        macs_per_position=kernel_macs(layer.kernel.shape),
-    )
-
-
-def _depthwise(call: KerasCall) -> Act:
+    """Convolutions and depthwise convolutions (the same attributes; the kernel shape gives the MACs)."""
     layer: Any = call.layer
     return call.window(
         layer.kernel_size,
@@ -340,7 +330,7 @@ def register(table: RuleTable) -> None:
     """Add the built-in Keras rules to ``table``."""
     conv = _SRC + "convolutional."
     _on(table, conv + "base_conv.BaseConv", _conv)
-    _on(table, conv + "base_depthwise_conv.BaseDepthwiseConv", _depthwise)
+    _on(table, conv + "base_depthwise_conv.BaseDepthwiseConv", _conv)  # same attributes
     _on(table, conv + "base_separable_conv.BaseSeparableConv", _separable)
     _on(table, conv + "base_conv_transpose.BaseConvTranspose", _conv_transpose)
     pooling = _SRC + "pooling."
