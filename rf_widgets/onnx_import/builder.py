@@ -17,7 +17,7 @@ from typing import Any
 from rf_widgets.core.arithmetic import Diagnostic
 from rf_widgets.core.layers import INPUT, Layer, Resample
 from rf_widgets.errors import ModelImportError, RFError
-from rf_widgets.onnx_import.layout import Layout, mixing, spatial_order
+from rf_widgets.onnx_import.layout import Layout, mixing, partition, spatial_order
 from rf_widgets.onnx_import.reader import Const, constant_of
 from rf_widgets.rules import RuleTable, Unsupported
 
@@ -189,8 +189,17 @@ class OnnxCall:
     def mix(self, roles: Sequence[Any], layout: Layout | None = None, **extra: Any) -> Act:
         """A layer mixing values along dimensions with ``roles``: global along space, else pointwise."""
         how = mixing(list(roles))
+        if how == "global" and any(partition(r) for r in roles):
+            # grid attention: every window is reached and the map keeps its size (a window larger
+            # than any map resolves to global at every input size), as in the torch import
+            spec = Resample("windows", window=(1 << 30,) * self.ndim, shift=(0,) * self.ndim)
+            return self.emit(layout=layout, kind="resample", resample=spec, **extra)
         if how == "global":
             return self.global_(layout, **extra)
+        if how.startswith("window:"):
+            size = int(how.partition(":")[2])
+            spec = Resample("windows", window=(size,) * self.ndim, shift=(0,) * self.ndim)
+            return self.emit(layout=layout, kind="resample", resample=spec, **extra)
         if how == "unknown":
             raise Unsupported("it mixes values along a dimension that holds part of the spatial positions")
         return self.pointwise(layout, **extra)

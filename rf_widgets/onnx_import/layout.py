@@ -19,7 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["Layout", "Role", "channels_first", "is_spatial", "mixing", "regroup", "spatial_order"]
+__all__ = [
+    "Layout", "Role", "block", "channels_first", "is_spatial", "mixing", "partition", "regroup", "spatial_order",
+]  # fmt: skip
 
 Role = str | int
 Layout = tuple[Role, ...]
@@ -31,14 +33,26 @@ def channels_first(ndim: int) -> Layout:
 
 
 def is_spatial(role: Role) -> bool:
-    return isinstance(role, int) or role in ("T", "Tc", "X")
+    return (
+        isinstance(role, int) or role in ("T", "Tc", "X") or block(role) is not None or partition(role) is not None
+    )
 
 
 def mixing(roles: Sequence[Role]) -> str:
-    """``"global"``, ``"unknown"`` or ``"pointwise"`` for an operation mixing values along ``roles``."""
-    if any(isinstance(r, int) or r in ("T", "Tc") for r in roles):
+    """``"global"``, ``"window:b"``, ``"unknown"`` or ``"pointwise"`` for mixing values along ``roles``.
+
+    Mixing along the window index of a partition (MaxViT's grid attention) reaches every window: global.
+    Mixing along the positions within ``b x b`` windows (and nothing else spatial) is ``"window:b"``.
+    """
+    parts = [partition(r) for r in roles]
+    if any(isinstance(r, int) or r in ("T", "Tc") for r in roles) or any(p and p[0] == "Pg" for p in parts):
         return "global"
-    return "unknown" if "X" in roles else "pointwise"
+    if "X" in roles or any(block(r) is not None for r in roles):
+        return "unknown"
+    windows = {p[1] for p in parts if p}
+    if len(windows) == 1:
+        return f"window:{windows.pop()}"
+    return "unknown" if windows else "pointwise"
 
 
 def spatial_order(layout: Layout, ndim: int) -> tuple[int, ...] | None:
@@ -117,10 +131,30 @@ def regroup(
                     want *= after[j]
                     span += 1
             parts = [n for n in after[first : j + 1] if n != 1]
-            if len(roles) == 1 and isinstance(roles[0], int) and len(parts) == 2:
-                axis = roles[0]
-                blocks["split"][axis] = parts[1]
-                out.extend("N" if n == 1 else (axis if n == parts[0] else "Cs") for n in after[first : j + 1])
+            unpacked = _unpartition(roles[0], parts, ndim) if len(roles) == 1 else None
+            blocked = [block(r) for r in roles]
+            whole = roles[0] if len(roles) == 1 else _merged(roles, 1, ndim) if len(roles) == 2 else None
+            if isinstance(whole, int) and len(parts) == 2:
+                # (n) -> (n / b, b): which block and where in it; what they become is decided where
+                # they are merged again (the axis, a window partition, or channels: space to depth).
+                # The blocks of an axis may be regrouped at once: (n / b, b) -> (n / b', b').
+                axis, b = whole, parts[1]
+                inner = iter((f"G{axis}:{b}", f"W{axis}:{b}"))
+                out.extend("N" if n == 1 else next(inner) for n in after[first : j + 1])
+            elif unpacked is not None:
+                inner = iter(unpacked)
+                out.extend("N" if n == 1 else next(inner) for n in after[first : j + 1])
+            elif (
+                span == 1
+                and any(k is not None and k[0] == "W" for k in blocked)
+                and any(r in ("C", "Cs", "F") for r in roles)
+                and all((k is not None and k[0] == "W") or r in ("C", "Cs", "F") for r, k in zip(roles, blocked))
+            ):
+                # positions within blocks merged into channels: space to depth by each block
+                for k in blocked:
+                    if k is not None:
+                        blocks["split"][k[1]] = k[2]
+                out.append("C")
             elif len(roles) == 1 and roles[0] in ("C", "Cs", "F") and span > 1:
                 out.extend([roles[0]] + ["Cs"] * (span - 1))
             elif span == 1 and len(roles) == 2 and isinstance(roles[0], int) and roles[1] == "Cs":
@@ -132,7 +166,52 @@ def regroup(
     return tuple(out)
 
 
+def block(role: Role) -> tuple[str, int, int] | None:
+    """``("G", axis, b)`` for the block index, ``("W", axis, b)`` for the position within a block of
+    size ``b`` of a split spatial axis, else None."""
+    if isinstance(role, str) and role[:1] in ("G", "W") and ":" in role and role[1:2].isdigit():
+        axis, _, size = role[1:].partition(":")
+        return role[0], int(axis), int(size)
+    return None
+
+
+def partition(role: Role) -> tuple[str, int] | None:
+    """``("Pw", b)`` (positions within ``b x b`` windows) or ``("Pg", b)`` (the window index)."""
+    if isinstance(role, str) and role[:3] in ("Pw:", "Pg:"):
+        return role[:2], int(role[3:])
+    return None
+
+
+def _unpartition(role: Role, parts: list[int], ndim: int) -> list[Role] | None:
+    """A window partition role split back into one block role per spatial axis."""
+    found = partition(role)
+    if found is None or len(parts) != ndim:
+        return None
+    kind, b = found
+    if kind == "Pw" and any(n != b for n in parts):
+        return None
+    return [f"{'W' if kind == 'Pw' else 'G'}{a}:{b}" for a in range(ndim)]
+
+
+def _partitioned(roles: list[Role], ndim: int) -> Role | None:
+    """Every axis's block index (or position within the block), in axis order: a window partition."""
+    blocked = [block(r) for r in roles]
+    if len(roles) != ndim or any(k is None for k in blocked):
+        return None
+    kinds = {k[0] for k in blocked if k}
+    sizes = {k[2] for k in blocked if k}
+    if len(kinds) != 1 or len(sizes) != 1 or [k[1] for k in blocked if k] != list(range(ndim)):
+        return None
+    return f"P{'w' if kinds.pop() == 'W' else 'g'}:{sizes.pop()}"
+
+
 def _merged(roles: list[Role], span: int, ndim: int) -> Role:
+    if span == 1 and len(roles) == 2:
+        outer, inner = block(roles[0]), block(roles[1])
+        if outer and inner and outer[0] == "G" and inner[0] == "W" and outer[1:] == inner[1:]:
+            return outer[1]  # the blocks of an axis put back in order: the axis
+    if span == 1 and (found := _partitioned(roles, ndim)) is not None:
+        return found
     spatial = [r for r in roles if is_spatial(r)]
     if not spatial:
         return "C" if any(r in ("C", "F", "Cs") for r in roles) else roles[0]

@@ -14,7 +14,7 @@ from typing import Any
 
 from rf_widgets.core.layers import INPUT, Resample
 from rf_widgets.onnx_import.builder import Act, OnnxCall, ShapeOf
-from rf_widgets.onnx_import.layout import Layout, is_spatial, regroup
+from rf_widgets.onnx_import.layout import Layout, block, is_spatial, regroup
 from rf_widgets.onnx_import.reader import Const
 from rf_widgets.rules import RuleTable, Unsupported
 
@@ -344,6 +344,7 @@ def _softmax(call: OnnxCall) -> Act:
     default = -1 if call.opset >= 13 else 1
     axis = int(call.attr("axis", default)) % rank
     roles = [x.layout[axis]] if call.opset >= 13 else list(x.layout[axis:])
+    _keep_shape(call)
     return call.mix(roles, x.layout)
 
 
@@ -367,6 +368,7 @@ def _gemm(call: OnnxCall) -> Act:
 
 def _matmul(call: OnnxCall) -> Act:
     a, b = call.input(0), call.input(1)
+    _matmul_shape(call)
     if isinstance(a, Act) and not isinstance(b, Act):
         dims = call.input_dims(1)
         macs = math.prod(dims[-2:]) if dims and len(dims) >= 2 else 0
@@ -380,6 +382,50 @@ def _matmul(call: OnnxCall) -> Act:
     if len(b.layout) < 2:
         raise Unsupported("a matrix product with a vector activation")
     return call.mix([a.layout[-1], b.layout[-2]], a.layout[:-1] + (b.layout[-1],))
+
+
+def _matmul_shape(call: OnnxCall) -> None:
+    """The product's shape at the reference size (where inference lost track of a computed reshape)."""
+    import numpy as np
+
+    shapes = [call.shape(name) or call.input_dims(i) for i, name in enumerate(call.node.input[:2])]
+    if any(s is None or len(s) < 2 for s in shapes):
+        return
+    left, right = shapes
+    assert left is not None and right is not None
+    if left[-1] != right[-2]:
+        return
+    try:
+        batch = np.broadcast_shapes(tuple(left[:-2]), tuple(right[:-2]))
+    except ValueError:
+        return
+    call.remember_shape((*(int(n) for n in batch), left[-2], right[-1]))
+
+
+def _einsum(call: OnnxCall) -> Act:
+    """Letters summed over (absent from the output) are mixed; the output's letters keep their roles."""
+    equation = str(call.attr("equation", "")).replace(" ", "")
+    lhs, _, rhs = equation.partition("->")
+    if "..." in equation or not rhs:
+        raise Unsupported(f"the einsum '{equation}' (ellipsis or implicit output)")
+    role_of: dict[str, Any] = {}
+    for spec, operand in zip(lhs.split(","), call.inputs, strict=False):
+        if isinstance(operand, Act):
+            if len(spec) != len(operand.layout):
+                raise Unsupported(f"the einsum '{equation}' on an operand with {len(operand.layout)} dimensions")
+            for letter, role in zip(spec, operand.layout, strict=True):
+                role_of.setdefault(letter, role)
+    sizes: dict[str, int] = {}
+    for spec, name in zip(lhs.split(","), call.node.input, strict=False):
+        shape = call.shape(name)
+        if shape is not None and len(shape) == len(spec):
+            for letter, n in zip(spec, shape, strict=True):
+                if n != 1 or letter not in sizes:
+                    sizes[letter] = int(n)
+    if all(c in sizes for c in rhs):
+        call.remember_shape(tuple(sizes[c] for c in rhs))
+    contracted = [role for letter, role in role_of.items() if letter not in rhs]
+    return call.mix(contracted, tuple(role_of.get(c, "C") for c in rhs))
 
 
 # -- layout plumbing (no layer) ---------------------------------------------------------------------------
@@ -421,6 +467,13 @@ def _reshape(call: OnnxCall) -> Act:
         raise Unsupported(f"a reshape from {list(before)} to {list(after)} that splits and merges blocks")
     if split:  # space to depth: each block of b positions becomes channels of one position
         kernel = tuple(split.get(a, 1) for a in range(call.ndim))
+        # the block indices are the positions of the new map
+        layout = tuple(
+            k[1] if (k := block(r)) is not None and k[0] == "G" and split.get(k[1]) == k[2] else r
+            for r in layout
+        )
+        if any(block(r) is not None for r in layout):
+            raise Unsupported(f"a reshape from {list(before)} to {list(after)} that moves blocks of positions")
         return call.emit(layout=layout, kernel=kernel, stride=kernel)
     if merge:  # depth to space: output position v comes from position v // b
         scale = tuple(Fraction(merge.get(a, 1)) for a in range(call.ndim))
@@ -593,7 +646,9 @@ def _gather(call: OnnxCall) -> Act:
         return call.pointwise(rest)  # one token of the map: its field is that of any unit
     if is_spatial(role):
         raise Unsupported("selecting positions of a spatial axis")
-    dims = call.input_dims(1) or call.shape(call.node.input[1])
+    dims = call.input_dims(1)
+    if dims is None:  # a scalar index has dims (): it drops the axis
+        dims = call.shape(call.node.input[1])
     if dims is None:
         raise Unsupported("gathering with indices of unknown shape")
     # Every dimension of the indices selects along the same (non-spatial) role; size 1 carries nothing.
@@ -662,7 +717,7 @@ def register(table: RuleTable) -> None:
         "GlobalLpPool": _global_pool, "SpaceToDepth": _space_to_depth, "DepthToSpace": _depth_to_space,
         "Resize": _resize, "Upsample": _resize, "Concat": _concat, "Softmax": _softmax,
         "LogSoftmax": _softmax, "Hardmax": _softmax, "Gemm": _gemm, "MatMul": _matmul,
-        "Transpose": _transpose, "Reshape": _reshape, "Flatten": _flatten, "Squeeze": _squeeze,
+        "Einsum": _einsum, "Transpose": _transpose, "Reshape": _reshape, "Flatten": _flatten, "Squeeze": _squeeze,
         "Unsqueeze": _unsqueeze, "Split": _split, "Slice": _slice, "Gather": _gather, "Shape": _shape,
         "Size": _constant, "ConstantOfShape": _constant, "Pad": _pad, "Expand": _expand,
         "Identity": _same, "Cast": _same, "CastLike": _same,
