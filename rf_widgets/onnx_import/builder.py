@@ -197,8 +197,9 @@ class OnnxCall:
         if how == "global":
             return self.global_(layout, **extra)
         if how.startswith("window:"):
-            size = int(how.partition(":")[2])
-            spec = Resample("windows", window=(size,) * self.ndim, shift=(0,) * self.ndim)
+            _, size, shifts = (how.split(":") + [""])[:3]
+            shift = tuple(int(k) for k in shifts.split(",")) if shifts else (0,) * self.ndim
+            spec = Resample("windows", window=(int(size),) * self.ndim, shift=shift)
             return self.emit(layout=layout, kind="resample", resample=spec, **extra)
         if how == "unknown":
             raise Unsupported("it mixes values along a dimension that holds part of the spatial positions")
@@ -520,6 +521,9 @@ def _fold_numpy(node: Any, op: str, values: list[Any]) -> Any:
             return (np.trunc(left / right)).astype(np.int64)  # ONNX divides integers truncating
         fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
         return fn(left, right)
+    if op == "Mod":
+        left, right = np.asarray(values[0]), np.asarray(values[1])
+        return np.fmod(left, right) if attrs.get("fmod", 0) else np.mod(left, right)
     raise NotImplementedError(op)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from rf_widgets.core.layers import INPUT, Resample
 from rf_widgets.onnx_import.builder import Act, OnnxCall, ShapeOf
-from rf_widgets.onnx_import.layout import Layout, block, is_spatial, regroup
+from rf_widgets.onnx_import.layout import Layout, block, cut, extended, is_spatial, regroup
 from rf_widgets.onnx_import.reader import Const
 from rf_widgets.rules import RuleTable, Unsupported
 
@@ -303,6 +303,9 @@ def _concat(call: OnnxCall) -> Act:
         call.remember_shape((*first[:axis], sum(s[axis] for s in known), *first[axis + 1 :]))
     if not is_spatial(x.layout[axis]):
         return call.pointwise()
+    rolled = _roll(call, axis)
+    if rolled is not None:
+        return rolled
     if len(call.acts) == 1:
         # One activation and constants (a class token in front): positions are added, none mixed.
         role = x.layout[axis]
@@ -335,6 +338,10 @@ def _reduce(call: OnnxCall) -> Any:
         along = list(range(rank)) if found is None else found
     keep = bool(call.attr("keepdims", 1))
     layout = x.layout if keep else tuple(r for d, r in enumerate(x.layout) if d not in along)
+    shape = call.shape(call.node.input[0])
+    if shape is not None:
+        kept = [1 if d in along else n for d, n in enumerate(shape)]
+        call.remember_shape(tuple(kept if keep else (n for d, n in enumerate(shape) if d not in along)))
     return call.mix([x.layout[d] for d in along], layout)
 
 
@@ -521,6 +528,9 @@ def _squeeze(call: OnnxCall) -> Act:
         if shape is None:
             raise Unsupported("a squeeze without axes on a tensor of unknown shape")
         axes = [d for d, n in enumerate(shape) if n == 1]
+    shape = call.shape(call.node.input[0])
+    if shape is not None:
+        call.remember_shape(tuple(n for d, n in enumerate(shape) if d not in axes))
     return call.relayout(tuple(r for d, r in enumerate(x.layout) if d not in axes))
 
 
@@ -531,8 +541,14 @@ def _unsqueeze(call: OnnxCall) -> Act:
         axes = _flat(call.constant(1, "axes"))
     rank = len(x.layout) + len(axes)
     layout = list(x.layout)
+    shape = call.shape(call.node.input[0])
+    dims = None if shape is None else list(shape)
     for a in sorted(int(a) % rank for a in axes):
         layout.insert(a, "N")
+        if dims is not None:
+            dims.insert(a, 1)
+    if dims is not None:
+        call.remember_shape(tuple(dims))
     return call.relayout(tuple(layout))
 
 
@@ -574,6 +590,10 @@ def _slice(call: OnnxCall) -> Act:
         if not any(is_spatial(x.layout[int(a) % rank]) for a in axes):
             _slice_shape(call, axes)
             return x  # a slice of channels (or batch): every position keeps its field, whatever the bounds
+        computed = any(_present(call.input(i)) is None for i in (1, 2) if call.input(i) is not None)
+        if computed and len(axes) == 1:
+            d = int(axes[0]) % rank
+            return _roll_piece(call, x.layout[d], d)
         starts = _flat(call.constant(1, "starts"))
         ends = _flat(call.constant(2, "ends"))
         steps = _flat(call.constant(4, "steps")) if call.input(4) is not None else [1] * len(starts)
@@ -588,7 +608,13 @@ def _slice(call: OnnxCall) -> Act:
         if not is_spatial(role):
             continue  # a slice of channels: every position keeps its field
         if not isinstance(role, int):
-            raise Unsupported("slicing flattened spatial positions")
+            if extended(role) is not None:
+                raise Unsupported(
+                    f"a slice {start}:{end}:{step} of spatial axis {extended(role)[0]} padded by an amount "  # type: ignore[index]
+                    "computed at run time (only a window partition or the crop back to the map size is "
+                    "recognised after such a pad)"
+                )
+            raise Unsupported(f"slicing spatial positions held as {role!r}")
         if start == 0 and end >= TO_THE_END and step == 1:
             continue
         if start < 0 or step < 1 or 0 <= end < TO_THE_END:
@@ -634,6 +660,9 @@ def _gather(call: OnnxCall) -> Act:
     axis = int(call.attr("axis", 0)) % rank
     role = x.layout[axis]
     indices = call.input(1)
+    shape, picked_dims = call.shape(call.node.input[0]), call.input_dims(1)
+    if shape is not None and picked_dims is not None:
+        call.remember_shape((*shape[:axis], *picked_dims, *shape[axis + 1 :]))
     scalar = (
         isinstance(indices, Const) and indices.value is not None and getattr(indices.value, "ndim", 1) == 0
     )
@@ -673,6 +702,8 @@ def _pad(call: OnnxCall) -> Act:
     if mode not in ("constant", "reflect", "edge"):
         raise Unsupported(f"pad mode '{mode}' (wrap reads the opposite border)")
     rank = len(x.layout)
+    if len(call.inputs) >= 2 and _present(call.input(1)) is None and mode == "constant":
+        return _pad_to_blocks(call)
     pads = call.attr("pads") if len(call.inputs) < 2 else _flat(call.constant(1, "pads"))
     if pads is None:
         raise Unsupported("a pad without pads")
@@ -691,6 +722,77 @@ def _pad(call: OnnxCall) -> Act:
     if all(p == (0, 0) for p in padding):
         return call.pointwise()
     return call.emit(kernel=(1,) * call.ndim, padding=tuple(padding))
+
+
+def _pad_to_blocks(call: OnnxCall) -> Act:
+    """Zero padding by amounts computed from the map size: Swin's pad to whole windows.
+
+    Recognised only as padding at the end of spatial axes (nothing at their start or on other
+    dimensions at the reference size); the axes become ``"E<axis>/<n0>>0"`` and only a window
+    partition into blocks that the padded size fills exactly (at the reference size) takes them further:
+    the window layer pads to whole windows itself. Anything else that reads them is unknown.
+    """
+    x = call.x
+    rank = len(x.layout)
+    pads = _reference_numbers(call.input(1))
+    shape = call.shape(call.node.input[0])
+    if call.input(3) is not None or pads is None or len(pads) != 2 * rank or shape is None:
+        raise Unsupported("a pad whose amounts are computed at run time")
+    layout = list(x.layout)
+    for d in range(rank):
+        begin, end = int(pads[d]), int(pads[d + rank])
+        role = x.layout[d]
+        if isinstance(role, int) and begin == 0:
+            layout[d] = f"E{role}/{shape[d]}>0"
+        elif begin or end:
+            raise Unsupported(
+                "a pad by amounts computed at run time that is not at the end of the spatial axes"
+            )
+    call.remember_shape(tuple(int(n) + int(pads[d]) + int(pads[d + rank]) for d, n in enumerate(shape)))
+    return call.relayout(tuple(layout))
+
+
+def _roll_piece(call: OnnxCall, role: Any, d: int) -> Act:
+    """A slice with bounds computed from the map size: one half of a cyclic shift (or the crop of the
+    padding to whole windows, once the axis is back in place and unrolled)."""
+    x = call.x
+    shape = call.shape(call.node.input[0])
+    starts, ends = _reference_numbers(call.input(1)), _reference_numbers(call.input(2))
+    steps = _reference_numbers(call.input(4)) if call.input(4) is not None else [1]
+    if shape is None or starts is None or ends is None or steps is None or len(starts) != 1:
+        raise Unsupported(f"the slice of spatial axis {role} at bounds computed at run time")
+    n = shape[d]
+    start, end = int(starts[0]), min(int(ends[0]), n)
+    if int(steps[0]) != 1 or start < 0 or end < start:
+        raise Unsupported(f"the slice {start}:{end} of spatial axis {role} at bounds computed at run time")
+    ext = extended(role)
+    out_shape = (*shape[:d], end - start, *shape[d + 1 :])
+    call.remember_shape(out_shape)
+    bound = call.input(2)
+    to_the_end = isinstance(bound, ShapeOf) and bound.source == x.source  # the tail of a roll by 0
+    if ext is not None and ext[2] == 0 and start == 0 and end == ext[1] and not to_the_end:
+        # the padding to whole windows cropped: the axis as it was
+        return call.relayout(x.layout[:d] + (ext[0],) + x.layout[d + 1 :])
+    return call.relayout(x.layout[:d] + (f"cut({role}){start}:{end}",) + x.layout[d + 1 :])
+
+
+def _roll(call: OnnxCall, axis: int) -> Act | None:
+    """``Concat(x[k:n], x[:k])`` along one axis: a cyclic shift by ``k`` (None when not this pattern)."""
+    pieces = [cut(a.layout[axis]) for a in call.acts]
+    if len(call.acts) != len(call.inputs) or len(pieces) != 2 or any(p is None for p in pieces):
+        return None
+    (role, k, n), (role2, zero, k2) = pieces  # type: ignore[misc]
+    if role != role2 or zero != 0 or k2 != k or len({a.source for a in call.acts}) != 1:
+        return None
+    ext = extended(role)
+    if isinstance(role, int):
+        rolled: Any = f"E{role}/{n}>{k % n}"
+    elif ext is not None:
+        rolled = f"E{ext[0]}/{ext[1]}>{(ext[2] + k) % n}"
+    else:
+        return None
+    x = call.acts[0]
+    return call.relayout(x.layout[:axis] + (rolled,) + x.layout[axis + 1 :], x)
 
 
 # -- the table -------------------------------------------------------------------------------------------
