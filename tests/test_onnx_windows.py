@@ -102,7 +102,9 @@ def swin_like(n: int, w: int, shift: int) -> Any:
     labels = labels.transpose(0, 2, 1, 3).reshape(count, L)
     mask = np.where(labels[:, :, None] == labels[:, None, :], 0.0, -1e9).astype(np.float32)
     return make_model(
-        nodes, [1, 1, n, n], constants={"one": np.array([1]), "tokens_shape": np.array([-1, L, 1]), "mask": mask}
+        nodes,
+        [1, 1, n, n],
+        constants={"one": np.array([1]), "tokens_shape": np.array([-1, L, 1]), "mask": mask},
     )
 
 
@@ -160,7 +162,8 @@ def maxvit_like(n: int, p: int, grid: bool) -> Any:
 def test_block_partition_against_the_reference_evaluator() -> None:
     result = check_against_brute_force(maxvit_like(8, 4, grid=False), (1, 1, 8, 8))
     (layer,) = [layer for layer in result.stack.layers if layer.kind == "resample"]
-    assert layer.resample is not None and layer.resample.window == (4, 4)
+    assert layer.resample is not None
+    assert layer.resample.window == (4, 4)
 
 
 def test_grid_partition_is_global() -> None:
@@ -178,7 +181,12 @@ def test_a_strided_slice_after_a_computed_pad_is_unknown_and_named() -> None:
         helper.make_node("Pad", ["x", "pads"], ["padded"]),
         helper.make_node("Slice", ["padded", "one", "big", "two", "two"], ["odd_rows"], name="rows"),
     ]
-    constants = {"two": np.array([2]), "zeros2": np.array([0, 0]), "one": np.array([1]), "big": np.array([1 << 40])}
+    constants = {
+        "two": np.array([2]),
+        "zeros2": np.array([0, 0]),
+        "one": np.array([1]),
+        "big": np.array([1 << 40]),
+    }
     model = make_model(nodes, [1, 1, "h", "w"], constants=constants)
     with pytest.warns(UnknownOperationWarning, match="rows"):
         result = rfw.analyze(model, 9)

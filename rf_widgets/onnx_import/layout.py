@@ -21,8 +21,8 @@ import re
 from collections.abc import Sequence
 
 __all__ = [
-    "Layout", "Role", "block", "channels_first", "cut", "extended", "is_spatial", "mixing", "partition", "regroup",
-    "spatial_order",
+    "Layout", "Role", "block", "channels_first", "cut", "extended", "is_spatial", "mixing", "partition",
+    "regroup", "spatial_order",
 ]  # fmt: skip
 
 Role = str | int
@@ -35,8 +35,11 @@ def channels_first(ndim: int) -> Layout:
 
 
 def is_spatial(role: Role) -> bool:
-    return isinstance(role, int) or role in ("T", "Tc", "X") or any(
-        f(role) is not None for f in (block, partition, extended, cut)
+    return (
+        isinstance(role, int)
+        or role in ("T", "Tc", "X")
+        or any(f(role) is not None for f in (block, partition, extended, cut))
+        or (isinstance(role, str) and _PHASE.match(role) is not None)
     )
 
 
@@ -49,7 +52,10 @@ def mixing(roles: Sequence[Role]) -> str:
     parts = [partition(r) for r in roles]
     if any(isinstance(r, int) or r in ("T", "Tc") for r in roles) or any(p and p[0] == "Pg" for p in parts):
         return "global"
-    if "X" in roles or any(block(r) or extended(r) or cut(r) for r in roles):
+    if "X" in roles or any(
+        block(r) or extended(r) or cut(r) or (is_spatial(r) and isinstance(r, str) and r[:1] == "S")
+        for r in roles
+    ):
         return "unknown"
     windows = {(p[1], p[2]) for p in parts if p}
     if len(windows) == 1:
@@ -151,7 +157,10 @@ def regroup(
                 span == 1
                 and any(k is not None and k[0] == "W" for k in blocked)
                 and any(r in ("C", "Cs", "F") for r in roles)
-                and all((k is not None and k[0] == "W") or r in ("C", "Cs", "F") for r, k in zip(roles, blocked))
+                and all(
+                    (k is not None and k[0] == "W") or r in ("C", "Cs", "F")
+                    for r, k in zip(roles, blocked, strict=True)
+                )
             ):
                 # positions within blocks merged into channels: space to depth by each block
                 for k in blocked:
@@ -173,6 +182,7 @@ _BLOCK = re.compile(r"^([GW])(\d+):(\d+)(?:/(\d+)>(\d+))?$")
 _EXTENDED = re.compile(r"^E(\d+)/(\d+)>(\d+)$")
 _PARTITION = re.compile(r"^P([wg]):(\d+)(?:/([\d,]+)>([\d,]+))?$")
 _CUT = re.compile(r"^cut\((.+)\)(\d+):(\d+)$")
+_PHASE = re.compile(r"^S(\d+):(\d+)\+(\d+)/(\d+)$")
 
 
 def block(role: Role) -> tuple[str, int, int, tuple[int, int] | None] | None:

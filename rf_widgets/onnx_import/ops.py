@@ -9,6 +9,7 @@ documented in docs/onnx.md.
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from typing import Any
 
@@ -301,6 +302,9 @@ def _concat(call: OnnxCall) -> Act:
     if len(known) == len(shapes):
         first = known[0]
         call.remember_shape((*first[:axis], sum(s[axis] for s in known), *first[axis + 1 :]))
+    merged = _merge_phases(call)
+    if merged is not None:
+        return merged
     if not is_spatial(x.layout[axis]):
         return call.pointwise()
     rolled = _roll(call, axis)
@@ -399,7 +403,8 @@ def _matmul_shape(call: OnnxCall) -> None:
     if any(s is None or len(s) < 2 for s in shapes):
         return
     left, right = shapes
-    assert left is not None and right is not None
+    assert left is not None
+    assert right is not None
     if left[-1] != right[-2]:
         return
     try:
@@ -419,7 +424,9 @@ def _einsum(call: OnnxCall) -> Act:
     for spec, operand in zip(lhs.split(","), call.inputs, strict=False):
         if isinstance(operand, Act):
             if len(spec) != len(operand.layout):
-                raise Unsupported(f"the einsum '{equation}' on an operand with {len(operand.layout)} dimensions")
+                raise Unsupported(
+                    f"the einsum '{equation}' on an operand with {len(operand.layout)} dimensions"
+                )
             for letter, role in zip(spec, operand.layout, strict=True):
                 role_of.setdefault(letter, role)
     sizes: dict[str, int] = {}
@@ -480,7 +487,9 @@ def _reshape(call: OnnxCall) -> Act:
             for r in layout
         )
         if any(block(r) is not None for r in layout):
-            raise Unsupported(f"a reshape from {list(before)} to {list(after)} that moves blocks of positions")
+            raise Unsupported(
+                f"a reshape from {list(before)} to {list(after)} that moves blocks of positions"
+            )
         return call.emit(layout=layout, kernel=kernel, stride=kernel)
     if merge:  # depth to space: output position v comes from position v // b
         scale = tuple(Fraction(merge.get(a, 1)) for a in range(call.ndim))
@@ -553,7 +562,17 @@ def _unsqueeze(call: OnnxCall) -> Act:
 
 
 def _expand(call: OnnxCall) -> Act:
+    import contextlib
+
+    import numpy as np
+
     x = call.x
+    before, target = call.shape(call.node.input[0]), _reference_numbers(call.input(1))
+    if before is not None and target is not None:
+        with contextlib.suppress(ValueError):  # shapes that do not broadcast stay unknown
+            call.remember_shape(
+                tuple(int(n) for n in np.broadcast_shapes(before, tuple(int(t) for t in target)))
+            )
     shape = call.shape(call.node.output[0])
     if shape is not None and len(shape) > len(x.layout):
         return call.relayout(("N",) * (len(shape) - len(x.layout)) + x.layout)
@@ -607,6 +626,16 @@ def _slice(call: OnnxCall) -> Act:
         role = x.layout[int(axis) % rank]
         if not is_spatial(role):
             continue  # a slice of channels: every position keeps its field
+        ext = extended(role)
+        if ext is not None and len(starts) == 1 and _phase_ok(call, int(axis) % rank, ext, start, end, step):
+            # one phase of a subsampling by `step` of an axis padded to whole blocks of `step` (Swin's
+            # patch merging): taken further only by a Concat that gathers every phase (below)
+            shape = call.shape(call.node.input[0])
+            if shape is not None:
+                d = int(axis) % rank
+                call.remember_shape((*shape[:d], shape[d] // step, *shape[d + 1 :]))
+            d = int(axis) % rank
+            return call.relayout(x.layout[:d] + (f"S{ext[0]}:{step}+{start}/{ext[1]}",) + x.layout[d + 1 :])
         if not isinstance(role, int):
             if extended(role) is not None:
                 raise Unsupported(
@@ -627,6 +656,49 @@ def _slice(call: OnnxCall) -> Act:
     if stride == [1] * call.ndim and padding == [(0, 0)] * call.ndim:
         return x
     return call.emit(kernel=(1,) * call.ndim, stride=tuple(stride), padding=tuple(padding))
+
+
+def _phase_ok(call: OnnxCall, d: int, ext: tuple[int, int, int], start: int, end: int, step: int) -> bool:
+    """A slice ``start::step`` to the end of an unrolled axis padded to a multiple of ``step``."""
+    shape = call.shape(call.node.input[0])
+    _, n0, shift = ext
+    return (
+        shift == 0 and step >= 2 and 0 <= start < step and end >= TO_THE_END
+        and shape is not None and shape[d] == -(-n0 // step) * step
+    )  # fmt: skip
+
+
+_PHASE = re.compile(r"^S(\d+):(\d+)\+(\d+)/(\d+)$")
+
+
+def _merge_phases(call: OnnxCall) -> Act | None:
+    """``Concat`` along channels of every phase ``x[i::b, j::b]`` of a map padded to whole ``b x b`` blocks:
+    a ``b x b`` window with stride ``b`` (ceil mode: the padded size), as the torch import reads Swin's
+    patch merging. None when no input holds such a phase; Unsupported when the phases are not all there."""
+    found = [
+        [(d, m) for d, r in enumerate(a.layout) if isinstance(r, str) and (m := _PHASE.match(r))]
+        for a in call.acts
+    ]
+    if not any(found):
+        return None
+    sources = {a.source for a in call.acts}
+    dims = {tuple(d for d, _ in f) for f in found}
+    steps = {int(m[2]) for f in found for _, m in f}
+    if len(sources) != 1 or len(dims) != 1 or len(steps) != 1 or len(call.acts) != len(call.inputs):
+        raise Unsupported("a concatenation of subsampled phases of different maps or strides")
+    b = steps.pop()
+    (positions,) = dims
+    phases = {tuple(int(m[3]) for _, m in f) for f in found}
+    if len(phases) != len(call.acts) or len(phases) != b ** len(positions) or len(positions) != call.ndim:
+        raise Unsupported(
+            f"a concatenation of {len(call.acts)} phases of a subsampling by {b}: not every phase"
+        )
+    layout = list(call.x.layout)
+    for d, m in found[0]:
+        layout[d] = int(m[1])
+    return call.emit(
+        layout=tuple(layout), kernel=(b,) * call.ndim, stride=(b,) * call.ndim, ceil_mode=True,
+    )  # fmt: skip
 
 
 def _slice_shape(call: OnnxCall, axes: list[Any]) -> None:
@@ -819,8 +891,9 @@ def register(table: RuleTable) -> None:
         "GlobalLpPool": _global_pool, "SpaceToDepth": _space_to_depth, "DepthToSpace": _depth_to_space,
         "Resize": _resize, "Upsample": _resize, "Concat": _concat, "Softmax": _softmax,
         "LogSoftmax": _softmax, "Hardmax": _softmax, "Gemm": _gemm, "MatMul": _matmul,
-        "Einsum": _einsum, "Transpose": _transpose, "Reshape": _reshape, "Flatten": _flatten, "Squeeze": _squeeze,
-        "Unsqueeze": _unsqueeze, "Split": _split, "Slice": _slice, "Gather": _gather, "Shape": _shape,
+        "Einsum": _einsum, "Transpose": _transpose, "Reshape": _reshape, "Flatten": _flatten,
+        "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Split": _split, "Slice": _slice, "Gather": _gather,
+        "Shape": _shape,
         "Size": _constant, "ConstantOfShape": _constant, "Pad": _pad, "Expand": _expand,
         "Identity": _same, "Cast": _same, "CastLike": _same,
     }  # fmt: skip
