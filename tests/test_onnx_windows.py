@@ -172,23 +172,40 @@ def test_grid_partition_is_global() -> None:
     assert result.layer(layer.name).status == "global"
 
 
-def test_a_strided_slice_after_a_computed_pad_is_unknown_and_named() -> None:
-    """Swin's patch merging (pad to even sizes by computed amounts, then x[0::2] ...) has no rule."""
-    nodes = [
-        helper.make_node("Shape", ["x"], ["hw"], start=2, end=4),
-        helper.make_node("Mod", ["hw", "two"], ["odd"]),
-        helper.make_node("Concat", ["zeros2", "zeros2", "zeros2", "odd"], ["pads"], axis=0),
-        helper.make_node("Pad", ["x", "pads"], ["padded"]),
-        helper.make_node("Slice", ["padded", "one", "big", "two", "two"], ["odd_rows"], name="rows"),
-    ]
-    constants = {
-        "two": np.array([2]),
-        "zeros2": np.array([0, 0]),
-        "one": np.array([1]),
-        "big": np.array([1 << 40]),
-    }
-    model = make_model(nodes, [1, 1, "h", "w"], constants=constants)
-    with pytest.warns(UnknownOperationWarning, match="rows"):
-        result = rfw.analyze(model, 9)
-    assert result.stack["rows"].kind == "unknown"
-    assert "padded by an amount computed at run time" in (result.stack["rows"].note or "")
+def test_phases_of_a_padded_map_are_a_window_only_all_together() -> None:
+    """Swin's patch merging: pad to even sizes by computed amounts, the four phases x[i::2, j::2]
+    concatenated along channels: a 2x2 window with stride 2 (ceil mode), checked pixel by pixel. Two of
+    the four phases are not that window: unknown, the node named."""
+
+    def merging(phases: list[tuple[int, int]]) -> Any:
+        nodes = [
+            helper.make_node("Shape", ["x"], ["hw"], start=2, end=4),
+            helper.make_node("Mod", ["hw", "two"], ["odd"]),
+            helper.make_node("Concat", ["zeros2", "zeros2", "zeros2", "odd"], ["pads"], axis=0),
+            helper.make_node("Pad", ["x", "pads"], ["padded"]),
+        ]
+        names = []
+        for i, j in phases:
+            nodes.append(helper.make_node("Slice", ["padded", f"s{i}", "big", "ax2", "two"], [f"r{i}{j}"]))
+            nodes.append(helper.make_node("Slice", [f"r{i}{j}", f"s{j}", "big", "ax3", "two"], [f"p{i}{j}"]))
+            names.append(f"p{i}{j}")
+        nodes.append(helper.make_node("Concat", names, ["y"], axis=1, name="merge"))
+        constants = {
+            "two": np.array([2]), "zeros2": np.array([0, 0]), "s0": np.array([0]), "s1": np.array([1]),
+            "big": np.array([1 << 40]), "ax2": np.array([2]), "ax3": np.array([3]),
+        }  # fmt: skip
+        return make_model(nodes, [1, 1, "h", "w"], constants=constants)
+
+    for n in (6, 7):
+        model = merging([(0, 0), (1, 0), (0, 1), (1, 1)])
+        fixed = make_model(list(model.graph.node), [1, 1, n, n], constants=None)
+        fixed.graph.initializer.extend(model.graph.initializer)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UnknownOperationWarning)
+            result = check_against_brute_force(fixed, (1, 1, n, n))
+        layer = result.stack["merge"]
+        assert (layer.kernel, layer.stride, layer.ceil_mode) == ((2, 2), (2, 2), True)
+    with pytest.warns(UnknownOperationWarning, match="merge"):
+        result = rfw.analyze(merging([(0, 0), (1, 1)]), 9)
+    assert result.stack["merge"].kind == "unknown"
+    assert "not every phase" in (result.stack["merge"].note or "")
