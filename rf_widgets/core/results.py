@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
@@ -276,9 +275,14 @@ class Analysis:
             status=self.verdicts.status[i],
             reason=self.verdicts.reason[i],
             params=layer.params,
-            macs=layer.macs_per_position * math.prod(self.sizes[i]),
+            macs=self._macs(i),
             spatial=self.verdicts.spatial[i],
         )
+
+    def _macs(self, i: int) -> int:
+        first = self.stack.input_indices[i][0]
+        read = self.input_size if first == NETWORK_INPUT else self.sizes[first]
+        return self.stack.layers[i].macs(self.sizes[i], read)
 
     # -- summaries ------------------------------------------------------------------------------------
 
@@ -302,7 +306,7 @@ class Analysis:
         layers = self.stack.layers
         bad = set(self.verdicts.unproductive)
         params = sum(layer.params for layer in layers)
-        macs = [layer.macs_per_position * math.prod(n) for layer, n in zip(layers, self.sizes, strict=True)]
+        macs = [self._macs(i) for i in range(len(layers))]
         total_macs = sum(macs)
         return {
             "layers": len(bad) / len(layers),
