@@ -636,6 +636,9 @@ def _slice(call: OnnxCall) -> Act:
                 call.remember_shape((*shape[:d], shape[d] // step, *shape[d + 1 :]))
             d = int(axis) % rank
             return call.relayout(x.layout[:d] + (f"S{ext[0]}:{step}+{start}/{ext[1]}",) + x.layout[d + 1 :])
+        if ext is not None and len(starts) == 1 and step == 1:
+            # one half of a roll written with constant bounds (torch's TorchScript exporter)
+            return _roll_piece(call, role, int(axis) % rank)
         if not isinstance(role, int):
             if extended(role) is not None:
                 raise Unsupported(
@@ -834,14 +837,15 @@ def _roll_piece(call: OnnxCall, role: Any, d: int) -> Act:
     if shape is None or starts is None or ends is None or steps is None or len(starts) != 1:
         raise Unsupported(f"the slice of spatial axis {role} at bounds computed at run time")
     n = shape[d]
-    start, end = int(starts[0]), min(int(ends[0]), n)
+    start, end = int(starts[0]), int(ends[0])
+    start, end = start + n if start < 0 else start, end + n if end < 0 else min(end, n)
     if int(steps[0]) != 1 or start < 0 or end < start:
         raise Unsupported(f"the slice {start}:{end} of spatial axis {role} at bounds computed at run time")
     ext = extended(role)
     out_shape = (*shape[:d], end - start, *shape[d + 1 :])
     call.remember_shape(out_shape)
     bound = call.input(2)
-    to_the_end = isinstance(bound, ShapeOf) and bound.source == x.source  # the tail of a roll by 0
+    to_the_end = (isinstance(bound, ShapeOf) and bound.source == x.source) or int(ends[0]) >= TO_THE_END
     if ext is not None and ext[2] == 0 and start == 0 and end == ext[1] and not to_the_end:
         # the padding to whole windows cropped: the axis as it was
         return call.relayout(x.layout[:d] + (ext[0],) + x.layout[d + 1 :])
