@@ -280,9 +280,11 @@ class Analysis:
         )
 
     def _macs(self, i: int) -> int:
-        first = self.stack.input_indices[i][0]
-        read = self.input_size if first == NETWORK_INPUT else self.sizes[first]
-        return self.stack.layers[i].macs(self.sizes[i], read)
+        return self._layer_macs[i]
+
+    @cached_property
+    def _layer_macs(self) -> list[int]:
+        return self.stack.macs(self.sizes, self.input_size)
 
     # -- summaries ------------------------------------------------------------------------------------
 
