@@ -5,11 +5,19 @@ positions), ``"C"`` channels or features of one position, ``0 .. ndim-1`` one sp
 spatial axis flattened into tokens (in order; ``"Tc"`` with constant tokens such as ViT's class token in
 front), ``"X"`` a dimension that mixes part of the spatial
 positions with something else, ``"F"`` features of a flatten layer (which already counted the spatial
-mixing), ``"Cs"`` a block of a split channel or spatial axis that behaves like channels (the ``2`` of
+mixing), ``"Cs"`` a block of a split channel axis that behaves like channels (the ``2`` of
 ``(N, C, 2, 2, H, W)`` in a pixel shuffle written as Reshape and Transpose).
 
+Window partitions (docs/onnx.md, "Window partitions"): ``"G<a>:<b>"`` and ``"W<a>:<b>"`` the block index
+and the position within blocks of ``b`` of spatial axis ``a``; ``"Pw:<b>"`` / ``"Pg:<b>"`` the positions
+within ``b x b`` windows and the window index once every axis's blocks are merged; ``"E<a>/<n0>><k>"``
+axis ``a`` padded at its end by a computed amount and rolled by ``k`` (Swin); ``"cut(<role>)<i>:<j>"``
+one half of a roll; ``"S<a>:<b>+<i>/<n0>"`` the phase ``i::b`` of a padded axis (Swin's patch merging).
+Block, pad and roll details ride along in the partition roles (``"Pw:7/56,56>3,3"``).
+
 An operation that mixes values along a dimension (a reduction, a softmax, a matrix product) is global
-when the role is spatial, unknown when it is ``"X"`` and pointwise otherwise. A Transpose only permutes
+when the role is spatial, a windows layer along ``"Pw"``, global along ``"Pg"``, unknown along ``"X"``
+or any other piece of an axis, and pointwise otherwise. A Transpose only permutes
 roles: a channels-last tensor ``("N", 0, 1, "C")`` feeds a convolution correctly once a Transpose has
 brought the roles back to ``("N", "C", 0, 1)``, whatever the converter did in between.
 """
