@@ -10,6 +10,7 @@ token reads exactly the pixels of its window.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import warnings
 from pathlib import Path
@@ -22,7 +23,7 @@ onnx = pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_onnx_graphs import check_against_brute_force, make_model  # noqa: E402
+from test_onnx_graphs import brute_support, check_against_brute_force, make_model  # noqa: E402
 
 import rf_widgets as rfw  # noqa: E402
 from rf_widgets.errors import UnknownOperationWarning  # noqa: E402
@@ -170,6 +171,104 @@ def test_grid_partition_is_global() -> None:
     result = rfw.analyze(maxvit_like(8, 4, grid=True), 8)
     (layer,) = result.stack.layers
     assert result.layer(layer.name).status == "global"
+
+
+def _global_against_brute_force(model: Any, shape: tuple[int, ...]) -> Any:
+    """The analysis says the last layer is global, and every output unit's value changes with every
+    input pixel (impulses through ONNX's reference evaluator)."""
+    spatial = shape[2:]
+    result = rfw.analyze(model, tuple(spatial))
+    assert result.layer(result.layers[-1].name).status == "global"
+    reach = brute_support(model, shape)
+    units = list(itertools.product(*(range(n) for n in spatial)))
+    assert sorted(reach) == units
+    assert all(reach[unit] == [[0, n - 1] for n in spatial] for unit in units), reach
+    return result
+
+
+def maxvit_last_stage(n: int, c: int) -> Any:
+    """MaxViT's last stage as the exporter writes it for a map of one window (maxvit_t at 224): every
+    shape a constant of the file, so block and grid partitions are splits ``(1, n)`` and ``(n, 1)``
+    whose dimensions of size 1 carry no positions. Block attention over the one ``n x n`` window, the
+    window undone and the grid partition with blocks of one position in a single Reshape, grid attention
+    over the ``n * n`` windows, the grid undone, then a 3x3 convolution on the map."""
+    nodes = [
+        helper.make_node("Reshape", ["x", "block_split"], ["b_split"]),
+        helper.make_node("Transpose", ["b_split"], ["b_grouped"], perm=[0, 2, 4, 3, 5, 1]),
+        helper.make_node("Reshape", ["b_grouped", "block_tokens"], ["b_tokens"]),
+        helper.make_node("Softmax", ["b_tokens"], ["b_mixed"], axis=2, name="block_attention"),
+        helper.make_node("Reshape", ["b_mixed", "block_merge"], ["b_merged"]),
+        helper.make_node("Transpose", ["b_merged"], ["b_back"], perm=[0, 5, 1, 3, 2, 4]),
+        # the block departition's (1, C, n, n) and the grid partition's split, folded into one Reshape
+        helper.make_node("Reshape", ["b_back", "grid_split"], ["g_split"]),
+        helper.make_node("Transpose", ["g_split"], ["g_grouped"], perm=[0, 2, 4, 3, 5, 1]),
+        helper.make_node("Reshape", ["g_grouped", "grid_tokens"], ["g_tokens"]),
+        helper.make_node("Transpose", ["g_tokens"], ["g_swapped"], perm=[0, 2, 1, 3]),
+        helper.make_node("Softmax", ["g_swapped"], ["g_mixed"], axis=2, name="grid_attention"),
+        helper.make_node("Transpose", ["g_mixed"], ["g_unswapped"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["g_unswapped", "grid_merge"], ["g_merged"]),
+        helper.make_node("Transpose", ["g_merged"], ["g_back"], perm=[0, 5, 1, 3, 2, 4]),
+        helper.make_node("Reshape", ["g_back", "map_shape"], ["map"]),
+        helper.make_node("Conv", ["map", "w"], ["y"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+    ]
+    return make_model(
+        nodes,
+        [1, c, n, n],
+        weights={"w": (c, c, 3, 3)},
+        constants={
+            "block_split": np.array([1, c, 1, n, 1, n]),
+            "block_tokens": np.array([1, 1, n * n, c]),
+            "block_merge": np.array([1, 1, 1, n, n, c]),
+            "grid_split": np.array([1, c, n, 1, n, 1]),
+            "grid_tokens": np.array([1, n * n, 1, c]),
+            "grid_merge": np.array([1, n, n, 1, 1, c]),
+            "map_shape": np.array([1, c, n, n]),
+        },
+    )
+
+
+@pytest.mark.parametrize("n", [3, 4])
+def test_one_window_with_constant_shapes_against_the_reference_evaluator(n: int) -> None:
+    """The constants pin the map to n x n, so one window of n and global are the same there: the
+    attention layers are read as the torch import reads maxvit_t (windows of n, a grid reaching every
+    window) and the convolution after them sees the map again, checked pixel by pixel."""
+    model = maxvit_last_stage(n, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownOperationWarning)
+        result = _global_against_brute_force(model, (1, 2, n, n))
+    block, grid = result.stack["block_attention"], result.stack["grid_attention"]
+    assert block.resample is not None and grid.resample is not None
+    assert block.resample.window == (n, n)
+    assert grid.resample.window == (1 << 30, 1 << 30)
+    assert result.layer("block_attention").status == result.layer("grid_attention").status == "global"
+    assert result.stack["conv"].kind == "window"
+
+
+def test_size_one_dimensions_on_both_sides_are_not_read_as_a_partition() -> None:
+    """With one channel the grid split (1, 1, n, 1, n, 1) has a dimension of size 1 before and after
+    each axis: one block of n or n blocks of one cannot be told apart, and the axes are merged as plain
+    tokens (global over the n x n map the constants allow, still exact)."""
+    n = 4
+    nodes = [
+        helper.make_node("Reshape", ["x", "grid_split"], ["g_split"]),
+        helper.make_node("Transpose", ["g_split"], ["g_grouped"], perm=[0, 2, 4, 3, 5, 1]),
+        helper.make_node("Reshape", ["g_grouped", "grid_tokens"], ["g_tokens"]),
+        helper.make_node("Softmax", ["g_tokens"], ["mixed"], axis=1, name="attention"),
+        helper.make_node("Reshape", ["mixed", "map_shape"], ["y"]),
+    ]
+    model = make_model(
+        nodes,
+        [1, 1, n, n],
+        constants={
+            "grid_split": np.array([1, 1, n, 1, n, 1]),
+            "grid_tokens": np.array([1, n * n, 1, 1]),
+            "map_shape": np.array([1, 1, n, n]),
+        },
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownOperationWarning)
+        result = _global_against_brute_force(model, (1, 1, n, n))
+    assert result.stack["attention"].kind == "global"
 
 
 def test_phases_of_a_padded_map_are_a_window_only_all_together() -> None:

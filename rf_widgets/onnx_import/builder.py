@@ -17,7 +17,7 @@ from typing import Any
 from rf_widgets.core.arithmetic import Diagnostic
 from rf_widgets.core.layers import INPUT, Layer, Resample
 from rf_widgets.errors import ModelImportError, RFError
-from rf_widgets.onnx_import.layout import Layout, mixing, partition, spatial_order
+from rf_widgets.onnx_import.layout import Layout, mixing, partition, plain, spatial_order
 from rf_widgets.onnx_import.reader import Const, constant_of
 from rf_widgets.rules import RuleTable, Unsupported
 
@@ -330,6 +330,9 @@ class GraphBuilder:
         if not any(isinstance(v, Act) for v in inputs):
             self._assign(node, fold(node, inputs))
             return
+        if node.op_type not in ("Transpose", "Reshape"):
+            # a whole axis read as one block is the axis itself to anything but a further partition
+            inputs = [Act(v.source, plain(v.layout)) if isinstance(v, Act) else v for v in inputs]
         call = OnnxCall(self, node, inputs, name)
         rule = self._rule(node)
         if rule is None:

@@ -15,6 +15,14 @@ axis ``a`` padded at its end by a computed amount and rolled by ``k`` (Swin); ``
 one half of a roll; ``"S<a>:<b>+<i>/<n0>"`` the phase ``i::b`` of a padded axis (Swin's patch merging).
 Block, pad and roll details ride along in the partition roles (``"Pw:7/56,56>3,3"``).
 
+A Reshape to a constant shape fixes the map size: the graph runs only where each such dimension has the
+size written in the file, so the positions it holds are known at every size where it runs. When such a
+Reshape leaves every spatial axis whole on one dimension next to a dimension of size 1, all on the same
+side, it is read as the split ``(n / b, b)`` it would be at any other size: ``(1, n)`` is one block of
+``n`` (``"W<a>:<n>!"``, the whole axis as the position within its one block) and ``(n, 1)`` is ``n``
+blocks of one (``"G<a>:1!"``). Merged in axis order they are ``"Pw:<n>!"`` / ``"Pg:1!"``; anything else
+reads them as the axis itself (MaxViT's last stage at 224: windows and grid of one 7 x 7 window).
+
 An operation that mixes values along a dimension (a reduction, a softmax, a matrix product) is global
 when the role is spatial, a windows layer along ``"Pw"``, global along ``"Pg"``, unknown along ``"X"``
 or any other piece of an axis, and pointwise otherwise. A Transpose only permutes
@@ -30,7 +38,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "Layout", "Role", "block", "channels_first", "cut", "extended", "is_spatial", "mixing", "partition",
-    "regroup", "spatial_order",
+    "plain", "regroup", "spatial_order", "whole",
 ]  # fmt: skip
 
 Role = str | int
@@ -46,7 +54,7 @@ def is_spatial(role: Role) -> bool:
     return (
         isinstance(role, int)
         or role in ("T", "Tc", "X")
-        or any(f(role) is not None for f in (block, partition, extended, cut))
+        or any(f(role) is not None for f in (block, partition, extended, cut, whole))
         or (isinstance(role, str) and _PHASE.match(role) is not None)
     )
 
@@ -58,7 +66,9 @@ def mixing(roles: Sequence[Role]) -> str:
     Mixing along the positions within ``b x b`` windows (and nothing else spatial) is ``"window:b"``.
     """
     parts = [partition(r) for r in roles]
-    if any(isinstance(r, int) or r in ("T", "Tc") for r in roles) or any(p and p[0] == "Pg" for p in parts):
+    if any(isinstance(r, int) or r in ("T", "Tc") or whole(r) for r in roles) or any(
+        p and p[0] == "Pg" for p in parts
+    ):
         return "global"
     if "X" in roles or any(
         block(r) or extended(r) or cut(r) or (is_spatial(r) and isinstance(r, str) and r[:1] == "S")
@@ -94,6 +104,7 @@ def regroup(
     after: Sequence[int],
     ndim: int,
     blocks: dict[str, dict[int, int]] | None = None,
+    fixed: bool = False,
 ) -> Layout | None:
     """The layout of a tensor of shape ``before`` reshaped to ``after``; None when the sizes do not factor.
 
@@ -106,6 +117,9 @@ def regroup(
     spatial axis ``a`` into ``(n / b, b)`` (``blocks["split"][a] = b``: space to depth, the block
     becomes ``"Cs"``) and merging axis ``a`` with a following ``"Cs"`` block of size ``b``
     (``blocks["merge"][a] = b``: depth to space, a nearest upsampling by ``b``).
+
+    ``fixed``: ``after`` is a constant of the file, not computed from the map size; whole axes next to
+    dimensions of size 1 are then read as a partition into one block (see the module docstring).
     """
     if blocks is None:
         blocks = {}
@@ -183,12 +197,34 @@ def regroup(
             else:
                 out.extend([_merged(roles, span, ndim)] * span)
             j += 1
+    return _one_block(out, after, ndim) if fixed else tuple(out)
+
+
+def _one_block(out: list[Role], after: Sequence[int], ndim: int) -> Layout:
+    """Every spatial axis whole on one dimension, each next to a dimension of size 1 on the same side:
+    the split ``(1, n)`` (one block of ``n``) or ``(n, 1)`` (``n`` blocks of one) of a constant shape.
+    Both sides, or neither: left as it is (which one it is cannot be told)."""
+    dims: dict[int, list[int]] = {}
+    for d, role in enumerate(out):
+        axis = role if isinstance(role, int) else w[1] if (w := whole(role)) is not None else None
+        if axis is not None and after[d] > 1:
+            dims.setdefault(axis, []).append(d)
+    if sorted(dims) != list(range(ndim)) or any(len(found) != 1 for found in dims.values()):
+        return tuple(out)
+    at = {axis: found[0] for axis, found in dims.items()}
+    first = all(d > 0 and after[d - 1] == 1 for d in at.values())
+    last = all(d + 1 < len(after) and after[d + 1] == 1 for d in at.values())
+    if first == last:
+        return tuple(out)
+    for axis, d in at.items():
+        out[d] = f"W{axis}:{after[d]}!" if first else f"G{axis}:1!"
     return tuple(out)
 
 
 _BLOCK = re.compile(r"^([GW])(\d+):(\d+)(?:/(\d+)>(\d+))?$")
 _EXTENDED = re.compile(r"^E(\d+)/(\d+)>(\d+)$")
-_PARTITION = re.compile(r"^P([wg]):(\d+)(?:/([\d,]+)>([\d,]+))?$")
+_PARTITION = re.compile(r"^P([wg]):(\d+)(?:/([\d,]+)>([\d,]+))?(!)?$")
+_WHOLE = re.compile(r"^([GW])(\d+):(\d+)!$")
 _CUT = re.compile(r"^cut\((.+)\)(\d+):(\d+)$")
 _PHASE = re.compile(r"^S(\d+):(\d+)\+(\d+)/(\d+)$")
 
@@ -214,6 +250,19 @@ def extended(role: Role) -> tuple[int, int, int] | None:
     position ``i`` holds position ``i + shift`` (Swin's pad to whole windows and cyclic shift)."""
     found = _EXTENDED.match(role) if isinstance(role, str) else None
     return None if found is None else (int(found[1]), int(found[2]), int(found[3]))
+
+
+def whole(role: Role) -> tuple[str, int, int] | None:
+    """``(kind, axis, b)`` for a whole axis read as one block of ``b`` (``"W<axis>:<b>!"``) or as blocks
+    of one (``"G<axis>:1!"``) by a Reshape to a constant shape (see the module docstring), else None."""
+    found = _WHOLE.match(role) if isinstance(role, str) else None
+    return None if found is None else (found[1], int(found[2]), int(found[3]))
+
+
+def plain(layout: Layout) -> Layout:
+    """``layout`` with whole axes read as one block (or blocks of one) back to the axes themselves: what
+    every operator but Transpose and Reshape sees."""
+    return tuple(w[1] if (w := whole(r)) is not None else r for r in layout)
 
 
 def cut(role: Role) -> tuple[Role, int, int] | None:
@@ -244,6 +293,8 @@ def _unpartition(role: Role, parts: list[int], ndim: int) -> list[Role] | None:
     kind, b = found[1], int(found[2])
     if kind == "w" and any(n != b for n in parts):
         return None
+    if found[5]:  # one window (or windows of one position): the whole axes, as they were merged
+        return [f"{'W' if kind == 'w' else 'G'}{a}:{b}!" for a in range(ndim)]
     exts: list[tuple[int, int] | None] = [None] * ndim
     if found[3]:
         sizes = [int(v) for v in found[3].split(",")]
@@ -288,6 +339,17 @@ def _split_axis(whole: Role, parts: list[int]) -> list[Role] | None:
 
 
 def _merged(roles: list[Role], span: int, ndim: int) -> Role:
+    wholes = [whole(r) for r in roles]
+    if any(wholes):
+        found = [w for w in wholes if w is not None]
+        if (
+            span == 1
+            and len(found) == len(roles) == ndim
+            and len({(w[0], w[2]) for w in found}) == 1
+            and [w[1] for w in found] == list(range(ndim))
+        ):
+            return f"P{'w' if found[0][0] == 'W' else 'g'}:{found[0][2]}!"
+        roles = list(plain(tuple(roles)))
     if span == 1 and len(roles) == 2:
         outer, inner = block(roles[0]), block(roles[1])
         if outer and inner and outer[0] == "G" and inner[0] == "W" and outer[1:] == inner[1:]:

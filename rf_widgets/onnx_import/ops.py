@@ -473,7 +473,9 @@ def _reshape(call: OnnxCall) -> Act:
     if before is None or after is None:
         raise Unsupported("the shapes around this reshape could not be inferred")
     blocks: dict[str, dict[int, int]] = {}
-    layout = regroup(x.layout, before, after, call.ndim, blocks)
+    target = call.input(1)
+    fixed = isinstance(target, Const) and target.value is not None
+    layout = regroup(x.layout, before, after, call.ndim, blocks, fixed=fixed)
     if layout is None:
         raise Unsupported(f"a reshape from {list(before)} to {list(after)}")
     split, merge = blocks["split"], blocks["merge"]
