@@ -237,7 +237,8 @@ def test_one_window_with_constant_shapes_against_the_reference_evaluator(n: int)
         warnings.simplefilter("error", UnknownOperationWarning)
         result = _global_against_brute_force(model, (1, 2, n, n))
     block, grid = result.stack["block_attention"], result.stack["grid_attention"]
-    assert block.resample is not None and grid.resample is not None
+    assert block.resample is not None
+    assert grid.resample is not None
     assert block.resample.window == (n, n)
     assert grid.resample.window == (1 << 30, 1 << 30)
     assert result.layer("block_attention").status == result.layer("grid_attention").status == "global"

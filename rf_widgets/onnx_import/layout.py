@@ -341,14 +341,14 @@ def _split_axis(whole: Role, parts: list[int]) -> list[Role] | None:
 def _merged(roles: list[Role], span: int, ndim: int) -> Role:
     wholes = [whole(r) for r in roles]
     if any(wholes):
-        found = [w for w in wholes if w is not None]
+        axes = [w for w in wholes if w is not None]
         if (
             span == 1
-            and len(found) == len(roles) == ndim
-            and len({(w[0], w[2]) for w in found}) == 1
-            and [w[1] for w in found] == list(range(ndim))
+            and len(axes) == len(roles) == ndim
+            and len({(w[0], w[2]) for w in axes}) == 1
+            and [w[1] for w in axes] == list(range(ndim))
         ):
-            return f"P{'w' if found[0][0] == 'W' else 'g'}:{found[0][2]}!"
+            return f"P{'w' if axes[0][0] == 'W' else 'g'}:{axes[0][2]}!"
         roles = list(plain(tuple(roles)))
     if span == 1 and len(roles) == 2:
         outer, inner = block(roles[0]), block(roles[1])
