@@ -42,6 +42,7 @@ class Stage:
     """
 
     container: str
+    key: str  # the children's names before their number: "" in a Sequential, "block1-" in RegNet
     first: int
     last: int
     layers: tuple[tuple[int, ...], ...]
@@ -55,7 +56,7 @@ class Stage:
     def label(self) -> str:
         if self.first == 0 and self.container:
             return self.container
-        return f"{self.container}.{self.first}-{self.last}" if self.container else f"{self.first}-{self.last}"
+        return f"{_child(self.container, self.key, self.first)}-{self.last}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class MovePlan:
     stages: tuple[Stage, ...]
     counts: tuple[int, ...]
     rename: Callable[[str], str]
+    position: Callable[[str, int], int | None]  # a container's child k -> its new number (None: removed)
 
     @property
     def label(self) -> str:
@@ -87,15 +89,19 @@ def find_stages(
     layers = stack.layers
     found: list[Stage] = []
     for path, container in model.named_modules():
-        if type(container) is not nn.Sequential or len(container) < 2:
+        # a Sequential (or a subclass that keeps its forward) runs its children in order
+        if not isinstance(container, nn.Sequential) or len(container) < 2:
+            continue
+        if type(container).forward is not nn.Sequential.forward:
             continue
         keys = list(container._modules)
-        if keys != [str(i) for i in range(len(keys))]:
+        key = keys[0].rstrip("0123456789")
+        if keys != [f"{key}{i}" for i in range(len(keys))]:
             continue
         blocks: list[tuple[int, tuple[int, ...], int, bool] | None] = []
-        for key in keys:
-            child = container._modules[key]
-            prefix = f"{path}.{key}" if path else key
+        for name in keys:
+            child = container._modules[name]
+            prefix = f"{path}.{name}" if path else name
             members = tuple(i for i, layer in enumerate(layers) if layer.name.startswith(prefix + "."))
             if child is None or not list(child.children()) or not members:
                 blocks.append(None)
@@ -138,6 +144,7 @@ def find_stages(
                 found.append(
                     Stage(
                         path,
+                        key,
                         k,
                         end,
                         tuple(b[1] for b in run if b is not None),
@@ -188,7 +195,7 @@ def border_counts(stages: Sequence[Stage], productive: Sequence[bool]) -> tuple[
 def plan(stages: tuple[Stage, ...], counts: tuple[int, ...]) -> MovePlan:
     """The plan that gives ``stages`` the block ``counts``, with the renaming of the moved graph."""
     pairs = list(zip(stages, counts, strict=True))
-    containers = sorted({s.container for s in stages}, key=len, reverse=True)
+    containers = sorted({(s.container, s.key) for s in stages}, key=lambda c: len(c[0]), reverse=True)
 
     def new_index(container: str, k: int) -> int | None:
         offset = 0
@@ -202,8 +209,8 @@ def plan(stages: tuple[Stage, ...], counts: tuple[int, ...]) -> MovePlan:
         return k + offset
 
     def rename(name: str) -> str:
-        for container in containers:  # the innermost container first
-            prefix = f"{container}." if container else ""
+        for container, key in containers:  # the innermost container first
+            prefix = f"{container}.{key}" if container else key
             if not name.startswith(prefix):
                 continue
             head, sep, tail = _split_index(name[len(prefix) :])
@@ -213,7 +220,7 @@ def plan(stages: tuple[Stage, ...], counts: tuple[int, ...]) -> MovePlan:
             return name if new is None else f"{prefix}{new}{sep}{tail}"
         return name
 
-    return MovePlan(stages, counts, rename)
+    return MovePlan(stages, counts, rename, new_index)
 
 
 def _split_index(rest: str) -> tuple[int | None, str, str]:
@@ -230,8 +237,8 @@ def _split_index(rest: str) -> tuple[int | None, str, str]:
     return int(digits), tail[:1], tail[1:]
 
 
-def _child(container: str, k: int) -> str:
-    return f"{container}.{k}" if container else str(k)
+def _child(container: str, key: str, k: int) -> str:
+    return f"{container}.{key}{k}" if container else f"{key}{k}"
 
 
 def moved_stack(stack: Stack, move: MovePlan) -> tuple[Stack, dict[str, str]]:
@@ -256,13 +263,13 @@ def moved_stack(stack: Stack, move: MovePlan) -> tuple[Stack, dict[str, str]]:
                 dropped.update(block)
             rewire[old_out] = (move.rename(names[stage.outputs[n - 1]]), s)
         elif n > stage.count:
-            source = _child(stage.container, stage.last)
-            last = move.rename(source + ".x")[: -len(".x")]
-            last_index = int(last.rsplit(".", 1)[-1])
+            source = _child(stage.container, stage.key, stage.last)
+            last_index = move.position(stage.container, stage.last)
+            assert last_index is not None  # the last block of a growing stage stays
             reads = move.rename(old_out)
             made: list[Layer] = []
             for extra in range(1, n - stage.count + 1):
-                prefix = _child(stage.container, last_index + extra)
+                prefix = _child(stage.container, stage.key, last_index + extra)
                 inside = {names[i]: prefix + names[i][len(source) :] for i in stage.layers[-1]}
                 for i in stage.layers[-1]:
                     layer = layers[i]
@@ -329,4 +336,5 @@ def move_blocks(model: Any, move: MovePlan) -> None:
             unit = children[stage.last]
             new += [copy.deepcopy(unit) for _ in range(n - stage.count)]
             k = stage.last + 1
-        seq._modules = OrderedDict((str(i), m) for i, m in enumerate(new))
+        key = next(s.key for s in move.stages if s.container == container)
+        seq._modules = OrderedDict((f"{key}{i}", m) for i, m in enumerate(new))
