@@ -349,8 +349,19 @@ MOVABLE = {  # the stages found, as (label, blocks), by reading torchvision's de
         ("features.11-13", 3),
         ("features.14-16", 3),
     ],
-    "mobilenet_v3_small": [("features.2-3", 2), ("features.4-6", 3), ("features.7-8", 2), ("features.9-11", 3)],
-    "efficientnet_b0": [("features.2", 2), ("features.3", 2), ("features.4", 3), ("features.5", 3), ("features.6", 4)],
+    "mobilenet_v3_small": [
+        ("features.2-3", 2),
+        ("features.4-6", 3),
+        ("features.7-8", 2),
+        ("features.9-11", 3),
+    ],
+    "efficientnet_b0": [
+        ("features.2", 2),
+        ("features.3", 2),
+        ("features.4", 3),
+        ("features.5", 3),
+        ("features.6", 4),
+    ],
     # RegNetY-400MF has depths 1, 3, 6, 6: block1 has nothing to move
     "regnet_y_400mf": [("trunk_output.block2", 3), ("trunk_output.block3", 6), ("trunk_output.block4", 6)],
     "convnext_tiny": [("features.1", 3), ("features.3", 3), ("features.5", 9), ("features.7", 3)],

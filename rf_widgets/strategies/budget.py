@@ -491,7 +491,10 @@ class _Search:
         self.flatten_sizes = None if any(0 in n for n in flatten_sizes) else flatten_sizes
         self.topology = planning.Topology.of(self.stack)  # edits here keep the wiring: computed once
         self.r_mins: dict[tuple[int, Any], Any] = {}
+        self.keyed: list[Stack] = []
         self.r_min_pass = _RMinPass(self.stack)
+        # per wiring (the original's, each moved graph's; kept alive by self.moved): its r_min pass
+        self.r_min_passes = {id(self.stack.input_indices): self.r_min_pass}
         self.stages = source.stages() if "move-blocks" in kinds else ()
         self.moved: dict[tuple[int, ...], _Moved] = {}
 
@@ -603,9 +606,10 @@ class _Search:
             return None  # a fixed-width classifier would see another number of features
         key = (id(stack), tuple(sorted(resolved.items())))
         if key not in self.r_mins:  # r_min depends on the size only through size-dependent layers
-            same_graph = stack.input_indices is self.stack.input_indices
+            self.keyed.append(stack)  # alive while its id is a key: a freed stack's id can be reused
+            known = self.r_min_passes.get(id(stack.input_indices))  # an edited graph of a known wiring
             self.r_mins[key] = (
-                self.r_min_pass.run(changes or {}, resolved) if same_graph else _r_min(stack, resolved)
+                known.run(changes or {}, resolved) if known is not None else _r_min(stack, resolved)
             )
         r_min = self.r_mins[key]
         if r_min is None:
@@ -820,7 +824,7 @@ class _Search:
                 if "trim" in self.kinds and made.unproductive:
                     candidates += self.trims(edits, judged, size, params)
                 if self.stages:
-                    candidates += self.moves(arch, judged, size, params)
+                    candidates += self.moves(variant, judged, size, params)
         assert original is not None  # the unedited network always passes its own checks
         if all(e.kind == "input-size" for c in candidates for e in c.edits):
             kinds = [k for k in self.kinds if k != "input-size"]
@@ -844,9 +848,10 @@ class _Search:
         return Front(candidates, original, self.budget, picks, reasons, pareto, self.source.name)
 
     def moves(
-        self, arch: tuple[Edit, ...], judged: _Judged, size: tuple[int, ...], params: int
+        self, variant: _Variant, judged: _Judged, size: tuple[int, ...], params: int
     ) -> list[Candidate]:
-        """The variant ``arch`` with its blocks moved to the stages that stay productive in ``judged``."""
+        """``variant`` with its blocks moved to the stages that stay productive in ``judged``."""
+        arch = variant.edits
         status, spatial = judged.verdicts.status, judged.verdicts.spatial
         stages = self.stages
         productive = [
@@ -862,10 +867,14 @@ class _Search:
             moved = self.moved_graph(counts)
             base = moved.stack
             changes: dict[int, Layer] = {}
-            for edit in arch:
-                for name in edit.layers:
-                    i = base.index[moved.plan.rename(name)]
-                    changes[i] = _edited_layer(changes.get(i, base.layers[i]), edit, base.ndim)
+            for layer in variant.changes.values():
+                j = base.index[moved.plan.rename(layer.name)]
+                if base.layers[j].name == layer.name and base.layers[j].inputs == layer.inputs:
+                    changes[j] = layer  # the same layer in the same place: the edited copy serves
+                    continue
+                for edit in arch:  # renamed or rewired (a flat Sequential renumbered): edit it again
+                    if layer.name in edit.layers:
+                        changes[j] = _edited_layer(changes.get(j, base.layers[j]), edit, base.ndim)
             if changes:
                 layers = list(base.layers)
                 for i, layer in changes.items():
@@ -897,6 +906,7 @@ class _Search:
             found = self.moved[counts] = _Moved(
                 plan, stack, engine(stack), planning.Topology.of(stack), origin, delta
             )
+            self.r_min_passes[id(stack.input_indices)] = _RMinPass(stack)
         return found
 
     def broken(self, judged: _Judged) -> str:
