@@ -38,7 +38,7 @@ class Stage:
     """A run of blocks in one ``nn.Sequential``: children ``first`` to ``last`` (inclusive).
 
     ``layers[k]`` holds the stack indices of the layers of block ``first + k``; ``outputs[k]`` the index
-    of the block's output layer. ``repeatable`` is whether the blocks after the first are repeats.
+    of the block's output layer. Every block after the first is a repeat.
     """
 
     container: str

@@ -866,6 +866,8 @@ class _Search:
             seen.add(counts)
             moved = self.moved_graph(counts)
             base = moved.stack
+            if any(moved.origin.get(moved.plan.rename(n)) != n for n in _edited_names(arch)):
+                continue  # an edited layer is in a block the move removes: the two do not combine
             changes: dict[int, Layer] = {}
             for layer in variant.changes.values():
                 j = base.index[moved.plan.rename(layer.name)]
@@ -1043,6 +1045,10 @@ def _edited_layer(layer: Layer, edit: Edit, ndim: int) -> Layer:
             extra=dict(layer.extra),
         )
     raise AssertionError(edit.kind)
+
+
+def _edited_names(edits: Sequence[Edit]) -> list[str]:
+    return [name for edit in edits for name in edit.layers]
 
 
 def _patched_engine(base: Engine, stack: Stack, changes: dict[int, Layer]) -> Engine:
