@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch.nn as nn
+
 from rf_widgets.torch_import.call import Act, Call
 from rf_widgets.torch_import.ops_windows import _channels_first, _unshuffle
 from rf_widgets.torch_import.rules import RuleTable, Unsupported
@@ -41,6 +43,91 @@ def _blur_pool(call: Call) -> Act:
     return call.window(size, stride, padding=lo, op="blur_pool")
 
 
+def _drop_path(call: Call) -> Act:
+    return call.pointwise()
+
+
+def _patch_merging(call: Call) -> Act:
+    # pads H and W at the high end to even sizes and stacks each 2x2 block along the channels, then a
+    # norm and a linear reduction: a 2x2 window with stride 2, ceil mode giving the padded size
+    module: Any = call.module
+    if tuple(call.x.layout) != ("N", 0, 1, "C"):
+        raise Unsupported(f"a patch merging of a tensor laid out as {call.x.layout}")
+    reduction = module.reduction
+    macs = reduction.in_features * reduction.out_features
+    return call.window(2, 2, ceil_mode=True, macs_per_position=macs)
+
+
+def _swin_block(call: Call) -> Act:
+    from rf_widgets.core.analysis import MapRequirement
+    from rf_widgets.core.layers import Resample
+
+    module: Any = call.module
+    window = tuple(int(v) for v in module.window_size)
+    shift = tuple(int(v) for v in module.shift_size)
+    built = getattr(module, "input_resolution", None) or getattr(module, "feat_size", None)
+    if built is None or call.ndim != 2 or tuple(call.x.layout) != ("N", 0, 1, "C"):
+        raise Unsupported(f"a Swin block on a tensor laid out as {call.x.layout}")
+    built = tuple(int(v) for v in built)
+    kind = type(module).__name__
+    rolled = tuple(w if s else 0 for w, s in zip(window, shift, strict=True))
+    uneven = MapRequirement("", multiple=rolled)
+    if not uneven.met_by(built):
+        raise Unsupported(
+            f"{kind} with window {window} and shift {shift} on its {built} map: timm rolls before padding, "
+            "so windows wrap around the border"
+        )
+    spec = Resample("windows", window=window, shift=shift)
+    act = call.emit(
+        "window_attention",
+        suffix="attn",
+        kind="resample",
+        resample=spec,
+        macs_per_position=_linear_macs(module.attn),
+    )
+    # the residual keeps the input's own path: the block is the sum of the input and the attention
+    # (the MLP and the norms are pointwise)
+    block = call.emit(
+        inputs=[call.x, act], macs_per_position=_linear_macs(module) - _linear_macs(module.attn)
+    )
+    wanted = "x".join(map(str, built))
+    if any(shift) and not getattr(module, "dynamic_mask", False):
+        call.builder.requirements.append(
+            MapRequirement(
+                act.source,
+                equal=built,
+                why=f"timm's {kind} was built for a {wanted} map and its shifted-window mask is fixed "
+                "(strict_img_size=True): analyse at the model's img_size, or create it with that img_size "
+                "or dynamic_img_size=True",
+            )
+        )
+    if any(shift):
+        call.builder.requirements.append(
+            MapRequirement(
+                act.source,
+                multiple=rolled,
+                why=f"timm's {kind} (window {window}, shift {shift}, fixed when it was built for {wanted}) "
+                "rolls before padding: on a map that is not a multiple of the window larger than it, "
+                "windows wrap around the image border",
+            )
+        )
+    return block
+
+
+def _linear_macs(module: nn.Module) -> int:
+    """Multiply-adds per token of the linear layers in ``module`` (the token mixing QK^T, AV not counted)."""
+    return sum(m.in_features * m.out_features for m in module.modules() if isinstance(m, nn.Linear))
+
+
 def register(table: RuleTable) -> None:
     table.module("timm.layers.space_to_depth.SpaceToDepth", _space_to_depth)
     table.module("timm.layers.blur_pool.BlurPool2d", _blur_pool)
+    table.module("timm.layers.drop.DropPath", _drop_path)
+    for block in (
+        "timm.models.swin_transformer.SwinTransformerBlock",
+        "timm.models.swin_transformer_v2.SwinTransformerV2Block",
+        "timm.models.swin_transformer_v2_cr.SwinTransformerV2CrBlock",
+    ):
+        table.module(block, _swin_block)
+    for merging in ("swin_transformer", "swin_transformer_v2", "swin_transformer_v2_cr"):
+        table.module(f"timm.models.{merging}.PatchMerging", _patch_merging)
