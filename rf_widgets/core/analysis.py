@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numbers
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rf_widgets.core.arithmetic import (
@@ -188,23 +188,14 @@ class MapRequirement:
     """A condition the real module puts on the feature map of ``layer`` (kept in ``stack.metadata``).
 
     An importer adds one where the module computes something else, or refuses to run, at other sizes
-    (timm's Swin blocks fix their window and attention mask at construction). ``equal``: the map must
-    be exactly this; ``multiple``: on every axis with a value ``w > 0`` the map must be a multiple of
-    ``w`` larger than ``w``. :func:`analyze_stack` raises :class:`ResolutionError` with ``why`` at an
-    input size that breaks one; the searches over resolutions (smallest feasible size) do not look.
+    (timm's Swin blocks fix their window and attention mask at construction). ``accepts`` tells whether
+    a map (one size per axis) is fine. :func:`analyze_stack` raises :class:`ResolutionError` with ``why``
+    at an input size that breaks one; the searches over resolutions (smallest feasible size) do not look.
     """
 
     layer: str
-    equal: tuple[int, ...] | None = None
-    multiple: tuple[int, ...] | None = None
-    why: str = ""
-
-    def met_by(self, size: tuple[int, ...]) -> bool:
-        if self.equal is not None and tuple(size) != tuple(self.equal):
-            return False
-        return self.multiple is None or all(
-            w <= 0 or (n % w == 0 and n > w) for n, w in zip(size, self.multiple, strict=True)
-        )
+    accepts: Callable[[tuple[int, ...]], bool]
+    why: str
 
 
 def _check_requirements(stack: Stack, sizes: Sequence[tuple[int, ...]], resolution: tuple[int, ...]) -> None:
@@ -213,7 +204,7 @@ def _check_requirements(stack: Stack, sizes: Sequence[tuple[int, ...]], resoluti
         # an edited stack keeps the import's metadata: a requirement of a removed layer is gone
         if isinstance(need, MapRequirement) and need.layer in stack.index:
             size = tuple(sizes[stack.index[need.layer]])
-            if not need.met_by(size):
+            if not need.accepts(size):
                 shown, at = "x".join(map(str, size)), "x".join(map(str, resolution))
                 raise ResolutionError(
                     f"at input size {at}, layer '{need.layer}' gets a {shown} map: {need.why}"

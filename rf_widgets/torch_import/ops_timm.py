@@ -70,12 +70,16 @@ def _swin_block(call: Call) -> Act:
         raise Unsupported(f"a Swin block on a tensor laid out as {call.x.layout}")
     built = tuple(int(v) for v in built)
     kind = type(module).__name__
-    rolled = tuple(w if s else 0 for w, s in zip(window, shift, strict=True))
-    uneven = MapRequirement("", multiple=rolled)
-    if not uneven.met_by(built):
+
+    def windows_match(size: tuple[int, ...]) -> bool:
+        axes = zip(size, window, shift, strict=True)
+        return all(_timm_groups(n, w, s) == _window_groups(n, w, s) for n, w, s in axes)
+
+    wanted = "x".join(map(str, built))
+    if not windows_match(built):
         raise Unsupported(
-            f"{kind} with window {window} and shift {shift} on its {built} map: timm rolls before padding, "
-            "so windows wrap around the border"
+            f"{kind} with window {window} and shift {shift} on its {wanted} map: timm rolls before padding, "
+            "so its windows wrap around the border"
         )
     spec = Resample("windows", window=window, shift=shift)
     act = call.emit(
@@ -90,13 +94,12 @@ def _swin_block(call: Call) -> Act:
     block = call.emit(
         inputs=[call.x, act], macs_per_position=_linear_macs(module) - _linear_macs(module.attn)
     )
-    wanted = "x".join(map(str, built))
     if any(shift) and not getattr(module, "dynamic_mask", False):
         call.builder.requirements.append(
             MapRequirement(
                 act.source,
-                equal=built,
-                why=f"timm's {kind} was built for a {wanted} map and its shifted-window mask is fixed "
+                lambda size: tuple(size) == built,
+                f"timm's {kind} was built for a {wanted} map and its shifted-window mask is fixed "
                 "(strict_img_size=True): analyse at the model's img_size, or create it with that img_size "
                 "or dynamic_img_size=True",
             )
@@ -105,13 +108,39 @@ def _swin_block(call: Call) -> Act:
         call.builder.requirements.append(
             MapRequirement(
                 act.source,
-                multiple=rolled,
-                why=f"timm's {kind} (window {window}, shift {shift}, fixed when it was built for {wanted}) "
-                "rolls before padding: on a map that is not a multiple of the window larger than it, "
-                "windows wrap around the image border",
+                windows_match,
+                f"timm's {kind} (window {window}, shift {shift}, fixed when it was built for {wanted}) "
+                "rolls before padding to whole windows: at this map its windows wrap around the image "
+                "border (or split one window covering the map), which no field of windows in the image "
+                "describes",
             )
         )
     return block
+
+
+def _timm_groups(n: int, w: int, s: int) -> tuple[int, ...]:
+    """The tokens each token of an axis of ``n`` attends to in timm's block, as the first token of its group.
+
+    timm rolls the ``n`` tokens by ``-s``, pads to a multiple of ``w``, cuts windows of ``w`` and masks
+    the regions ``[0, P - w)``, ``[P - w, P - s)``, ``[P - s, P)`` of the padded length ``P`` apart.
+    """
+    padded = -(-n // w) * w
+    labels: dict[tuple[int, int], int] = {}
+    out = []
+    for t in range(n):
+        p = (t - s) % n  # where the roll puts token t
+        region = 0 if not s or p < padded - w else (1 if p < padded - s else 2)
+        out.append(labels.setdefault((p // w, region), t))
+    return tuple(out)
+
+
+def _window_groups(n: int, w: int, s: int) -> tuple[int, ...]:
+    """The same for the core's ``"windows"`` resample: borders at ``s + j w``, one window when ``n <= w``."""
+    if n <= w:
+        return (0,) * n
+    shift = s % w
+    labels: dict[int, int] = {}
+    return tuple(labels.setdefault((t - shift) // w, t) for t in range(n))
 
 
 def _linear_macs(module: nn.Module) -> int:
