@@ -16,6 +16,7 @@ timm pays nothing.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch.nn as nn
@@ -41,6 +42,40 @@ def _blur_pool(call: Call) -> Act:
         # the reflection of padded position -p is pixel p, beyond what the window reaches from -p
         raise Unsupported(f"BlurPool2d of size {size} whose reflect padding {lo} reaches past its window")
     return call.window(size, stride, padding=lo, op="blur_pool")
+
+
+def _same(call: Call) -> Act:
+    # Conv2dSame, AvgPool2dSame, MaxPool2dSame (the "tf_" models) pad at run time as TensorFlow's "SAME":
+    # total max((ceil(n / s) - 1) s + (k - 1) d + 1 - n, 0), the odd unit at the high end. They are
+    # subclasses of Conv2d/AvgPool2d/MaxPool2d, whose rules would read their padding as 0.
+    from rf_widgets.torch_import.ops_layers import _record
+
+    module: Any = call.module
+    _channels_first(call)
+    if isinstance(module, nn.Conv2d):
+        macs = module.out_channels * (module.in_channels // module.groups) * math.prod(module.kernel_size)
+        act = call.window(
+            module.kernel_size,
+            module.stride,
+            module.dilation,
+            macs_per_position=macs,
+            padding_mode="same_upper",
+        )
+        return _record(
+            call,
+            act,
+            in_channels=module.in_channels,
+            out_channels=module.out_channels,
+            groups=module.groups,
+            bias=module.bias is not None,
+            padding_mode="zeros",
+        )
+    if getattr(module, "ceil_mode", False):
+        raise Unsupported(f"{type(module).__name__} with ceil_mode")
+    pool = "max" if isinstance(module, nn.MaxPool2d) else "avg"
+    dilation = module.dilation if pool == "max" else 1
+    act = call.window(module.kernel_size, module.stride, dilation, padding_mode="same_upper")
+    return _record(call, act, pool=pool)
 
 
 def _drop_path(call: Call) -> Act:
@@ -143,6 +178,55 @@ def _window_groups(n: int, w: int, s: int) -> tuple[int, ...]:
     return tuple(labels.setdefault((t - shift) // w, t) for t in range(n))
 
 
+def _partition_attention(call: Call) -> Act:
+    """timm MaxViT's ``PartitionAttentionCl``/``PartitionAttention2d``/``ParallelPartitionAttention``."""
+    from rf_widgets.core.analysis import MapRequirement
+    from rf_widgets.core.layers import Resample
+
+    module: Any = call.module
+    size = tuple(int(v) for v in module.partition_size)
+    layout = tuple(call.x.layout)
+    if call.ndim != 2 or layout not in (("N", 0, 1, "C"), ("N", "C", 0, 1)):
+        raise Unsupported(f"a partition attention on a tensor laid out as {call.x.layout}")
+    kind = type(module).__name__
+    parallel = hasattr(module, "attn_block") and hasattr(module, "attn_grid")
+    branches = (
+        [("attn_block", "windows", module.attn_block), ("attn_grid", "grid", module.attn_grid)]
+        if parallel
+        else [("attn", "windows" if module.partition_block else "grid", module.attn)]
+    )
+    mixed = []
+    for suffix, mode, attn in branches:
+        # grid attention reads, from every cell, the unit at its own place: its hull spans all but
+        # n / cells - 1 units of the map. Counted as global, as torchvision's MaxViT grid attention:
+        # the exact per-phase form has period n, and the path classes it creates through the residual
+        # blocks multiply beyond what the analysis can afford (maxvit_tiny did not finish)
+        window = size if mode == "windows" else (1 << 30,) * call.ndim
+        spec = Resample("windows", window=window, shift=(0,) * call.ndim)
+        op = "block_attention" if mode == "windows" else "grid_attention"
+        mixed.append(
+            call.emit(
+                op,
+                inputs=[call.x],
+                suffix=suffix,
+                kind="resample",
+                resample=spec,
+                macs_per_position=_linear_macs(attn),
+            )
+        )
+    attention = sum(_linear_macs(attn) for _, _, attn in branches)
+    block = call.emit(inputs=[call.x, *mixed], macs_per_position=_linear_macs(module) - attention)
+    shown = "x".join(map(str, size))
+    call.builder.requirements.append(
+        MapRequirement(
+            mixed[0].source,
+            lambda n: all(a % p == 0 for a, p in zip(n, size, strict=True)),
+            f"timm's {kind} cuts the map into {shown} partitions and asserts that it divides the map",
+        )
+    )
+    return block
+
+
 def _linear_macs(module: nn.Module) -> int:
     """Multiply-adds per token of the linear layers in ``module`` (the token mixing QK^T, AV not counted)."""
     return sum(m.in_features * m.out_features for m in module.modules() if isinstance(m, nn.Linear))
@@ -152,11 +236,16 @@ def register(table: RuleTable) -> None:
     table.module("timm.layers.space_to_depth.SpaceToDepth", _space_to_depth)
     table.module("timm.layers.blur_pool.BlurPool2d", _blur_pool)
     table.module("timm.layers.drop.DropPath", _drop_path)
+    table.module("timm.layers.conv2d_same.Conv2dSame", _same)
+    table.module("timm.layers.pool2d_same.AvgPool2dSame", _same)
+    table.module("timm.layers.pool2d_same.MaxPool2dSame", _same)
     for block in (
         "timm.models.swin_transformer.SwinTransformerBlock",
         "timm.models.swin_transformer_v2.SwinTransformerV2Block",
         "timm.models.swin_transformer_v2_cr.SwinTransformerV2CrBlock",
     ):
         table.module(block, _swin_block)
+    for partition in ("PartitionAttentionCl", "PartitionAttention2d", "ParallelPartitionAttention"):
+        table.module(f"timm.models.maxxvit.{partition}", _partition_attention)
     for merging in ("swin_transformer", "swin_transformer_v2", "swin_transformer_v2_cr"):
         table.module(f"timm.models.{merging}.PatchMerging", _patch_merging)
