@@ -206,6 +206,23 @@ def test_a_declared_stack_previews_but_has_nothing_to_build():
     assert _seen(ex) == before
 
 
+def test_the_search_says_it_runs_while_it_runs_and_the_button_comes_back():
+    ex = Explorer(declared(), input_size=32)
+    button = ex.controls["front_search"]
+    during: list[tuple[bool, str, str]] = []
+
+    def record(change: dict) -> None:
+        during.append((change["new"], button.description, _message(ex)))
+
+    button.observe(record, "disabled")
+    button.click()
+    assert during[0][:2] == (True, "Searching...")
+    assert "Searching the front of declared at 32x32 px under 1x..." in during[0][2]
+    assert [d[:2] for d in during[1:]] == [(False, "Search front")]
+    assert "candidates" in _message(ex)
+    assert not _refused(ex)
+
+
 def test_a_network_no_edit_applies_to_is_refused_and_changes_nothing():
     ex = Explorer(rfw.Stack([rfw.conv("c1", 1), rfw.global_pool("gap")], name="flat"), input_size=8)
     ex.controls["front_build"].click()

@@ -107,6 +107,16 @@ class Stack:
         """Layer names in topological order."""
         return tuple(layer.name for layer in self.layers)
 
+    def macs(self, sizes: Sequence[Sequence[int]], input_size: Sequence[int]) -> list[int]:
+        """Multiply-adds of every layer, given every layer's feature map and the network input's size.
+
+        Each layer is counted by :meth:`Layer.macs` from its own map and its first input's.
+        """
+        return [
+            layer.macs(size, input_size if first == NETWORK_INPUT else sizes[first])
+            for layer, size, (first, *_) in zip(self.layers, sizes, self.input_indices, strict=True)
+        ]
+
     def replace(self, layers: Sequence[Layer], name: str | None = None) -> Stack:
         """A new stack with other layers and the same dimensionality and metadata."""
         return Stack(layers, self.ndim, self.name if name is None else name, self.metadata)

@@ -34,6 +34,7 @@ The public constructors (:func:`conv`, :func:`pool`, ...) validate their argumen
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -149,6 +150,7 @@ class Layer:
     module: str | None = None
     params: int = 0
     macs_per_position: int = 0
+    mixing_macs: tuple[int, int] = (0, 0)
     note: str | None = None
     extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False, repr=False)
     resample: Resample | None = None
@@ -248,6 +250,31 @@ class Layer:
     def kernel_effective(self) -> tuple[int, ...]:
         """``d * (k - 1) + 1`` per axis."""
         return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
+
+    def macs(self, size: Sequence[int], input_size: Sequence[int]) -> int:
+        """Multiply-adds of one sample with feature map ``size`` read from an input of ``input_size``.
+
+        ``macs_per_position`` is paid at every position of the layer's own map. Attention pays by
+        the tokens it mixes instead, ``mixing_macs = (per_token, per_pair)``: ``per_token`` (the
+        projections to queries, keys, values and back) at every token of its input and ``per_pair``
+        (a query-key product and a value product) for every pair of tokens that attend to each
+        other. A global attention's tokens are its input's positions and every pair attends; a
+        ``"windows"`` layer pads the map to whole windows (as Swin does) and pairs tokens within
+        a window; any other layer counts its own positions as tokens and no pairs.
+        """
+        total = self.macs_per_position * math.prod(size)
+        per_token, per_pair = self.mixing_macs
+        if per_token or per_pair:
+            if self.resample is not None and self.resample.mode == "windows":
+                window = self.resample.broadcast(len(input_size)).window
+                tokens = math.prod(-(-n // w) * w for n, w in zip(input_size, window, strict=True))
+                partners = math.prod(window)
+            elif self.kind == "global":
+                tokens = partners = math.prod(input_size)
+            else:  # attention along a non-spatial dimension: its pairs are not positions we know
+                tokens, partners = math.prod(size), 0
+            total += per_token * tokens + per_pair * tokens * partners
+        return total
 
 
 def _replace(layer: Layer, **changes: object) -> Layer:

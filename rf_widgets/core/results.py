@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
@@ -276,9 +275,16 @@ class Analysis:
             status=self.verdicts.status[i],
             reason=self.verdicts.reason[i],
             params=layer.params,
-            macs=layer.macs_per_position * math.prod(self.sizes[i]),
+            macs=self._macs(i),
             spatial=self.verdicts.spatial[i],
         )
+
+    def _macs(self, i: int) -> int:
+        return self._layer_macs[i]
+
+    @cached_property
+    def _layer_macs(self) -> list[int]:
+        return self.stack.macs(self.sizes, self.input_size)
 
     # -- summaries ------------------------------------------------------------------------------------
 
@@ -302,7 +308,7 @@ class Analysis:
         layers = self.stack.layers
         bad = set(self.verdicts.unproductive)
         params = sum(layer.params for layer in layers)
-        macs = [layer.macs_per_position * math.prod(n) for layer, n in zip(layers, self.sizes, strict=True)]
+        macs = [self._macs(i) for i in range(len(layers))]
         total_macs = sum(macs)
         return {
             "layers": len(bad) / len(layers),

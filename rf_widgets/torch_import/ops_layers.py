@@ -151,7 +151,13 @@ def _multihead_attention(call: Call) -> Any:
     seq = 1 if call.module.batch_first else 0  # type: ignore[union-attr]
     from rf_widgets.torch_import.call import CONST
 
-    return (call.mix([a.layout[seq] for a in call.acts], call.x.layout), CONST)
+    m: Any = call.module
+    # per token: the query/key/value and output projections; per pair: q.k and the weighted value
+    projections = (m.in_proj_weight, m.q_proj_weight, m.k_proj_weight, m.v_proj_weight, m.out_proj.weight)
+    per_token = sum(int(w.numel()) for w in projections if w is not None)
+    per_pair = 2 * m.embed_dim  # keys and values are projected to embed_dim whatever kdim and vdim are
+    mixed = call.mix([a.layout[seq] for a in call.acts], call.x.layout, mixing_macs=(per_token, per_pair))
+    return (mixed, CONST)
 
 
 def _transformer(call: Call) -> Act:

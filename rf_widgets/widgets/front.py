@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
@@ -120,12 +121,13 @@ class FrontView:
         # here, the search works on the edited stack.
         torch_model = state.model is not None and state.stack is state.original
         source = state.model if torch_model else state.stack
-        try:
-            front = search(source, state.resolution, budget=budget, name=state.stack.name)
-        except RFError:
-            raise
-        except Exception as err:  # the search may run the user's model
-            raise RFError(f"the search failed ({type(err).__name__}: {err})") from None
+        with self._busy(f"{_format.size(state.resolution)} px under {budget:g}x"):
+            try:
+                front = search(source, state.resolution, budget=budget, name=state.stack.name)
+            except RFError:
+                raise
+            except Exception as err:  # the search may run the user's model
+                raise RFError(f"the search failed ({type(err).__name__}: {err})") from None
         self.front = front
         self._base = (state.stack, state.position, tuple(state.resolution), torch_model)
         self.plot = plot_front(front)
@@ -300,6 +302,22 @@ class FrontView:
             return
         index = int(change["new"])
         self._act(lambda: self.preview(index))
+
+    @contextmanager
+    def _busy(self, what: str) -> Iterator[None]:
+        """Say that a search runs while it runs (it takes seconds): the button is off, the line says so.
+
+        Widget changes made inside a click handler reach the browser at once, so the user sees this
+        before the search starts; the button comes back however the search ends.
+        """
+        button = self.controls["front_search"]
+        label = button.description
+        self.explorer._report(f"Searching the front of {self.state.stack.name} at {what}...", error=False)
+        button.description, button.disabled = "Searching...", True
+        try:
+            yield
+        finally:
+            button.description, button.disabled = label, False
 
     def _act(self, action: Callable[[], str]) -> None:
         """Run an action the Explorer's way (a refusal is reported), then put this panel back in step."""
