@@ -122,7 +122,8 @@ def _swin_block(call: Call) -> Act:
         suffix="attn",
         kind="resample",
         resample=spec,
-        macs_per_position=_linear_macs(module.attn),
+        # per token the projections, per pair of tokens in a window q.k and the weighted value
+        mixing_macs=(_projection_macs(module.attn), 2 * _attention_width(module.attn)),
     )
     # the residual keeps the input's own path: the block is the sum of the input and the attention
     # (the MLP and the norms are pointwise)
@@ -211,7 +212,14 @@ def _partition_attention(call: Call) -> Act:
                 suffix=suffix,
                 kind="resample",
                 resample=spec,
-                macs_per_position=_linear_macs(attn),
+                # pairs: a token and the p x p tokens of its window, or of its grid (one per cell)
+                **(
+                    {"mixing_macs": (_projection_macs(attn), 2 * _attention_width(attn))}
+                    if mode == "windows"
+                    else {
+                        "macs_per_position": _linear_macs(attn) + 2 * _attention_width(attn) * math.prod(size)
+                    }
+                ),
             )
         )
     attention = sum(_linear_macs(attn) for _, _, attn in branches)
@@ -227,9 +235,27 @@ def _partition_attention(call: Call) -> Act:
     return block
 
 
+def _projection_macs(attn: Any) -> int:
+    """Per token: the query/key/value and output projections (not a position-bias MLP, run once per map)."""
+    return sum(_linear_macs(getattr(attn, name)) for name in ("qkv", "proj") if hasattr(attn, name))
+
+
+def _attention_width(attn: Any) -> int:
+    """Channels of the queries (heads x head width): the cost of one query-key product."""
+    qkv = attn.qkv
+    out = qkv.out_features if isinstance(qkv, nn.Linear) else qkv.out_channels
+    return int(out) // 3
+
+
 def _linear_macs(module: nn.Module) -> int:
-    """Multiply-adds per token of the linear layers in ``module`` (the token mixing QK^T, AV not counted)."""
-    return sum(m.in_features * m.out_features for m in module.modules() if isinstance(m, nn.Linear))
+    """Multiply-adds per token of the linear layers (and 1x1 convolutions) in ``module``."""
+    total = 0
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            total += m.in_features * m.out_features
+        elif isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1):  # PartitionAttention2d's projections
+            total += m.in_channels * m.out_channels // m.groups
+    return total
 
 
 def register(table: RuleTable) -> None:
