@@ -12,6 +12,20 @@ timm pays nothing.
   ``stride``. Reflected pixels are input pixels inside the box when ``2 p <= filt_size - 1`` (odd
   filters, TResNet's 3x3), so the padding counts as padding; an even filter's reflection reaches past
   the window, and such a layer is unknown.
+- ``timm.layers.DropPath`` (stochastic depth, active in training mode) multiplies each whole sample by
+  0 or ``1 / keep``: no value moves to another position, so it is pointwise.
+- timm's Swin blocks (V1, V2, V2-Cr): the shifted window attention as a ``"windows"`` layer
+  ``<block>.attn`` with the block's own ``window_size``/``shift_size``, then ``<block>``, the residual
+  sum (norms and MLP are pointwise). timm fixes window and shift at construction and rolls before
+  padding, so at some maps its windows are not the analyzer's (they wrap around the border), and a
+  block with a shift and a mask built at construction (``strict_img_size=True``) runs on one map
+  only: both are :class:`~rf_widgets.core.analysis.MapRequirement` of the stack, and analysing at a
+  size that breaks one is a ``ResolutionError`` naming the block. ``PatchMerging``: a 2x2 window with
+  stride 2 (ceil mode).
+- timm's MaxViT (``PartitionAttentionCl``, ``PartitionAttention2d``, ``ParallelPartitionAttention``):
+  block attention is a ``"windows"`` layer of the partition size, grid attention global over the map
+  (as torchvision's), each plus the residual; the partition must divide the map (timm asserts it).
+- ``Conv2dSame``, ``AvgPool2dSame``, ``MaxPool2dSame``: TensorFlow's "SAME" padding, decided per size.
 """
 
 from __future__ import annotations
