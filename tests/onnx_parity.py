@@ -23,9 +23,20 @@ from rf_widgets.core.graph import Stack
 
 
 def windowed(stack: Stack) -> list[str]:
-    """Names of the layers with a window (kernel, stride or padding not 1/1/0) or a resample, in order."""
-    out = []
+    """Names of the layers with a window (kernel, stride or padding not 1/1/0) or a resample, in order.
+
+    A window-attention layer (``Resample("windows")``) that reads the one before it with the same windows
+    (the softmax and the product with the values, which the torch import of Swin reads as one layer)
+    counts once, by the later layer: mixing within the same windows twice reaches no further than once.
+    """
+    out: list[str] = []
     for layer in stack.layers:
+        spec = layer.resample if layer.kind == "resample" else None
+        if spec is not None and spec.mode == "windows" and out:
+            last = stack[out[-1]]
+            if last.resample is not None and last.resample == spec and last.name in layer.inputs:
+                out[-1] = layer.name
+                continue
         if layer.kind == "resample" or (
             layer.kind == "window"
             and (

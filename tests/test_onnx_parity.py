@@ -137,3 +137,62 @@ def _fields(layer: object) -> dict:
     from dataclasses import fields
 
     return {f.name: getattr(layer, f.name) for f in fields(layer)}  # type: ignore[arg-type]
+
+
+def _tiny(family: str) -> tuple[object, int, bool]:
+    """A small configuration of a torchvision transformer class: (model, export size, dynamic size)."""
+    from torchvision.models import maxvit, swin_transformer, vision_transformer
+
+    if family == "swin":  # one stage: patch embedding and two blocks, the second with shifted windows
+        return swin_transformer.SwinTransformer([4, 4], 16, [2], [1], [7, 7]), 64, True
+    if family == "swin_v2":
+        model = swin_transformer.SwinTransformer(
+            [4, 4], 16, [2], [1], [8, 8], block=swin_transformer.SwinTransformerBlockV2,
+            downsample_layer=swin_transformer.PatchMergingV2,
+        )  # fmt: skip
+        return model, 64, True
+    if family == "maxvit":  # its grid partition is fixed by input_size: the file holds 224's
+        model = maxvit.MaxVit(
+            input_size=(224, 224), stem_channels=8, partition_size=4, block_channels=[8, 16],
+            block_layers=[1, 1], head_dim=4, stochastic_depth_prob=0.0, num_classes=10,
+        )  # fmt: skip
+        return model, 224, True
+    # VisionTransformer checks the input size: exported at its one size
+    return vision_transformer.VisionTransformer(32, 8, 1, 2, 16, 16), 32, False
+
+
+TINY_SIZES = {"swin": (32, 57, 64, 224), "swin_v2": (32, 57, 64, 224), "maxvit": (64, 224), "vit": (32,)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["vit", "maxvit", "swin", "swin_v2"])
+def test_windowed_attention_matches_the_torch_import(family: str, tmp_path: Path) -> None:
+    """Swin's shifted windows (pad, roll, partition, mask), MaxViT's block and grid partitions and ViT's
+    head split, as torch's exporter writes them, give the torch import's fields and verdicts."""
+    torch.manual_seed(0)
+    model, size, dynamic = _tiny(family)
+    model.eval()
+    path = tmp_path / f"{family}.onnx"
+    dim = torch.export.Dim.AUTO
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model, (torch.randn(1, 3, size, size),), str(path), dynamo=True,
+            dynamic_shapes=({2: dim, 3: dim},) if dynamic else None, verbose=False,
+        )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no operator of the ONNX file may be unknown
+        stack = rfw.analyze(str(path), size).stack
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the torch import of the tiny ViT at 32 has unknown layers
+        problems = compare(model, str(path), TINY_SIZES[family])
+    assert problems == []
+    windows = [layer.resample for layer in stack.layers if layer.kind == "resample"]
+    if family.startswith("swin"):
+        w = 7 if family == "swin" else 8
+        assert {(r.window, r.shift) for r in windows if r is not None} == {
+            ((w, w), (0, 0)),
+            ((w, w), (w // 2,) * 2),
+        }
+    if family == "maxvit":
+        assert {r.window for r in windows if r is not None} == {(4, 4), (1 << 30, 1 << 30)}

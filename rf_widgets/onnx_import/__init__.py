@@ -69,6 +69,15 @@ def import_onnx(model: Any, *, name: str | None = None, rules: RuleTable | None 
     opset = next((int(o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")), 21)
     builder = GraphBuilder(proto.graph, image, shapes, chain, base, opset)
     layers = builder.build()
+    if builder.unknown and image.static is None:
+        # Layouts are read off the shapes at one size, where a dimension of size 1 carries no positions:
+        # a window partition of a map no larger than one window (Swin's last stage at 224) looks like
+        # no partition. Twice the size tells them apart; its import is kept when it leaves fewer unknown.
+        larger = tuple(2 * n for n in reference)
+        retry = GraphBuilder(proto.graph, image, infer_shapes(proto, image, larger), chain, base, opset)
+        retried = retry.build()
+        if len(retry.unknown) < len(builder.unknown):
+            builder, layers = retry, retried
     if not layers:
         raise ModelImportError(f"'{label}' has no operation on its image input that rf_widgets can see")
     if builder.unknown:

@@ -17,7 +17,7 @@ from typing import Any
 from rf_widgets.core.arithmetic import Diagnostic
 from rf_widgets.core.layers import INPUT, Layer, Resample
 from rf_widgets.errors import ModelImportError, RFError
-from rf_widgets.onnx_import.layout import Layout, mixing, spatial_order
+from rf_widgets.onnx_import.layout import Layout, mixing, partition, spatial_order
 from rf_widgets.onnx_import.reader import Const, constant_of
 from rf_widgets.rules import RuleTable, Unsupported
 
@@ -189,8 +189,18 @@ class OnnxCall:
     def mix(self, roles: Sequence[Any], layout: Layout | None = None, **extra: Any) -> Act:
         """A layer mixing values along dimensions with ``roles``: global along space, else pointwise."""
         how = mixing(list(roles))
+        if how == "global" and any(partition(r) for r in roles):
+            # grid attention: every window is reached and the map keeps its size (a window larger
+            # than any map resolves to global at every input size), as in the torch import
+            spec = Resample("windows", window=(1 << 30,) * self.ndim, shift=(0,) * self.ndim)
+            return self.emit(layout=layout, kind="resample", resample=spec, **extra)
         if how == "global":
             return self.global_(layout, **extra)
+        if how.startswith("window:"):
+            _, size, shifts = (how.split(":") + [""])[:3]
+            shift = tuple(int(k) for k in shifts.split(",")) if shifts else (0,) * self.ndim
+            spec = Resample("windows", window=(int(size),) * self.ndim, shift=shift)
+            return self.emit(layout=layout, kind="resample", resample=spec, **extra)
         if how == "unknown":
             raise Unsupported("it mixes values along a dimension that holds part of the spatial positions")
         return self.pointwise(layout, **extra)
@@ -511,6 +521,29 @@ def _fold_numpy(node: Any, op: str, values: list[Any]) -> Any:
             return (np.trunc(left / right)).astype(np.int64)  # ONNX divides integers truncating
         fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[op]
         return fn(left, right)
+    if op == "Slice":  # on shape vectors: PyTorch's pad order reversed with step -1
+        data = np.asarray(values[0])
+        starts, ends = _ints(values[1]), _ints(values[2])
+        axes = _ints(values[3]) if len(values) > 3 and values[3] is not None else list(range(len(starts)))
+        steps = _ints(values[4]) if len(values) > 4 and values[4] is not None else [1] * len(starts)
+        cuts = [slice(None)] * data.ndim
+        for a, b, e, st in zip(axes, starts, ends, steps, strict=True):
+            n = data.shape[a]
+            b = max(b, -n - 1) if b < 0 else min(b, n)
+            e = max(e, -n - 1) if e < 0 else min(e, n)
+            cuts[a] = slice(b, None if e < -n else e, st)
+        return data[tuple(cuts)]
+    if op == "Transpose":
+        return np.transpose(np.asarray(values[0]), attrs.get("perm"))
+    if op == "ConstantOfShape":
+        fill = attrs.get("value")
+        from onnx import numpy_helper
+
+        value = numpy_helper.to_array(fill).reshape(-1)[0] if fill is not None else np.float32(0)
+        return np.full(_ints(values[0]), value)
+    if op == "Mod":
+        left, right = np.asarray(values[0]), np.asarray(values[1])
+        return np.fmod(left, right) if attrs.get("fmod", 0) else np.mod(left, right)
     raise NotImplementedError(op)
 
 

@@ -5,11 +5,19 @@ positions), ``"C"`` channels or features of one position, ``0 .. ndim-1`` one sp
 spatial axis flattened into tokens (in order; ``"Tc"`` with constant tokens such as ViT's class token in
 front), ``"X"`` a dimension that mixes part of the spatial
 positions with something else, ``"F"`` features of a flatten layer (which already counted the spatial
-mixing), ``"Cs"`` a block of a split channel or spatial axis that behaves like channels (the ``2`` of
+mixing), ``"Cs"`` a block of a split channel axis that behaves like channels (the ``2`` of
 ``(N, C, 2, 2, H, W)`` in a pixel shuffle written as Reshape and Transpose).
 
+Window partitions (docs/onnx.md, "Window partitions"): ``"G<a>:<b>"`` and ``"W<a>:<b>"`` the block index
+and the position within blocks of ``b`` of spatial axis ``a``; ``"Pw:<b>"`` / ``"Pg:<b>"`` the positions
+within ``b x b`` windows and the window index once every axis's blocks are merged; ``"E<a>/<n0>><k>"``
+axis ``a`` padded at its end by a computed amount and rolled by ``k`` (Swin); ``"cut(<role>)<i>:<j>"``
+one half of a roll; ``"S<a>:<b>+<i>/<n0>"`` the phase ``i::b`` of a padded axis (Swin's patch merging).
+Block, pad and roll details ride along in the partition roles (``"Pw:7/56,56>3,3"``).
+
 An operation that mixes values along a dimension (a reduction, a softmax, a matrix product) is global
-when the role is spatial, unknown when it is ``"X"`` and pointwise otherwise. A Transpose only permutes
+when the role is spatial, a windows layer along ``"Pw"``, global along ``"Pg"``, unknown along ``"X"``
+or any other piece of an axis, and pointwise otherwise. A Transpose only permutes
 roles: a channels-last tensor ``("N", 0, 1, "C")`` feeds a convolution correctly once a Transpose has
 brought the roles back to ``("N", "C", 0, 1)``, whatever the converter did in between.
 """
@@ -17,9 +25,13 @@ brought the roles back to ``("N", "C", 0, 1)``, whatever the converter did in be
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
-__all__ = ["Layout", "Role", "channels_first", "is_spatial", "mixing", "regroup", "spatial_order"]
+__all__ = [
+    "Layout", "Role", "block", "channels_first", "cut", "extended", "is_spatial", "mixing", "partition",
+    "regroup", "spatial_order",
+]  # fmt: skip
 
 Role = str | int
 Layout = tuple[Role, ...]
@@ -31,14 +43,33 @@ def channels_first(ndim: int) -> Layout:
 
 
 def is_spatial(role: Role) -> bool:
-    return isinstance(role, int) or role in ("T", "Tc", "X")
+    return (
+        isinstance(role, int)
+        or role in ("T", "Tc", "X")
+        or any(f(role) is not None for f in (block, partition, extended, cut))
+        or (isinstance(role, str) and _PHASE.match(role) is not None)
+    )
 
 
 def mixing(roles: Sequence[Role]) -> str:
-    """``"global"``, ``"unknown"`` or ``"pointwise"`` for an operation mixing values along ``roles``."""
-    if any(isinstance(r, int) or r in ("T", "Tc") for r in roles):
+    """``"global"``, ``"window:b"``, ``"unknown"`` or ``"pointwise"`` for mixing values along ``roles``.
+
+    Mixing along the window index of a partition (MaxViT's grid attention) reaches every window: global.
+    Mixing along the positions within ``b x b`` windows (and nothing else spatial) is ``"window:b"``.
+    """
+    parts = [partition(r) for r in roles]
+    if any(isinstance(r, int) or r in ("T", "Tc") for r in roles) or any(p and p[0] == "Pg" for p in parts):
         return "global"
-    return "unknown" if "X" in roles else "pointwise"
+    if "X" in roles or any(
+        block(r) or extended(r) or cut(r) or (is_spatial(r) and isinstance(r, str) and r[:1] == "S")
+        for r in roles
+    ):
+        return "unknown"
+    windows = {(p[1], p[2]) for p in parts if p}
+    if len(windows) == 1:
+        b, shifts = windows.pop()
+        return f"window:{b}" + (":" + ",".join(str(k) for k in shifts) if any(shifts) else "")
+    return "unknown" if windows else "pointwise"
 
 
 def spatial_order(layout: Layout, ndim: int) -> tuple[int, ...] | None:
@@ -117,10 +148,33 @@ def regroup(
                     want *= after[j]
                     span += 1
             parts = [n for n in after[first : j + 1] if n != 1]
-            if len(roles) == 1 and isinstance(roles[0], int) and len(parts) == 2:
-                axis = roles[0]
-                blocks["split"][axis] = parts[1]
-                out.extend("N" if n == 1 else (axis if n == parts[0] else "Cs") for n in after[first : j + 1])
+            unpacked = _unpartition(roles[0], parts, ndim) if len(roles) == 1 else None
+            blocked = [block(r) for r in roles]
+            whole = roles[0] if len(roles) == 1 else _merged(roles, 1, ndim) if len(roles) == 2 else None
+            pieces = _split_axis(whole, parts) if whole is not None else None
+            if pieces is not None:
+                # (n) -> (n / b, b): which block and where in it; what they become is decided where
+                # they are merged again (the axis, a window partition, or channels: space to depth).
+                # The blocks of an axis may be regrouped at once: (n / b, b) -> (n / b', b').
+                inner = iter(pieces)
+                out.extend("N" if n == 1 else next(inner) for n in after[first : j + 1])
+            elif unpacked is not None:
+                inner = iter(unpacked)
+                out.extend("N" if n == 1 else next(inner) for n in after[first : j + 1])
+            elif (
+                span == 1
+                and any(k is not None and k[0] == "W" for k in blocked)
+                and any(r in ("C", "Cs", "F") for r in roles)
+                and all(
+                    (k is not None and k[0] == "W") or r in ("C", "Cs", "F")
+                    for r, k in zip(roles, blocked, strict=True)
+                )
+            ):
+                # positions within blocks merged into channels: space to depth by each block
+                for k in blocked:
+                    if k is not None:
+                        blocks["split"][k[1]] = k[2]
+                out.append("C")
             elif len(roles) == 1 and roles[0] in ("C", "Cs", "F") and span > 1:
                 out.extend([roles[0]] + ["Cs"] * (span - 1))
             elif span == 1 and len(roles) == 2 and isinstance(roles[0], int) and roles[1] == "Cs":
@@ -132,7 +186,116 @@ def regroup(
     return tuple(out)
 
 
+_BLOCK = re.compile(r"^([GW])(\d+):(\d+)(?:/(\d+)>(\d+))?$")
+_EXTENDED = re.compile(r"^E(\d+)/(\d+)>(\d+)$")
+_PARTITION = re.compile(r"^P([wg]):(\d+)(?:/([\d,]+)>([\d,]+))?$")
+_CUT = re.compile(r"^cut\((.+)\)(\d+):(\d+)$")
+_PHASE = re.compile(r"^S(\d+):(\d+)\+(\d+)/(\d+)$")
+
+
+def block(role: Role) -> tuple[str, int, int, tuple[int, int] | None] | None:
+    """``("G", axis, b, ext)`` for the block index, ``("W", axis, b, ext)`` for the position within a
+    block of size ``b`` of a split spatial axis, else None. ``ext`` is ``(n0, shift)`` when the axis was
+    padded to whole blocks or rolled first (see :func:`extended`)."""
+    found = _BLOCK.match(role) if isinstance(role, str) else None
+    if found is None:
+        return None
+    ext = (int(found[4]), int(found[5])) if found[4] is not None else None
+    return found[1], int(found[2]), int(found[3]), ext
+
+
+def _block_role(kind: str, axis: int, b: int, ext: tuple[int, int] | None) -> str:
+    return f"{kind}{axis}:{b}" + (f"/{ext[0]}>{ext[1]}" if ext else "")
+
+
+def extended(role: Role) -> tuple[int, int, int] | None:
+    """``(axis, n0, shift)`` for ``"E<axis>/<n0>><shift>"``: spatial axis ``axis`` (``n0`` positions at
+    the reference size) padded at its end by an amount computed from the map size, and rolled so that
+    position ``i`` holds position ``i + shift`` (Swin's pad to whole windows and cyclic shift)."""
+    found = _EXTENDED.match(role) if isinstance(role, str) else None
+    return None if found is None else (int(found[1]), int(found[2]), int(found[3]))
+
+
+def cut(role: Role) -> tuple[Role, int, int] | None:
+    """``(role, start, end)`` for a piece of an axis cut at bounds computed from the map size (the two
+    halves of a roll before they are concatenated; the bounds are those at the reference size)."""
+    found = _CUT.match(role) if isinstance(role, str) else None
+    if found is None:
+        return None
+    inner: Role = int(found[1]) if found[1].isdigit() else found[1]
+    return inner, int(found[2]), int(found[3])
+
+
+def partition(role: Role) -> tuple[str, int, tuple[int, ...]] | None:
+    """``("Pw", b, shifts)`` (positions within ``b x b`` windows, shifted by ``shifts`` per axis) or
+    ``("Pg", b, shifts)`` (the window index)."""
+    found = _PARTITION.match(role) if isinstance(role, str) else None
+    if found is None:
+        return None
+    shifts = tuple(int(v) for v in found[4].split(",")) if found[4] else ()
+    return "P" + found[1], int(found[2]), shifts
+
+
+def _unpartition(role: Role, parts: list[int], ndim: int) -> list[Role] | None:
+    """A window partition role split back into one block role per spatial axis."""
+    found = _PARTITION.match(role) if isinstance(role, str) else None
+    if found is None or len(parts) != ndim:
+        return None
+    kind, b = found[1], int(found[2])
+    if kind == "w" and any(n != b for n in parts):
+        return None
+    exts: list[tuple[int, int] | None] = [None] * ndim
+    if found[3]:
+        sizes = [int(v) for v in found[3].split(",")]
+        shifts = [int(v) for v in found[4].split(",")]
+        exts = [(n, k) for n, k in zip(sizes, shifts, strict=True)]
+    return [_block_role("W" if kind == "w" else "G", a, b, exts[a]) for a in range(ndim)]
+
+
+def _partitioned(roles: list[Role], ndim: int) -> Role | None:
+    """Every axis's block index (or position within the block), in axis order: a window partition."""
+    blocked = [block(r) for r in roles]
+    if len(roles) != ndim or any(k is None for k in blocked):
+        return None
+    kinds = {k[0] for k in blocked if k}
+    sizes = {k[2] for k in blocked if k}
+    if len(kinds) != 1 or len(sizes) != 1 or [k[1] for k in blocked if k] != list(range(ndim)):
+        return None
+    exts = [k[3] for k in blocked if k]
+    role = f"P{'w' if kinds.pop() == 'W' else 'g'}:{sizes.pop()}"
+    if all(e is None for e in exts):
+        return role
+    full = [e or (0, 0) for e in exts]
+    if any(e is None for e in exts):
+        return None
+    return role + "/" + ",".join(str(e[0]) for e in full) + ">" + ",".join(str(e[1]) for e in full)
+
+
+def _split_axis(whole: Role, parts: list[int]) -> list[Role] | None:
+    """An axis (or a padded, rolled axis) split into ``(n / b, b)``: block index and position in block."""
+    if len(parts) != 2:
+        return None
+    b = parts[1]
+    if isinstance(whole, int):
+        return [f"G{whole}:{b}", f"W{whole}:{b}"]
+    ext = extended(whole)
+    if ext is None:
+        return None
+    axis, n0, shift = ext
+    if parts[0] * b != -(-n0 // b) * b:
+        return None  # padded to something else than whole blocks (at the reference size)
+    return [_block_role(k, axis, b, (n0, shift)) for k in ("G", "W")]
+
+
 def _merged(roles: list[Role], span: int, ndim: int) -> Role:
+    if span == 1 and len(roles) == 2:
+        outer, inner = block(roles[0]), block(roles[1])
+        if outer and inner and outer[0] == "G" and inner[0] == "W" and outer[1:] == inner[1:]:
+            # the blocks of an axis put back in order: the axis (still padded and rolled, if it was)
+            ext = outer[3]
+            return outer[1] if ext is None else f"E{outer[1]}/{ext[0]}>{ext[1]}"
+    if span == 1 and (found := _partitioned(roles, ndim)) is not None:
+        return found
     spatial = [r for r in roles if is_spatial(r)]
     if not spatial:
         return "C" if any(r in ("C", "F", "Cs") for r in roles) else roles[0]

@@ -9,12 +9,13 @@ documented in docs/onnx.md.
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from typing import Any
 
 from rf_widgets.core.layers import INPUT, Resample
 from rf_widgets.onnx_import.builder import Act, OnnxCall, ShapeOf
-from rf_widgets.onnx_import.layout import Layout, is_spatial, regroup
+from rf_widgets.onnx_import.layout import Layout, block, cut, extended, is_spatial, regroup
 from rf_widgets.onnx_import.reader import Const
 from rf_widgets.rules import RuleTable, Unsupported
 
@@ -301,8 +302,14 @@ def _concat(call: OnnxCall) -> Act:
     if len(known) == len(shapes):
         first = known[0]
         call.remember_shape((*first[:axis], sum(s[axis] for s in known), *first[axis + 1 :]))
+    merged = _merge_phases(call)
+    if merged is not None:
+        return merged
     if not is_spatial(x.layout[axis]):
         return call.pointwise()
+    rolled = _roll(call, axis)
+    if rolled is not None:
+        return rolled
     if len(call.acts) == 1:
         # One activation and constants (a class token in front): positions are added, none mixed.
         role = x.layout[axis]
@@ -335,6 +342,10 @@ def _reduce(call: OnnxCall) -> Any:
         along = list(range(rank)) if found is None else found
     keep = bool(call.attr("keepdims", 1))
     layout = x.layout if keep else tuple(r for d, r in enumerate(x.layout) if d not in along)
+    shape = call.shape(call.node.input[0])
+    if shape is not None:
+        kept = [1 if d in along else n for d, n in enumerate(shape)]
+        call.remember_shape(tuple(kept if keep else (n for d, n in enumerate(shape) if d not in along)))
     return call.mix([x.layout[d] for d in along], layout)
 
 
@@ -344,6 +355,7 @@ def _softmax(call: OnnxCall) -> Act:
     default = -1 if call.opset >= 13 else 1
     axis = int(call.attr("axis", default)) % rank
     roles = [x.layout[axis]] if call.opset >= 13 else list(x.layout[axis:])
+    _keep_shape(call)
     return call.mix(roles, x.layout)
 
 
@@ -367,6 +379,7 @@ def _gemm(call: OnnxCall) -> Act:
 
 def _matmul(call: OnnxCall) -> Act:
     a, b = call.input(0), call.input(1)
+    _matmul_shape(call)
     if isinstance(a, Act) and not isinstance(b, Act):
         dims = call.input_dims(1)
         macs = math.prod(dims[-2:]) if dims and len(dims) >= 2 else 0
@@ -380,6 +393,53 @@ def _matmul(call: OnnxCall) -> Act:
     if len(b.layout) < 2:
         raise Unsupported("a matrix product with a vector activation")
     return call.mix([a.layout[-1], b.layout[-2]], a.layout[:-1] + (b.layout[-1],))
+
+
+def _matmul_shape(call: OnnxCall) -> None:
+    """The product's shape at the reference size (where inference lost track of a computed reshape)."""
+    import numpy as np
+
+    shapes = [call.shape(name) or call.input_dims(i) for i, name in enumerate(call.node.input[:2])]
+    if any(s is None or len(s) < 2 for s in shapes):
+        return
+    left, right = shapes
+    assert left is not None
+    assert right is not None
+    if left[-1] != right[-2]:
+        return
+    try:
+        batch = np.broadcast_shapes(tuple(left[:-2]), tuple(right[:-2]))
+    except ValueError:
+        return
+    call.remember_shape((*(int(n) for n in batch), left[-2], right[-1]))
+
+
+def _einsum(call: OnnxCall) -> Act:
+    """Letters summed over (absent from the output) are mixed; the output's letters keep their roles."""
+    equation = str(call.attr("equation", "")).replace(" ", "")
+    lhs, _, rhs = equation.partition("->")
+    if "..." in equation or not rhs:
+        raise Unsupported(f"the einsum '{equation}' (ellipsis or implicit output)")
+    role_of: dict[str, Any] = {}
+    for spec, operand in zip(lhs.split(","), call.inputs, strict=False):
+        if isinstance(operand, Act):
+            if len(spec) != len(operand.layout):
+                raise Unsupported(
+                    f"the einsum '{equation}' on an operand with {len(operand.layout)} dimensions"
+                )
+            for letter, role in zip(spec, operand.layout, strict=True):
+                role_of.setdefault(letter, role)
+    sizes: dict[str, int] = {}
+    for spec, name in zip(lhs.split(","), call.node.input, strict=False):
+        shape = call.shape(name)
+        if shape is not None and len(shape) == len(spec):
+            for letter, n in zip(spec, shape, strict=True):
+                if n != 1 or letter not in sizes:
+                    sizes[letter] = int(n)
+    if all(c in sizes for c in rhs):
+        call.remember_shape(tuple(sizes[c] for c in rhs))
+    contracted = [role for letter, role in role_of.items() if letter not in rhs]
+    return call.mix(contracted, tuple(role_of.get(c, "C") for c in rhs))
 
 
 # -- layout plumbing (no layer) ---------------------------------------------------------------------------
@@ -421,6 +481,15 @@ def _reshape(call: OnnxCall) -> Act:
         raise Unsupported(f"a reshape from {list(before)} to {list(after)} that splits and merges blocks")
     if split:  # space to depth: each block of b positions becomes channels of one position
         kernel = tuple(split.get(a, 1) for a in range(call.ndim))
+        # the block indices are the positions of the new map
+        layout = tuple(
+            k[1] if (k := block(r)) is not None and k[0] == "G" and split.get(k[1]) == k[2] else r
+            for r in layout
+        )
+        if any(block(r) is not None for r in layout):
+            raise Unsupported(
+                f"a reshape from {list(before)} to {list(after)} that moves blocks of positions"
+            )
         return call.emit(layout=layout, kernel=kernel, stride=kernel)
     if merge:  # depth to space: output position v comes from position v // b
         scale = tuple(Fraction(merge.get(a, 1)) for a in range(call.ndim))
@@ -468,6 +537,9 @@ def _squeeze(call: OnnxCall) -> Act:
         if shape is None:
             raise Unsupported("a squeeze without axes on a tensor of unknown shape")
         axes = [d for d, n in enumerate(shape) if n == 1]
+    shape = call.shape(call.node.input[0])
+    if shape is not None:
+        call.remember_shape(tuple(n for d, n in enumerate(shape) if d not in axes))
     return call.relayout(tuple(r for d, r in enumerate(x.layout) if d not in axes))
 
 
@@ -478,13 +550,29 @@ def _unsqueeze(call: OnnxCall) -> Act:
         axes = _flat(call.constant(1, "axes"))
     rank = len(x.layout) + len(axes)
     layout = list(x.layout)
+    shape = call.shape(call.node.input[0])
+    dims = None if shape is None else list(shape)
     for a in sorted(int(a) % rank for a in axes):
         layout.insert(a, "N")
+        if dims is not None:
+            dims.insert(a, 1)
+    if dims is not None:
+        call.remember_shape(tuple(dims))
     return call.relayout(tuple(layout))
 
 
 def _expand(call: OnnxCall) -> Act:
+    import contextlib
+
+    import numpy as np
+
     x = call.x
+    before, target = call.shape(call.node.input[0]), _reference_numbers(call.input(1))
+    if before is not None and target is not None:
+        with contextlib.suppress(ValueError):  # shapes that do not broadcast stay unknown
+            call.remember_shape(
+                tuple(int(n) for n in np.broadcast_shapes(before, tuple(int(t) for t in target)))
+            )
     shape = call.shape(call.node.output[0])
     if shape is not None and len(shape) > len(x.layout):
         return call.relayout(("N",) * (len(shape) - len(x.layout)) + x.layout)
@@ -521,6 +609,10 @@ def _slice(call: OnnxCall) -> Act:
         if not any(is_spatial(x.layout[int(a) % rank]) for a in axes):
             _slice_shape(call, axes)
             return x  # a slice of channels (or batch): every position keeps its field, whatever the bounds
+        computed = any(_present(call.input(i)) is None for i in (1, 2) if call.input(i) is not None)
+        if computed and len(axes) == 1:
+            d = int(axes[0]) % rank
+            return _roll_piece(call, x.layout[d], d)
         starts = _flat(call.constant(1, "starts"))
         ends = _flat(call.constant(2, "ends"))
         steps = _flat(call.constant(4, "steps")) if call.input(4) is not None else [1] * len(starts)
@@ -534,8 +626,27 @@ def _slice(call: OnnxCall) -> Act:
         role = x.layout[int(axis) % rank]
         if not is_spatial(role):
             continue  # a slice of channels: every position keeps its field
+        ext = extended(role)
+        if ext is not None and len(starts) == 1 and _phase_ok(call, int(axis) % rank, ext, start, end, step):
+            # one phase of a subsampling by `step` of an axis padded to whole blocks of `step` (Swin's
+            # patch merging): taken further only by a Concat that gathers every phase (below)
+            shape = call.shape(call.node.input[0])
+            if shape is not None:
+                d = int(axis) % rank
+                call.remember_shape((*shape[:d], shape[d] // step, *shape[d + 1 :]))
+            d = int(axis) % rank
+            return call.relayout(x.layout[:d] + (f"S{ext[0]}:{step}+{start}/{ext[1]}",) + x.layout[d + 1 :])
+        if ext is not None and len(starts) == 1 and step == 1:
+            # one half of a roll written with constant bounds (torch's TorchScript exporter)
+            return _roll_piece(call, role, int(axis) % rank)
         if not isinstance(role, int):
-            raise Unsupported("slicing flattened spatial positions")
+            if extended(role) is not None:
+                raise Unsupported(
+                    f"a slice {start}:{end}:{step} of spatial axis {extended(role)[0]} padded by an amount "  # type: ignore[index]
+                    "computed at run time (only a window partition or the crop back to the map size is "
+                    "recognised after such a pad)"
+                )
+            raise Unsupported(f"slicing spatial positions held as {role!r}")
         if start == 0 and end >= TO_THE_END and step == 1:
             continue
         if start < 0 or step < 1 or 0 <= end < TO_THE_END:
@@ -548,6 +659,49 @@ def _slice(call: OnnxCall) -> Act:
     if stride == [1] * call.ndim and padding == [(0, 0)] * call.ndim:
         return x
     return call.emit(kernel=(1,) * call.ndim, stride=tuple(stride), padding=tuple(padding))
+
+
+def _phase_ok(call: OnnxCall, d: int, ext: tuple[int, int, int], start: int, end: int, step: int) -> bool:
+    """A slice ``start::step`` to the end of an unrolled axis padded to a multiple of ``step``."""
+    shape = call.shape(call.node.input[0])
+    _, n0, shift = ext
+    return (
+        shift == 0 and step >= 2 and 0 <= start < step and end >= TO_THE_END
+        and shape is not None and shape[d] == -(-n0 // step) * step
+    )  # fmt: skip
+
+
+_PHASE = re.compile(r"^S(\d+):(\d+)\+(\d+)/(\d+)$")
+
+
+def _merge_phases(call: OnnxCall) -> Act | None:
+    """``Concat`` along channels of every phase ``x[i::b, j::b]`` of a map padded to whole ``b x b`` blocks:
+    a ``b x b`` window with stride ``b`` (ceil mode: the padded size), as the torch import reads Swin's
+    patch merging. None when no input holds such a phase; Unsupported when the phases are not all there."""
+    found = [
+        [(d, m) for d, r in enumerate(a.layout) if isinstance(r, str) and (m := _PHASE.match(r))]
+        for a in call.acts
+    ]
+    if not any(found):
+        return None
+    sources = {a.source for a in call.acts}
+    dims = {tuple(d for d, _ in f) for f in found}
+    steps = {int(m[2]) for f in found for _, m in f}
+    if len(sources) != 1 or len(dims) != 1 or len(steps) != 1 or len(call.acts) != len(call.inputs):
+        raise Unsupported("a concatenation of subsampled phases of different maps or strides")
+    b = steps.pop()
+    (positions,) = dims
+    phases = {tuple(int(m[3]) for _, m in f) for f in found}
+    if len(phases) != len(call.acts) or len(phases) != b ** len(positions) or len(positions) != call.ndim:
+        raise Unsupported(
+            f"a concatenation of {len(call.acts)} phases of a subsampling by {b}: not every phase"
+        )
+    layout = list(call.x.layout)
+    for d, m in found[0]:
+        layout[d] = int(m[1])
+    return call.emit(
+        layout=tuple(layout), kernel=(b,) * call.ndim, stride=(b,) * call.ndim, ceil_mode=True,
+    )  # fmt: skip
 
 
 def _slice_shape(call: OnnxCall, axes: list[Any]) -> None:
@@ -581,6 +735,9 @@ def _gather(call: OnnxCall) -> Act:
     axis = int(call.attr("axis", 0)) % rank
     role = x.layout[axis]
     indices = call.input(1)
+    shape, picked_dims = call.shape(call.node.input[0]), call.input_dims(1)
+    if shape is not None and picked_dims is not None:
+        call.remember_shape((*shape[:axis], *picked_dims, *shape[axis + 1 :]))
     scalar = (
         isinstance(indices, Const) and indices.value is not None and getattr(indices.value, "ndim", 1) == 0
     )
@@ -593,7 +750,9 @@ def _gather(call: OnnxCall) -> Act:
         return call.pointwise(rest)  # one token of the map: its field is that of any unit
     if is_spatial(role):
         raise Unsupported("selecting positions of a spatial axis")
-    dims = call.input_dims(1) or call.shape(call.node.input[1])
+    dims = call.input_dims(1)
+    if dims is None:  # a scalar index has dims (): it drops the axis
+        dims = call.shape(call.node.input[1])
     if dims is None:
         raise Unsupported("gathering with indices of unknown shape")
     # Every dimension of the indices selects along the same (non-spatial) role; size 1 carries nothing.
@@ -618,6 +777,8 @@ def _pad(call: OnnxCall) -> Act:
     if mode not in ("constant", "reflect", "edge"):
         raise Unsupported(f"pad mode '{mode}' (wrap reads the opposite border)")
     rank = len(x.layout)
+    if len(call.inputs) >= 2 and _present(call.input(1)) is None and mode == "constant":
+        return _pad_to_blocks(call)
     pads = call.attr("pads") if len(call.inputs) < 2 else _flat(call.constant(1, "pads"))
     if pads is None:
         raise Unsupported("a pad without pads")
@@ -636,6 +797,78 @@ def _pad(call: OnnxCall) -> Act:
     if all(p == (0, 0) for p in padding):
         return call.pointwise()
     return call.emit(kernel=(1,) * call.ndim, padding=tuple(padding))
+
+
+def _pad_to_blocks(call: OnnxCall) -> Act:
+    """Zero padding by amounts computed from the map size: Swin's pad to whole windows.
+
+    Recognised only as padding at the end of spatial axes (nothing at their start or on other
+    dimensions at the reference size); the axes become ``"E<axis>/<n0>>0"`` and only a window
+    partition into blocks that the padded size fills exactly (at the reference size) takes them further:
+    the window layer pads to whole windows itself. Anything else that reads them is unknown.
+    """
+    x = call.x
+    rank = len(x.layout)
+    pads = _reference_numbers(call.input(1))
+    shape = call.shape(call.node.input[0])
+    if call.input(3) is not None or pads is None or len(pads) != 2 * rank or shape is None:
+        raise Unsupported("a pad whose amounts are computed at run time")
+    layout = list(x.layout)
+    for d in range(rank):
+        begin, end = int(pads[d]), int(pads[d + rank])
+        role = x.layout[d]
+        if isinstance(role, int) and begin == 0:
+            layout[d] = f"E{role}/{shape[d]}>0"
+        elif begin or end:
+            raise Unsupported(
+                "a pad by amounts computed at run time that is not at the end of the spatial axes"
+            )
+    call.remember_shape(tuple(int(n) + int(pads[d]) + int(pads[d + rank]) for d, n in enumerate(shape)))
+    return call.relayout(tuple(layout))
+
+
+def _roll_piece(call: OnnxCall, role: Any, d: int) -> Act:
+    """A slice with bounds computed from the map size: one half of a cyclic shift (or the crop of the
+    padding to whole windows, once the axis is back in place and unrolled)."""
+    x = call.x
+    shape = call.shape(call.node.input[0])
+    starts, ends = _reference_numbers(call.input(1)), _reference_numbers(call.input(2))
+    steps = _reference_numbers(call.input(4)) if call.input(4) is not None else [1]
+    if shape is None or starts is None or ends is None or steps is None or len(starts) != 1:
+        raise Unsupported(f"the slice of spatial axis {role} at bounds computed at run time")
+    n = shape[d]
+    start, end = int(starts[0]), int(ends[0])
+    start, end = start + n if start < 0 else start, end + n if end < 0 else min(end, n)
+    if int(steps[0]) != 1 or start < 0 or end < start:
+        raise Unsupported(f"the slice {start}:{end} of spatial axis {role} at bounds computed at run time")
+    ext = extended(role)
+    out_shape = (*shape[:d], end - start, *shape[d + 1 :])
+    call.remember_shape(out_shape)
+    bound = call.input(2)
+    to_the_end = (isinstance(bound, ShapeOf) and bound.source == x.source) or int(ends[0]) >= TO_THE_END
+    if ext is not None and ext[2] == 0 and start == 0 and end == ext[1] and not to_the_end:
+        # the padding to whole windows cropped: the axis as it was
+        return call.relayout(x.layout[:d] + (ext[0],) + x.layout[d + 1 :])
+    return call.relayout(x.layout[:d] + (f"cut({role}){start}:{end}",) + x.layout[d + 1 :])
+
+
+def _roll(call: OnnxCall, axis: int) -> Act | None:
+    """``Concat(x[k:n], x[:k])`` along one axis: a cyclic shift by ``k`` (None when not this pattern)."""
+    pieces = [cut(a.layout[axis]) for a in call.acts]
+    if len(call.acts) != len(call.inputs) or len(pieces) != 2 or any(p is None for p in pieces):
+        return None
+    (role, k, n), (role2, zero, k2) = pieces  # type: ignore[misc]
+    if role != role2 or zero != 0 or k2 != k or len({a.source for a in call.acts}) != 1:
+        return None
+    ext = extended(role)
+    if isinstance(role, int):
+        rolled: Any = f"E{role}/{n}>{k % n}"
+    elif ext is not None:
+        rolled = f"E{ext[0]}/{ext[1]}>{(ext[2] + k) % n}"
+    else:
+        return None
+    x = call.acts[0]
+    return call.relayout(x.layout[:axis] + (rolled,) + x.layout[axis + 1 :], x)
 
 
 # -- the table -------------------------------------------------------------------------------------------
@@ -662,8 +895,9 @@ def register(table: RuleTable) -> None:
         "GlobalLpPool": _global_pool, "SpaceToDepth": _space_to_depth, "DepthToSpace": _depth_to_space,
         "Resize": _resize, "Upsample": _resize, "Concat": _concat, "Softmax": _softmax,
         "LogSoftmax": _softmax, "Hardmax": _softmax, "Gemm": _gemm, "MatMul": _matmul,
-        "Transpose": _transpose, "Reshape": _reshape, "Flatten": _flatten, "Squeeze": _squeeze,
-        "Unsqueeze": _unsqueeze, "Split": _split, "Slice": _slice, "Gather": _gather, "Shape": _shape,
+        "Einsum": _einsum, "Transpose": _transpose, "Reshape": _reshape, "Flatten": _flatten,
+        "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Split": _split, "Slice": _slice, "Gather": _gather,
+        "Shape": _shape,
         "Size": _constant, "ConstantOfShape": _constant, "Pad": _pad, "Expand": _expand,
         "Identity": _same, "Cast": _same, "CastLike": _same,
     }  # fmt: skip
