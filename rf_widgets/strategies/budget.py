@@ -484,7 +484,7 @@ class _Search:
         self.baseline_problems = {
             (d.layer, d.kind) for d in found.diagnostics + list(found.field.diagnostics)
         }
-        self.base_macs = _macs(self.stack, found.sizes)
+        self.base_macs = sum(self.stack.macs(found.sizes, self.resolution))
         flatten_sizes = planning._flatten_input_sizes(self.stack, found.sizes)
         # What a classifier after a flatten reads must not change; unknown when the original's map is
         # already empty there (it does not run at this size): then the built module is the judge.
@@ -623,9 +623,7 @@ class _Search:
         else:
             arrays = _field_arrays(eng.plan, r_min)
         verdicts = judge(eng.plan, arrays, sizes, resolved, size)
-        layer_macs = [
-            layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, sizes, strict=True)
-        ]
+        layer_macs = stack.macs(sizes, size)
         return _Judged(
             stack,
             verdicts,
@@ -1070,10 +1068,6 @@ def _conv_weights(layer: Layer, kernel: tuple[int, ...]) -> int:
 
 def _size_edit(size: tuple[int, ...]) -> Edit:
     return Edit("input-size", (), size, f"input {_format.size(size)}")
-
-
-def _macs(stack: Stack, sizes: Sequence[tuple[int, ...]]) -> int:
-    return sum(layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, sizes, strict=True))
 
 
 def _depths(stack: Stack, verdicts: Verdicts) -> list[int]:
