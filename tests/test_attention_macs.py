@@ -91,3 +91,14 @@ def test_swin_v2_differs_by_its_bias_mlp_only():
 def test_swin_t_at_224_counts_what_torch_counts():
     model = torchvision.models.swin_t().eval()
     assert table_macs(model, 224) == count_macs(model, (224, 224), device="cpu") == 4_490_566_656
+
+
+def test_the_design_search_counts_attention_like_the_built_modules():
+    from rf_widgets.strategies import search
+
+    model = tiny_swin()
+    front = search(model, 32, budget=20)
+    assert len(front) > 1
+    for candidate in front:
+        built = candidate.apply(model).eval()
+        assert candidate.macs == count_macs(built, tuple(candidate.input_size), device="cpu"), candidate.label

@@ -15,7 +15,7 @@ import pytest
 
 import rf_widgets as rfw
 from rf_widgets.errors import RFError
-from rf_widgets.strategies import PICKS, Front, search
+from rf_widgets.strategies import EDIT_KINDS, PICKS, Front, search
 
 
 def chain() -> list[rfw.Layer]:
@@ -297,4 +297,157 @@ def test_every_pick_builds_as_predicted(name, size):
         built += 1
     assert front.picks["performance"] is not None
     assert built >= 2
+    _assert_unchanged(model, snapshot)
+
+
+# -- moving blocks between stages -------------------------------------------------------------------------
+
+
+def _stages(counts):
+    """Stand-in stages of the given block counts (only ``count`` matters to the planners)."""
+    from rf_widgets.strategies.blocks import Stage
+
+    return [Stage(f"s{i}", "", 0, n - 1, (), ()) for i, n in enumerate(counts)]
+
+
+@pytest.mark.parametrize(
+    ("counts", "productive", "even", "border"),
+    [
+        # ResNet18 with layer4 past the border: 2 + 2 + 2 + 1 movable = 7 over three stages, the last gets
+        # the rest; the one repeat of layer4 goes to the stage with the fewest blocks (a tie: the later)
+        ((2, 2, 2, 2), (True, True, True, False), (2, 2, 3, 1), (2, 2, 3, 1)),
+        # 2 + 6 + 2 + 2 = 12 over three stages: 4 each; the border variant moves only layer4's two
+        # repeats: to the third stage (2, a tie with the first: the later), then the first (2 < 3)
+        ((2, 6, 2, 3), (True, True, True, False), (4, 4, 4, 1), (3, 6, 3, 1)),
+        # ResNet50's 3-4-6-3 with every stage productive: even spreads 16 as 4 each, border moves none
+        ((3, 4, 6, 3), (True,) * 4, (4, 4, 4, 4), (3, 4, 6, 3)),
+        # two stages past the border: 3 + 4 + 5 + 2 = 14 over two: 7 each
+        ((3, 4, 6, 3), (True, True, False, False), (7, 7, 1, 1), (7, 7, 1, 1)),
+        # nothing productive to move to: unchanged
+        ((2, 2), (False, False), (2, 2), (2, 2)),
+    ],
+)
+def test_block_counts_by_hand(counts, productive, even, border):
+    from rf_widgets.strategies.blocks import border_counts, even_counts
+
+    stages = _stages(counts)
+    assert even_counts(stages, productive) == even
+    assert border_counts(stages, productive) == border
+    assert sum(even) - sum(counts) == sum(border) - sum(counts) == 0 or not any(productive)
+
+
+MOVABLE = {  # the stages found, as (label, blocks), by reading torchvision's definitions
+    "resnet18": [("layer1", 2), ("layer2", 2), ("layer3", 2), ("layer4", 2)],
+    "resnet50": [("layer1", 3), ("layer2", 4), ("layer3", 6), ("layer4", 3)],
+    "wide_resnet50_2": [("layer1", 3), ("layer2", 4), ("layer3", 6), ("layer4", 3)],
+    # inverted residuals with a shortcut (stride 1, same width) follow the first block of each width;
+    # the stages of one block (16, 320 channels) have no repeat to give or copy
+    "mobilenet_v2": [
+        ("features.2-3", 2),
+        ("features.4-6", 3),
+        ("features.7-10", 4),
+        ("features.11-13", 3),
+        ("features.14-16", 3),
+    ],
+    "mobilenet_v3_small": [
+        ("features.2-3", 2),
+        ("features.4-6", 3),
+        ("features.7-8", 2),
+        ("features.9-11", 3),
+    ],
+    "efficientnet_b0": [
+        ("features.2", 2),
+        ("features.3", 2),
+        ("features.4", 3),
+        ("features.5", 3),
+        ("features.6", 4),
+    ],
+    # RegNetY-400MF has depths 1, 3, 6, 6: block1 has nothing to move
+    "regnet_y_400mf": [("trunk_output.block2", 3), ("trunk_output.block3", 6), ("trunk_output.block4", 6)],
+    "convnext_tiny": [("features.1", 3), ("features.3", 3), ("features.5", 9), ("features.7", 3)],
+    "vgg11": [],  # the repeated unit (conv, ReLU) is not a module of its own
+    "densenet121": [],  # every dense layer widens the map: no block keeps its input's shape
+}
+
+
+def _source(name, size):
+    from rf_widgets.strategies.surgery import TorchSource
+
+    return TorchSource(_model(name), name, size)
+
+
+@pytest.mark.parametrize("name", sorted(MOVABLE))
+def test_the_stages_of_ten_families(name):
+    stages = _source(name, 32).stages()
+    assert [(s.label, s.count) for s in stages] == MOVABLE[name]
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(MOVABLE) if MOVABLE[n]])
+def test_the_moved_graph_is_the_built_modules_graph(name):
+    """The predicted graph against a fresh import of the module the move builds (both plans)."""
+    import copy
+
+    from rf_widgets.strategies import blocks
+    from rf_widgets.torch_import import import_traced
+
+    model = _model(name)
+    snapshot = _snapshot(model)
+    source = _source(name, 32)
+    stages = source.stages()
+    productive = [True] * (len(stages) - 1) + [False]
+    plans = {blocks.even_counts(stages, productive), blocks.border_counts(stages, productive)}
+    plans.add(tuple(reversed([s.count for s in stages])))  # blocks moved both ways
+    plans.discard(tuple(s.count for s in stages))
+    for counts in plans:
+        move = blocks.plan(stages, counts)
+        predicted, origin = blocks.moved_stack(source.stack, move)
+        built = copy.deepcopy(model)
+        blocks.move_blocks(built, move)
+        fresh = import_traced(built)[0]
+        assert predicted.names == fresh.names, counts
+        for a, b in zip(predicted.layers, fresh.layers, strict=True):
+            assert (a.inputs, a.module, a.kernel, a.stride, a.padding, a.dilation) == (
+                b.inputs,
+                b.module,
+                b.kernel,
+                b.stride,
+                b.padding,
+                b.dilation,
+            ), a.name
+            assert (a.params, a.macs_per_position) == (b.params, b.macs_per_position), a.name
+            assert source.stack[origin[a.name]].op == a.op
+        assert sum(p.numel() for p in built.parameters()) == sum(x.params for x in predicted.layers)
+    _assert_unchanged(model, snapshot)
+
+
+def test_resnet18_at_16_px_moves_blocks_for_depth():
+    """The performance pick with the move is deeper than the best candidate without it, and builds."""
+    model = _model("resnet18")
+    kinds = tuple(k for k in EDIT_KINDS if k != "move-blocks")
+    without = search(model, 16, budget=8.0, edits=kinds)
+    front = search(model, 16, budget=8.0)
+    best, before = front["performance"], without["performance"]
+    assert best.unproductive_count <= before.unproductive_count
+    assert best.productive_depth > before.productive_depth
+    assert any(edit.kind == "move-blocks" for edit in best.edits)
+    assert best.macs_ratio <= 8.0
+    _check_built(best, model)
+
+
+MOVE_CASES = [(name, size) for name in sorted(MOVABLE) if MOVABLE[name] for size in (16, 32, 64)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "size"), MOVE_CASES)
+def test_candidates_with_moved_blocks_build_as_predicted(name, size):
+    """The deepest candidates with moved blocks, with and without a trim, built and checked."""
+    model = _model(name)
+    snapshot = _snapshot(model)
+    front = search(model, size, budget=8.0)
+    moved = [c for c in front if not c.refused and any(e.kind == "move-blocks" for e in c.edits)]
+    assert moved
+    for trimmed in (False, True):
+        group = [c for c in moved if (c.edits[-1].kind == "trim") == trimmed]
+        if group:
+            _check_built(max(group, key=lambda c: (c.productive_depth, -c.macs)), model)
     _assert_unchanged(model, snapshot)

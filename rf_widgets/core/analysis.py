@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numbers
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from rf_widgets.core.arithmetic import (
@@ -27,7 +27,15 @@ from rf_widgets.core.graph import Stack
 from rf_widgets.core.verdicts import FieldArrays, VerdictPlan, Verdicts, any_unproductive, judge
 from rf_widgets.errors import ResolutionError
 
-__all__ = ["Engine", "Evaluation", "analyze_stack", "engine", "evaluate", "normalize_resolution"]
+__all__ = [
+    "Engine",
+    "Evaluation",
+    "MapRequirement",
+    "analyze_stack",
+    "engine",
+    "evaluate",
+    "normalize_resolution",
+]
 
 MAX_SEARCHED_RESOLUTION = 1 << 20
 MAX_INPUT_SIZE = 1 << 31
@@ -161,6 +169,7 @@ def analyze_stack(stack: Stack, input_size: object, model: str | None = None):  
 
     resolution = normalize_resolution(input_size, stack.ndim)
     found = evaluate(stack, resolution)
+    _check_requirements(stack, found.sizes, resolution)
     return Analysis(
         stack=stack,
         input_size=resolution,
@@ -172,6 +181,34 @@ def analyze_stack(stack: Stack, input_size: object, model: str | None = None):  
         diagnostics=_imported_diagnostics(stack) + found.field.diagnostics + tuple(found.diagnostics),
         resolution_range=resolution_range(stack, found.field),
     )
+
+
+@dataclass(frozen=True)
+class MapRequirement:
+    """A condition the real module puts on the feature map of ``layer`` (kept in ``stack.metadata``).
+
+    An importer adds one where the module computes something else, or refuses to run, at other sizes
+    (timm's Swin blocks fix their window and attention mask at construction). ``accepts`` tells whether
+    a map (one size per axis) is fine. :func:`analyze_stack` raises :class:`ResolutionError` with ``why``
+    at an input size that breaks one; the searches over resolutions (smallest feasible size) do not look.
+    """
+
+    layer: str
+    accepts: Callable[[tuple[int, ...]], bool]
+    why: str
+
+
+def _check_requirements(stack: Stack, sizes: Sequence[tuple[int, ...]], resolution: tuple[int, ...]) -> None:
+    found = stack.metadata.get("map_requirements", ())
+    for need in found if isinstance(found, tuple) else ():
+        # an edited stack keeps the import's metadata: a requirement of a removed layer is gone
+        if isinstance(need, MapRequirement) and need.layer in stack.index:
+            size = tuple(sizes[stack.index[need.layer]])
+            if not need.accepts(size):
+                shown, at = "x".join(map(str, size)), "x".join(map(str, resolution))
+                raise ResolutionError(
+                    f"at input size {at}, layer '{need.layer}' gets a {shown} map: {need.why}"
+                )
 
 
 def _imported_diagnostics(stack: Stack) -> tuple[Diagnostic, ...]:

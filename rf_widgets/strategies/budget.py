@@ -49,14 +49,17 @@ from rf_widgets.core.results import Analysis
 from rf_widgets.core.verdicts import FieldArrays, VerdictPlan, Verdicts, judge
 from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning
+from rf_widgets.strategies.blocks import MovePlan, Stage, border_counts, even_counts, moved_stack
 from rf_widgets.strategies.planning import NotApplicable, TrimPlan
 
 __all__ = ["EDIT_KINDS", "PICKS", "Candidate", "Edit", "Front", "search"]
 
-EDIT_KINDS = ("stride", "remove-pool", "stem-kernel", "trim", "input-size")
+EDIT_KINDS = ("stride", "remove-pool", "stem-kernel", "move-blocks", "trim", "input-size")
 """``stride``: a downsampling step softened (stride 2 to 1, a stride-4 patchify to 2) in every parallel
 layer of one step; ``remove-pool``: a pooling step removed (the pool becomes an identity);
 ``stem-kernel``: the first convolution's kernel made smaller, its padding kept "same";
+``move-blocks``: the repeated blocks of the stages moved to the stages that stay productive (spread
+evenly, or only the blocks past the border; torch models, see :mod:`rf_widgets.strategies.blocks`);
 ``trim``: the blocks past the last productive block output replaced by a head (pooling, a linear
 layer); ``input-size``: the network fed larger inputs."""
 
@@ -78,7 +81,8 @@ class Edit:
     layers
         The layers it changes (for ``trim``: the cut, the layer whose output the new head reads).
     value
-        The new stride (``stride``), kernel (``stem-kernel``) or input size (``input-size``), per axis.
+        The new stride (``stride``), kernel (``stem-kernel``) or input size (``input-size``), per axis;
+        the new block count per stage (``move-blocks``).
     label
         A few words for people, e.g. ``"layer2.0.conv2 stride 2 -> 1"``.
     """
@@ -88,6 +92,7 @@ class Edit:
     value: tuple[int, ...] = ()
     label: str = ""
     plan: TrimPlan | None = field(default=None, compare=False, repr=False)
+    move: MovePlan | None = field(default=None, compare=False, repr=False)
 
     def __str__(self) -> str:
         return self.label
@@ -385,6 +390,10 @@ class Source:
     def can_remove(self, layer: Layer) -> bool:
         return layer.kind == "window"
 
+    def stages(self) -> tuple[Stage, ...]:
+        """The stages whose blocks can move (torch models only)."""
+        return ()
+
     def can_rekernel(self, layer: Layer) -> bool:
         return "out_channels" in layer.extra
 
@@ -449,6 +458,18 @@ class _Variant:
     changes: dict[int, Layer]
 
 
+@dataclass(frozen=True)
+class _Moved:
+    """The graph with blocks moved, before any other edit, and what the search needs to know about it."""
+
+    plan: MovePlan
+    stack: Stack
+    engine: Engine
+    topology: planning.Topology
+    origin: dict[str, str]  # layer name -> the layer of the original graph it is (or copies)
+    delta: int  # parameters added minus removed
+
+
 class _Search:
     def __init__(self, source: Source, budget: float, kinds: tuple[str, ...]) -> None:
         self.source = source
@@ -463,14 +484,19 @@ class _Search:
         self.baseline_problems = {
             (d.layer, d.kind) for d in found.diagnostics + list(found.field.diagnostics)
         }
-        self.base_macs = _macs(self.stack, found.sizes)
+        self.base_macs = sum(self.stack.macs(found.sizes, self.resolution))
         flatten_sizes = planning._flatten_input_sizes(self.stack, found.sizes)
         # What a classifier after a flatten reads must not change; unknown when the original's map is
         # already empty there (it does not run at this size): then the built module is the judge.
         self.flatten_sizes = None if any(0 in n for n in flatten_sizes) else flatten_sizes
         self.topology = planning.Topology.of(self.stack)  # edits here keep the wiring: computed once
         self.r_mins: dict[tuple[int, Any], Any] = {}
+        self.keyed: list[Stack] = []
         self.r_min_pass = _RMinPass(self.stack)
+        # per wiring (the original's, each moved graph's; kept alive by self.moved): its r_min pass
+        self.r_min_passes = {id(self.stack.input_indices): self.r_min_pass}
+        self.stages = source.stages() if "move-blocks" in kinds else ()
+        self.moved: dict[tuple[int, ...], _Moved] = {}
 
     # -- what can be edited -----------------------------------------------------------------------------
 
@@ -540,13 +566,7 @@ class _Search:
     def variant_engine(self, stack: Stack, variant: _Variant) -> Engine:
         if stack is self.stack:
             return self.base
-        import numpy as np
-
-        kernel = self.base.plan.kernel.copy()
-        for i, layer in variant.changes.items():
-            kernel[i] = layer.kernel_effective if layer.kind == "window" else (-1,) * stack.ndim
-        plan = replace(self.base.plan, kernel=np.asarray(kernel))
-        return Engine(stack, plan, _patched_size_plan(self.base.sizes, stack, variant.changes))
+        return _patched_engine(self.base, stack, variant.changes)
 
     def layer_changes(self, edits: Sequence[Edit]) -> dict[int, Layer]:
         stack = self.stack
@@ -586,9 +606,10 @@ class _Search:
             return None  # a fixed-width classifier would see another number of features
         key = (id(stack), tuple(sorted(resolved.items())))
         if key not in self.r_mins:  # r_min depends on the size only through size-dependent layers
-            same_graph = stack.input_indices is self.stack.input_indices
+            self.keyed.append(stack)  # alive while its id is a key: a freed stack's id can be reused
+            known = self.r_min_passes.get(id(stack.input_indices))  # an edited graph of a known wiring
             self.r_mins[key] = (
-                self.r_min_pass.run(changes or {}, resolved) if same_graph else _r_min(stack, resolved)
+                known.run(changes or {}, resolved) if known is not None else _r_min(stack, resolved)
             )
         r_min = self.r_mins[key]
         if r_min is None:
@@ -602,9 +623,7 @@ class _Search:
         else:
             arrays = _field_arrays(eng.plan, r_min)
         verdicts = judge(eng.plan, arrays, sizes, resolved, size)
-        layer_macs = [
-            layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, sizes, strict=True)
-        ]
+        layer_macs = stack.macs(sizes, size)
         return _Judged(
             stack,
             verdicts,
@@ -673,16 +692,31 @@ class _Search:
         )
 
     def trims(
-        self, edits: tuple[Edit, ...], judged: _Judged, size: tuple[int, ...], params: int
+        self,
+        edits: tuple[Edit, ...],
+        judged: _Judged,
+        size: tuple[int, ...],
+        params: int,
+        moved: _Moved | None = None,
     ) -> list[Candidate]:
         """The two cuts: after the last productive block output, and before the first border layer."""
         stack, verdicts = judged.stack, judged.verdicts
         plans: list[TrimPlan] = []
+        topology = self.topology if moved is None else moved.topology
+        head, blocker = self.source.head, self.source.merge_blocker
+        if moved is not None:  # the source knows the original's layers: ask about the one a layer copies
+            origin = moved.origin
+
+            def head(cut: str) -> tuple[Layer, ...]:
+                found = self.source.head(origin[cut])
+                return (replace(found[0], inputs=(cut,)), *found[1:]) if found else found
+
+            def blocker(layer: str) -> str | None:
+                return self.source.merge_blocker(origin[layer])
+
         for planner in (
-            lambda: planning.plan_trim_at(
-                stack, verdicts, size, self.source.head, self.source.merge_blocker, self.topology
-            ),
-            lambda: planning.plan_cut_before_border(stack, verdicts, size, self.source.head, self.topology),
+            lambda: planning.plan_trim_at(stack, verdicts, size, head, blocker, topology),
+            lambda: planning.plan_cut_before_border(stack, verdicts, size, head, topology),
         ):
             try:
                 plan = planner()
@@ -692,13 +726,19 @@ class _Search:
                 plans.append(plan)
         out = []
         for plan in plans:
-            made = self.trimmed(edits, judged, plan, size, params)
+            made = self.trimmed(edits, judged, plan, size, params, moved)
             if made is not None:
                 out.append(made)
         return out
 
     def trimmed(
-        self, edits: tuple[Edit, ...], judged: _Judged, plan: TrimPlan, size: tuple[int, ...], params: int
+        self,
+        edits: tuple[Edit, ...],
+        judged: _Judged,
+        plan: TrimPlan,
+        size: tuple[int, ...],
+        params: int,
+        moved: _Moved | None = None,
     ) -> Candidate | None:
         stack = judged.stack
         if judged.problems & set(plan.kept):
@@ -706,10 +746,13 @@ class _Search:
         removed = len(plan.removed)
         edit = Edit("trim", (plan.cut,), (), f"trim after {plan.cut} ({removed} layers removed)", plan)
         kept = [stack.index[name] for name in plan.kept]
-        delta = sum(  # what the architecture edits changed in the kept layers
-            stack.layers[i].params - self.stack.layers[i].params for i in kept
-        )
-        trimmed_params = self.source.params_after_trim(plan, self.stack) + delta
+        if moved is None:
+            delta = sum(  # what the architecture edits changed in the kept layers
+                stack.layers[i].params - self.stack.layers[i].params for i in kept
+            )
+            trimmed_params = self.source.params_after_trim(plan, self.stack) + delta
+        else:  # blocks move only where every parameter belongs to one layer (Source.stages)
+            trimmed_params = sum(stack.layers[i].params for i in kept) + sum(h.params for h in plan.head)
 
         def build() -> tuple[Stack, Evaluation]:
             trimmed = planning.trimmed_stack(stack, plan)
@@ -778,6 +821,8 @@ class _Search:
                     candidates.append(made)
                 if "trim" in self.kinds and made.unproductive:
                     candidates += self.trims(edits, judged, size, params)
+                if self.stages:
+                    candidates += self.moves(variant, judged, size, params)
         assert original is not None  # the unedited network always passes its own checks
         if all(e.kind == "input-size" for c in candidates for e in c.edits):
             kinds = [k for k in self.kinds if k != "input-size"]
@@ -799,6 +844,70 @@ class _Search:
             candidates = [c for c in candidates if id(c) not in broken]
             allowed = [c for c in allowed if id(c) not in broken]
         return Front(candidates, original, self.budget, picks, reasons, pareto, self.source.name)
+
+    def moves(
+        self, variant: _Variant, judged: _Judged, size: tuple[int, ...], params: int
+    ) -> list[Candidate]:
+        """``variant`` with its blocks moved to the stages that stay productive in ``judged``."""
+        arch = variant.edits
+        status, spatial = judged.verdicts.status, judged.verdicts.spatial
+        stages = self.stages
+        productive = [
+            not any(spatial[i] and status[i] == "unproductive" for i in stage.layers[0]) for stage in stages
+        ]
+        current = tuple(stage.count for stage in stages)
+        out: list[Candidate] = []
+        seen = {current}
+        for counts in (even_counts(stages, productive), border_counts(stages, productive)):
+            if counts in seen:
+                continue
+            seen.add(counts)
+            moved = self.moved_graph(counts)
+            base = moved.stack
+            if any(moved.origin.get(moved.plan.rename(n)) != n for n in _edited_names(arch)):
+                continue  # an edited layer is in a block the move removes: the two do not combine
+            changes: dict[int, Layer] = {}
+            for layer in variant.changes.values():
+                j = base.index[moved.plan.rename(layer.name)]
+                if base.layers[j].name == layer.name and base.layers[j].inputs == layer.inputs:
+                    changes[j] = layer  # the same layer in the same place: the edited copy serves
+                    continue
+                for edit in arch:  # renamed or rewired (a flat Sequential renumbered): edit it again
+                    if layer.name in edit.layers:
+                        changes[j] = _edited_layer(changes.get(j, base.layers[j]), edit, base.ndim)
+            if changes:
+                layers = list(base.layers)
+                for i, layer in changes.items():
+                    layers[i] = layer
+                stack = _same_graph(base, layers, base.name)
+                eng = _patched_engine(moved.engine, stack, changes)
+            else:
+                stack, eng = base, moved.engine
+            found = self.judged(stack, eng, size, changes)
+            if found is None:
+                continue
+            edit = Edit("move-blocks", (), counts, moved.plan.label, move=moved.plan)
+            edits = (*arch, edit) + ((_size_edit(size),) if size != self.resolution else ())
+            made = self.candidate(edits, found, size, params + moved.delta)
+            if not found.problems:
+                out.append(made)
+            if "trim" in self.kinds and made.unproductive:
+                out += self.trims(edits, found, size, params + moved.delta, moved)
+        return out
+
+    def moved_graph(self, counts: tuple[int, ...]) -> _Moved:
+        found = self.moved.get(counts)
+        if found is None:
+            from rf_widgets.strategies import blocks
+
+            plan = blocks.plan(self.stages, counts)
+            stack, origin = moved_stack(self.stack, plan)
+            delta = sum(layer.params for layer in stack.layers) - self.stack_params
+            found = self.moved[counts] = _Moved(
+                plan, stack, engine(stack), planning.Topology.of(stack), origin, delta
+            )
+            self.r_min_passes[id(stack.input_indices)] = _RMinPass(stack)
+        return found
 
     def broken(self, judged: _Judged) -> str:
         found = judged.full()
@@ -936,6 +1045,21 @@ def _edited_layer(layer: Layer, edit: Edit, ndim: int) -> Layer:
     raise AssertionError(edit.kind)
 
 
+def _edited_names(edits: Sequence[Edit]) -> list[str]:
+    return [name for edit in edits for name in edit.layers]
+
+
+def _patched_engine(base: Engine, stack: Stack, changes: dict[int, Layer]) -> Engine:
+    """The engine of ``stack``, the graph of ``base`` with the layers ``changes`` replaced."""
+    import numpy as np
+
+    kernel = base.plan.kernel.copy()
+    for i, layer in changes.items():
+        kernel[i] = layer.kernel_effective if layer.kind == "window" else (-1,) * stack.ndim
+    plan = replace(base.plan, kernel=np.asarray(kernel))
+    return Engine(stack, plan, _patched_size_plan(base.sizes, stack, changes))
+
+
 def _conv_weights(layer: Layer, kernel: tuple[int, ...]) -> int:
     facts = layer.extra
     per_group = int(facts["in_channels"]) // int(facts["groups"])  # type: ignore[call-overload]
@@ -944,10 +1068,6 @@ def _conv_weights(layer: Layer, kernel: tuple[int, ...]) -> int:
 
 def _size_edit(size: tuple[int, ...]) -> Edit:
     return Edit("input-size", (), size, f"input {_format.size(size)}")
-
-
-def _macs(stack: Stack, sizes: Sequence[tuple[int, ...]]) -> int:
-    return sum(layer.macs_per_position * math.prod(n) for layer, n in zip(stack.layers, sizes, strict=True))
 
 
 def _depths(stack: Stack, verdicts: Verdicts) -> list[int]:

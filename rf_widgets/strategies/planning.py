@@ -15,7 +15,6 @@ Two graph notions do the work:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -411,10 +410,7 @@ def plan_slowdown(
                 rejected.append(stack.layers[group[0]].name)
                 continue
             count = len(trial_result.verdicts.unproductive)
-            macs = sum(
-                layer.macs_per_position * math.prod(n)
-                for layer, n in zip(candidate.layers, sizes, strict=True)
-            )
+            macs = sum(candidate.macs(sizes, resolution))
             if best is None or (count, macs) < (best[0], best[1]):
                 best = (count, macs, trial, candidate)
         if best is None or best[0] >= best_count:

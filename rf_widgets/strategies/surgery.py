@@ -22,6 +22,7 @@ from rf_widgets.core.analysis import normalize_resolution
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer, adaptive_pool
 from rf_widgets.errors import RFError
+from rf_widgets.strategies.blocks import Stage, find_stages, move_blocks
 from rf_widgets.strategies.budget import Candidate, Source
 from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan
 from rf_widgets.strategies.suggestions import Context
@@ -193,6 +194,19 @@ class TorchSource(Source):
     def can_remove(self, layer: Layer) -> bool:
         return isinstance(self._module(layer), POOL_MODULES)
 
+    @cached_property
+    def _stages(self) -> tuple[Stage, ...]:
+        if self.params() != sum(layer.params for layer in self.stack.layers):
+            return ()  # a parameter outside the layers: moved blocks could not be counted exactly
+        try:
+            shapes = self.context.shapes(self.resolution)
+        except NotApplicable:
+            shapes = self.context.shapes((max(REFERENCE_SIDE, *self.resolution),) * self.stack.ndim)
+        return find_stages(self.model, self.stack, shapes, _conv_params)
+
+    def stages(self) -> tuple[Stage, ...]:
+        return self._stages
+
     def can_rekernel(self, layer: Layer) -> bool:
         module = self._module(layer)
         return (
@@ -220,22 +234,28 @@ def apply_edits(model: nn.Module, candidate: Candidate, stack: Stack) -> nn.Modu
     clone = copy.deepcopy(model)
     strides: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
     trim: TrimPlan | None = None
+    rename: Any = str
+    move = next((edit.move for edit in candidate.edits if edit.move is not None), None)
+    if move is not None:  # first, on the plain copy: its containers are still the model's own
+        move_blocks(clone, move)
+        stack = import_traced(clone)[0]
+        rename = move.rename
     for edit in candidate.edits:
         if edit.kind == "stem-kernel":
-            (name,) = edit.layers
+            name = rename(edit.layers[0])
             _set_module(
                 clone,
                 str(stack[name].module),
                 _rekerneled(clone.get_submodule(str(stack[name].module)), edit.value),
             )
         elif edit.kind == "remove-pool":
-            for name in edit.layers:
+            for name in map(rename, edit.layers):
                 old = clone.get_submodule(str(stack[name].module))
                 identity = nn.Identity()
                 identity.train(old.training)
                 _set_module(clone, str(stack[name].module), identity)
         elif edit.kind == "stride":
-            strides += [(name, stack[name].stride, edit.value) for name in edit.layers]
+            strides += [(name, stack[name].stride, edit.value) for name in map(rename, edit.layers)]
         elif edit.kind == "trim":
             trim = edit.plan
     result: nn.Module = clone

@@ -106,6 +106,7 @@ def import_traced(
             "opaque_modules": opaque,
             "diagnostics": tuple(builder.diagnostics),
             "outputs": tuple((label, act.source) for label, act in builder.outputs if act.source != "input"),
+            "map_requirements": tuple(builder.requirements),
         },
     )
     return stack, gm

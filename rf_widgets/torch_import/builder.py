@@ -59,6 +59,7 @@ class GraphBuilder:
         self.values: dict[fx.Node, Any] = {}
         self.diagnostics: list[Diagnostic] = []
         self.unknown: list[str] = []
+        self.requirements: list[Any] = []  # MapRequirement of layers whose module fixes its map size
         self.outputs: list[tuple[str, Act]] = []
         self._used: dict[str, int] = {}
         self._counted_params: set[int] = set()
@@ -134,10 +135,12 @@ class GraphBuilder:
 
     # -- state the rules use --------------------------------------------------------------------------
 
-    def append(self, node: fx.Node, op: str, inputs: Iterable[Act], layout: Layout, fields: dict) -> Act:
+    def append(
+        self, node: fx.Node, op: str, inputs: Iterable[Act], layout: Layout, fields: dict, suffix: str = ""
+    ) -> Act:
         sources = tuple(dict.fromkeys(a.source for a in inputs))
         module = str(node.target) if node.op == "call_module" else None
-        name = self._name(node, op)
+        name = self._name(node, op, suffix)
         layer = Layer(name, op, inputs=sources, module=module, extra={"fx_node": node.name}, **fields)
         self.layers.append(layer)
         return Act(name, layout)
@@ -161,12 +164,13 @@ class GraphBuilder:
                     found.append(value)
         return found
 
-    def _name(self, node: fx.Node, op: str) -> str:
+    def _name(self, node: fx.Node, op: str, suffix: str = "") -> str:
         if node.op == "call_module":
             base = str(node.target)
         else:
             scope = _scope(node)
             base = f"{scope}.{op}" if scope else op
+        base += f".{suffix}" if suffix else ""
         count = self._used.get(base, 0) + 1
         self._used[base] = count
         return base if count == 1 else f"{base}:{count}"

@@ -119,9 +119,14 @@ class Call:
         op: str | None = None,
         inputs: Iterable[Act] | None = None,
         layout: Layout | None = None,
+        suffix: str = "",
         **fields: Any,
     ) -> Act:
-        """Append one layer with the given :class:`~rf_widgets.core.layers.Layer` fields."""
+        """Append one layer with the given :class:`~rf_widgets.core.layers.Layer` fields.
+
+        ``suffix`` names a layer that stands for a part of the called module (``"attn"``: the layer is
+        called ``"<module>.attn"``), for rules that emit several layers for one call.
+        """
         inputs = list(self.acts if inputs is None else inputs)
         layout = inputs[0].layout if layout is None else layout
         if self.module is not None and not self._params_taken:
@@ -130,7 +135,7 @@ class Call:
         elif self.module is None and not self._params_taken:
             self._params_taken = True
             fields.setdefault("params", self.builder.take_params(self.builder.parameters_of(self.node)))
-        return self.builder.append(self.node, op or self.op, inputs, layout, fields)
+        return self.builder.append(self.node, op or self.op, inputs, layout, fields, suffix)
 
     def pointwise(self, op: str | None = None, layout: Layout | None = None, **extra: Any) -> Act:
         """A layer that treats every position alone (activations, norms, merges along channels)."""
