@@ -245,6 +245,68 @@ def test_one_window_with_constant_shapes_against_the_reference_evaluator(n: int)
     assert result.stack["conv"].kind == "window"
 
 
+def _computed_partition(src: str, p: str, tag: str) -> list[Any]:
+    """The TorchScript exporter's partition: the target concatenates block counts computed from the
+    map's shape (``H / p``) with the block size ``p``, a constant of the file."""
+    return [
+        helper.make_node("Shape", [src], [f"{tag}_shape"]),
+        helper.make_node("Gather", [f"{tag}_shape", "i2"], [f"{tag}_h"]),
+        helper.make_node("Gather", [f"{tag}_shape", "i3"], [f"{tag}_w"]),
+        helper.make_node("Div", [f"{tag}_h", p], [f"{tag}_hb"]),
+        helper.make_node("Div", [f"{tag}_w", p], [f"{tag}_wb"]),
+        helper.make_node("Concat", ["one", "c", f"{tag}_hb", p, f"{tag}_wb", p], [f"{tag}_split"], axis=0),
+        helper.make_node("Reshape", [src, f"{tag}_split"], [f"{tag}_blocks"]),
+        helper.make_node("Transpose", [f"{tag}_blocks"], [f"{tag}_grouped"], perm=[0, 2, 4, 3, 5, 1]),
+        helper.make_node("Concat", ["one", f"{tag}_hb", f"{tag}_wb", p, p, "c"], [f"{tag}_merge"], axis=0),
+        helper.make_node("Concat", ["one", "c", f"{tag}_h", f"{tag}_w"], [f"{tag}_map"], axis=0),
+    ]
+
+
+def test_one_window_with_computed_block_counts_against_the_reference_evaluator() -> None:
+    """Block attention over one window of 4 and grid attention over blocks of one on a 4 x 4 map, the
+    targets as the TorchScript exporter writes them: the block counts (1 and 4) are computed from the
+    shape, the block sizes (4 and 1) are constants, so the splits are blocks of 4 and blocks of one
+    wherever the file runs (at 8 x 8 the same file makes four windows). Checked pixel by pixel."""
+    n, c = 4, 2
+    nodes = [
+        *_computed_partition("x", "four", "b"),
+        # tokens (1, blocks, p * p, C): here the number of blocks is hb * wb with hb = wb
+        helper.make_node("Reshape", ["b_grouped", "b_tokens_target"], ["b_tokens"]),
+        helper.make_node("Softmax", ["b_tokens"], ["b_mixed"], axis=2, name="block_attention"),
+        helper.make_node("Reshape", ["b_mixed", "b_merge"], ["b_merged"]),
+        helper.make_node("Transpose", ["b_merged"], ["b_back"], perm=[0, 5, 1, 3, 2, 4]),
+        helper.make_node("Reshape", ["b_back", "b_map"], ["b_out"]),
+        *_computed_partition("b_out", "one", "g"),
+        helper.make_node("Reshape", ["g_grouped", "g_tokens_target"], ["g_tokens"]),
+        helper.make_node("Transpose", ["g_tokens"], ["g_swapped"], perm=[0, 2, 1, 3]),
+        helper.make_node("Softmax", ["g_swapped"], ["g_mixed"], axis=2, name="grid_attention"),
+        helper.make_node("Transpose", ["g_mixed"], ["g_unswapped"], perm=[0, 2, 1, 3]),
+        helper.make_node("Reshape", ["g_unswapped", "g_merge"], ["g_merged"]),
+        helper.make_node("Transpose", ["g_merged"], ["g_back"], perm=[0, 5, 1, 3, 2, 4]),
+        helper.make_node("Reshape", ["g_back", "g_map"], ["map"]),
+        helper.make_node("Conv", ["map", "w"], ["y"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+    ]
+    model = make_model(
+        nodes,
+        [1, c, n, n],
+        weights={"w": (c, c, 3, 3)},
+        constants={
+            "i2": np.array([2]), "i3": np.array([3]), "one": np.array([1]), "four": np.array([4]),
+            "c": np.array([c]),
+            "b_tokens_target": np.array([1, -1, 16, c]), "g_tokens_target": np.array([1, -1, 1, c]),
+        },
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnknownOperationWarning)
+        result = _global_against_brute_force(model, (1, c, n, n))
+    block, grid = result.stack["block_attention"], result.stack["grid_attention"]
+    assert block.resample is not None
+    assert grid.resample is not None
+    assert block.resample.window == (n, n)
+    assert grid.resample.window == (1 << 30, 1 << 30)
+    assert result.stack["conv"].kind == "window"
+
+
 def test_size_one_dimensions_on_both_sides_are_not_read_as_a_partition() -> None:
     """With one channel the grid split (1, 1, n, 1, n, 1) has a dimension of size 1 before and after
     each axis: one block of n or n blocks of one cannot be told apart, and the axes are merged as plain

@@ -456,6 +456,8 @@ def fold(node: Any, inputs: list[Any]) -> Any:
     """The value of a node that reads no activation: a Const (its numpy value when cheap to get),
     or a ShapeOf when it slices, gathers or concatenates the shape of an activation. Arithmetic on
     shapes gives a Const whose ``at_reference`` holds the numbers at the reference size."""
+    import numpy as np
+
     op = node.op_type
     if any(isinstance(v, ShapeOf) for v in inputs):
         found = _fold_shape(node, inputs)
@@ -469,7 +471,18 @@ def fold(node: Any, inputs: list[Any]) -> Any:
     except Exception:  # folding is best effort: an unhandled case is a value computed at run time
         return Const()
     exact = all(isinstance(v, Const) and v.value is not None for v in inputs if v is not None)
-    return Const(value) if exact else Const(at_reference=value)
+    if exact:
+        return Const(value)
+    if op == "Concat" and getattr(value, "ndim", 0) == 1:
+        entries = [
+            flag
+            for v, n in zip(inputs, numbers, strict=True)
+            if v is not None
+            for flag in [isinstance(v, Const) and v.value is not None] * int(np.asarray(n).size)
+        ]
+        if len(entries) == value.size:
+            return Const(at_reference=value, constant_entries=tuple(entries))
+    return Const(at_reference=value)
 
 
 def _numbers(value: Any) -> Any:

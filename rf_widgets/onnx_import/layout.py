@@ -104,7 +104,7 @@ def regroup(
     after: Sequence[int],
     ndim: int,
     blocks: dict[str, dict[int, int]] | None = None,
-    fixed: bool = False,
+    fixed: Sequence[bool] | None = None,
 ) -> Layout | None:
     """The layout of a tensor of shape ``before`` reshaped to ``after``; None when the sizes do not factor.
 
@@ -118,8 +118,9 @@ def regroup(
     becomes ``"Cs"``) and merging axis ``a`` with a following ``"Cs"`` block of size ``b``
     (``blocks["merge"][a] = b``: depth to space, a nearest upsampling by ``b``).
 
-    ``fixed``: ``after`` is a constant of the file, not computed from the map size; whole axes next to
-    dimensions of size 1 are then read as a partition into one block (see the module docstring).
+    ``fixed``: per dimension of ``after``, whether its size is a constant of the file rather than
+    computed from the map size; whole axes next to dimensions of size 1 may then be read as a partition
+    into one block, or into blocks of one (see the module docstring).
     """
     if blocks is None:
         blocks = {}
@@ -197,13 +198,15 @@ def regroup(
             else:
                 out.extend([_merged(roles, span, ndim)] * span)
             j += 1
-    return _one_block(out, after, ndim) if fixed else tuple(out)
+    return _one_block(out, after, ndim, fixed) if fixed is not None and any(fixed) else tuple(out)
 
 
-def _one_block(out: list[Role], after: Sequence[int], ndim: int) -> Layout:
+def _one_block(out: list[Role], after: Sequence[int], ndim: int, fixed: Sequence[bool]) -> Layout:
     """Every spatial axis whole on one dimension, each next to a dimension of size 1 on the same side:
-    the split ``(1, n)`` (one block of ``n``) or ``(n, 1)`` (``n`` blocks of one) of a constant shape.
-    Both sides, or neither: left as it is (which one it is cannot be told)."""
+    the split ``(1, n)`` (one block of ``n``) or ``(n, 1)`` (``n`` blocks of one), whose block size (the
+    second dimension of the pair) is a constant of the file. Whatever the first dimension is (a
+    constant 1, or the number of blocks computed from the map size), blocks of that size are what the
+    Reshape makes wherever it runs. Both sides, or neither: left as it is (cannot be told)."""
     dims: dict[int, list[int]] = {}
     for d, role in enumerate(out):
         axis = role if isinstance(role, int) else w[1] if (w := whole(role)) is not None else None
@@ -212,8 +215,8 @@ def _one_block(out: list[Role], after: Sequence[int], ndim: int) -> Layout:
     if sorted(dims) != list(range(ndim)) or any(len(found) != 1 for found in dims.values()):
         return tuple(out)
     at = {axis: found[0] for axis, found in dims.items()}
-    first = all(d > 0 and after[d - 1] == 1 for d in at.values())
-    last = all(d + 1 < len(after) and after[d + 1] == 1 for d in at.values())
+    first = all(d > 0 and after[d - 1] == 1 and fixed[d] for d in at.values())
+    last = all(d + 1 < len(after) and after[d + 1] == 1 and fixed[d + 1] for d in at.values())
     if first == last:
         return tuple(out)
     for axis, d in at.items():

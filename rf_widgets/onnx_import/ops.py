@@ -473,8 +473,7 @@ def _reshape(call: OnnxCall) -> Act:
     if before is None or after is None:
         raise Unsupported("the shapes around this reshape could not be inferred")
     blocks: dict[str, dict[int, int]] = {}
-    target = call.input(1)
-    fixed = isinstance(target, Const) and target.value is not None
+    fixed = _constant_entries(call.input(1), after)
     layout = regroup(x.layout, before, after, call.ndim, blocks, fixed=fixed)
     if layout is None:
         raise Unsupported(f"a reshape from {list(before)} to {list(after)}")
@@ -497,6 +496,24 @@ def _reshape(call: OnnxCall) -> Act:
         scale = tuple(Fraction(merge.get(a, 1)) for a in range(call.ndim))
         return call.emit(layout=layout, kind="resample", resample=Resample("nearest", scale=scale))
     return _maybe_flatten(call, layout)
+
+
+def _constant_entries(target: Any, after: tuple[int, ...]) -> tuple[bool, ...] | None:
+    """Which entries of a Reshape's target are constants of the file (0 and -1 are not sizes)."""
+    if isinstance(target, Const) and target.value is not None:
+        numbers = [int(n) for n in _flat(target.value)]
+        flags = [True] * len(numbers)
+    elif isinstance(target, Const) and target.constant_entries is not None:
+        numbers = [int(n) for n in _flat(target.at_reference)]
+        flags = list(target.constant_entries)
+    elif isinstance(target, ShapeOf) and target.values is not None:
+        numbers = list(target.values)
+        flags = [isinstance(r, tuple) and r[:1] == ("K",) for r in target.roles]
+    else:
+        return None
+    if len(numbers) != len(after) or len(flags) != len(after):
+        return None
+    return tuple(f and n > 0 for f, n in zip(flags, numbers, strict=True))
 
 
 def _reshaped(before: tuple[int, ...], target: list[int], allowzero: bool) -> tuple[int, ...] | None:

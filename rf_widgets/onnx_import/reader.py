@@ -28,11 +28,14 @@ class Const:
 
     ``at_reference`` is the value computed from activation shapes at the reference input size (a
     Reshape target built with Shape, Div and Concat): good for working out that one Reshape's sizes,
-    never used as a constant of the model."""
+    never used as a constant of the model. ``constant_entries`` says, for such a vector concatenated
+    from pieces, which entries are constants of the file (the block size of a partition) and which
+    are computed (the number of blocks)."""
 
     value: Any = None
     dims: tuple[int, ...] | None = None
     at_reference: Any = None
+    constant_entries: tuple[bool, ...] | None = None
 
 
 @dataclass(frozen=True)
