@@ -15,13 +15,13 @@ axis ``a`` padded at its end by a computed amount and rolled by ``k`` (Swin); ``
 one half of a roll; ``"S<a>:<b>+<i>/<n0>"`` the phase ``i::b`` of a padded axis (Swin's patch merging).
 Block, pad and roll details ride along in the partition roles (``"Pw:7/56,56>3,3"``).
 
-A Reshape to a constant shape fixes the map size: the graph runs only where each such dimension has the
-size written in the file, so the positions it holds are known at every size where it runs. When such a
-Reshape leaves every spatial axis whole on one dimension next to a dimension of size 1, all on the same
-side, it is read as the split ``(n / b, b)`` it would be at any other size: ``(1, n)`` is one block of
-``n`` (``"W<a>:<n>!"``, the whole axis as the position within its one block) and ``(n, 1)`` is ``n``
-blocks of one (``"G<a>:1!"``). Merged in axis order they are ``"Pw:<n>!"`` / ``"Pg:1!"``; anything else
-reads them as the axis itself (MaxViT's last stage at 224: windows and grid of one 7 x 7 window).
+A Reshape that leaves every spatial axis whole on one dimension next to a dimension of size 1, all on
+the same side, with the block size (the second of each pair) a constant of the file, is read as the
+split ``(n / b, b)`` it is wherever it runs (the first of the pair is a constant 1, so the Reshape runs
+only at that size, or a block count computed from the shape): ``(1, n)`` is one block of ``n``
+(``"W<a>:<n>!"``, the whole axis as the position within its one block) and ``(n, 1)`` is ``n`` blocks of
+one (``"G<a>:1!"``). Merged in axis order they are ``"Pw:<n>!"`` / ``"Pg:1!"``; anything else reads them
+as the axis itself (MaxViT's last stage at 224: windows and grid of one 7 x 7 window).
 
 An operation that mixes values along a dimension (a reduction, a softmax, a matrix product) is global
 when the role is spatial, a windows layer along ``"Pw"``, global along ``"Pg"``, unknown along ``"X"``
