@@ -245,15 +245,24 @@ def test_one_window_with_constant_shapes_against_the_reference_evaluator(n: int)
     assert result.stack["conv"].kind == "window"
 
 
-def _computed_partition(src: str, p: str, tag: str) -> list[Any]:
+def _computed_partition(src: str, p: str, tag: str, divide: bool = True) -> list[Any]:
     """The TorchScript exporter's partition: the target concatenates block counts computed from the
-    map's shape (``H / p``) with the block size ``p``, a constant of the file."""
+    map's shape (``H / p``) with the block size ``p``, a constant of the file. ``divide=False`` (blocks
+    of one only): the shape entries themselves are the counts."""
+    counts = [
+        helper.make_node("Div", [f"{tag}_h", p], [f"{tag}_hb"]),
+        helper.make_node("Div", [f"{tag}_w", p], [f"{tag}_wb"]),
+    ]
+    if not divide:
+        counts = [
+            helper.make_node("Identity", [f"{tag}_h"], [f"{tag}_hb"]),
+            helper.make_node("Identity", [f"{tag}_w"], [f"{tag}_wb"]),
+        ]
     return [
         helper.make_node("Shape", [src], [f"{tag}_shape"]),
         helper.make_node("Gather", [f"{tag}_shape", "i2"], [f"{tag}_h"]),
         helper.make_node("Gather", [f"{tag}_shape", "i3"], [f"{tag}_w"]),
-        helper.make_node("Div", [f"{tag}_h", p], [f"{tag}_hb"]),
-        helper.make_node("Div", [f"{tag}_w", p], [f"{tag}_wb"]),
+        *counts,
         helper.make_node("Concat", ["one", "c", f"{tag}_hb", p, f"{tag}_wb", p], [f"{tag}_split"], axis=0),
         helper.make_node("Reshape", [src, f"{tag}_split"], [f"{tag}_blocks"]),
         helper.make_node("Transpose", [f"{tag}_blocks"], [f"{tag}_grouped"], perm=[0, 2, 4, 3, 5, 1]),
@@ -262,7 +271,8 @@ def _computed_partition(src: str, p: str, tag: str) -> list[Any]:
     ]
 
 
-def test_one_window_with_computed_block_counts_against_the_reference_evaluator() -> None:
+@pytest.mark.parametrize("divide", [True, False])
+def test_one_window_with_computed_block_counts_against_the_reference_evaluator(divide: bool) -> None:
     """Block attention over one window of 4 and grid attention over blocks of one on a 4 x 4 map, the
     targets as the TorchScript exporter writes them: the block counts (1 and 4) are computed from the
     shape, the block sizes (4 and 1) are constants, so the splits are blocks of 4 and blocks of one
@@ -276,7 +286,7 @@ def test_one_window_with_computed_block_counts_against_the_reference_evaluator()
         helper.make_node("Reshape", ["b_mixed", "b_merge"], ["b_merged"]),
         helper.make_node("Transpose", ["b_merged"], ["b_back"], perm=[0, 5, 1, 3, 2, 4]),
         helper.make_node("Reshape", ["b_back", "b_map"], ["b_out"]),
-        *_computed_partition("b_out", "one", "g"),
+        *_computed_partition("b_out", "one", "g", divide),
         helper.make_node("Reshape", ["g_grouped", "g_tokens_target"], ["g_tokens"]),
         helper.make_node("Transpose", ["g_tokens"], ["g_swapped"], perm=[0, 2, 1, 3]),
         helper.make_node("Softmax", ["g_swapped"], ["g_mixed"], axis=2, name="grid_attention"),

@@ -257,7 +257,8 @@ def extended(role: Role) -> tuple[int, int, int] | None:
 
 def whole(role: Role) -> tuple[str, int, int] | None:
     """``(kind, axis, b)`` for a whole axis read as one block of ``b`` (``"W<axis>:<b>!"``) or as blocks
-    of one (``"G<axis>:1!"``) by a Reshape to a constant shape (see the module docstring), else None."""
+    of one (``"G<axis>:1!"``) by a Reshape with a constant block size (see the module docstring), else
+    None."""
     found = _WHOLE.match(role) if isinstance(role, str) else None
     return None if found is None else (found[1], int(found[2]), int(found[3]))
 
