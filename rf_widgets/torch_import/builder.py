@@ -176,6 +176,10 @@ class GraphBuilder:
         return base if count == 1 else f"{base}:{count}"
 
     def shape_of(self, node: fx.Node) -> tuple[int, ...] | None:
+        if node.op == "get_attr":  # a parameter or buffer: its shape is known without the shape pass
+            value = fetch_attr(self.gm, str(node.target))
+            if isinstance(value, torch.Tensor):
+                return tuple(value.shape)
         if self._shapes is None:
             self._shapes = _propagate_shapes(self.gm, self.reference, self.in_channels)
         return self._shapes.get(node.name)
