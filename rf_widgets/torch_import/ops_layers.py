@@ -59,10 +59,15 @@ def _record(call: Call, act: Act, **facts: object) -> Act:
     return act
 
 
-def _conv_module(call: Call) -> Act:
+def conv_layer(call: Call, padding: Any = 0, padding_mode: str | None = None) -> Act:
+    """The convolution module of ``call`` as a window, its channels recorded for the strategies.
+
+    ``padding`` is the module's own unless ``padding_mode`` (``"same_upper"``) sizes it per input.
+    """
     m: Any = call.module
     macs = m.out_channels * (m.in_channels // m.groups) * math.prod(m.kernel_size)
-    act = call.window(m.kernel_size, m.stride, m.dilation, m.padding, macs_per_position=macs)
+    how: dict[str, Any] = {"padding_mode": padding_mode} if padding_mode else {"padding": padding}
+    act = call.window(m.kernel_size, m.stride, m.dilation, macs_per_position=macs, **how)
     return _record(
         call,
         act,
@@ -70,8 +75,13 @@ def _conv_module(call: Call) -> Act:
         out_channels=m.out_channels,
         groups=m.groups,
         bias=m.bias is not None,
-        padding_mode=m.padding_mode,
+        padding_mode="zeros" if padding_mode else m.padding_mode,
     )
+
+
+def _conv_module(call: Call) -> Act:
+    m: Any = call.module
+    return conv_layer(call, m.padding)
 
 
 def _maxpool_module(call: Call) -> Act:

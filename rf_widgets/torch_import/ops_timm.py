@@ -62,28 +62,12 @@ def _same(call: Call) -> Act:
     # Conv2dSame, AvgPool2dSame, MaxPool2dSame (the "tf_" models) pad at run time as TensorFlow's "SAME":
     # total max((ceil(n / s) - 1) s + (k - 1) d + 1 - n, 0), the odd unit at the high end. They are
     # subclasses of Conv2d/AvgPool2d/MaxPool2d, whose rules would read their padding as 0.
-    from rf_widgets.torch_import.ops_layers import _record
+    from rf_widgets.torch_import.ops_layers import _record, conv_layer
 
     module: Any = call.module
     _channels_first(call)
     if isinstance(module, nn.Conv2d):
-        macs = module.out_channels * (module.in_channels // module.groups) * math.prod(module.kernel_size)
-        act = call.window(
-            module.kernel_size,
-            module.stride,
-            module.dilation,
-            macs_per_position=macs,
-            padding_mode="same_upper",
-        )
-        return _record(
-            call,
-            act,
-            in_channels=module.in_channels,
-            out_channels=module.out_channels,
-            groups=module.groups,
-            bias=module.bias is not None,
-            padding_mode="zeros",
-        )
+        return conv_layer(call, padding_mode="same_upper")
     if getattr(module, "ceil_mode", False):
         raise Unsupported(f"{type(module).__name__} with ceil_mode")
     pool = "max" if isinstance(module, nn.MaxPool2d) else "avg"
