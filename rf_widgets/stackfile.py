@@ -114,9 +114,9 @@ def _upsample(name: str, spec: dict[str, Any]) -> Layer:
     scale = spec.get("scale")
     scales = None
     if scale is not None:
-        scales = tuple(_fraction(v) for v in (scale if isinstance(scale, list) else [scale]))
+        scales = tuple(_fraction(v) for v in _listed(scale))
     size = spec.get("size")
-    sizes = None if size is None else tuple(size if isinstance(size, list) else [size])
+    sizes = None if size is None else tuple(_listed(size))
     axes = spec.get("size_axes")
     resample = L.Resample(
         spec["mode"],
@@ -135,8 +135,8 @@ def _windows(name: str, spec: dict[str, Any]) -> Layer:
     window, shift = spec["window"], spec.get("shift", 0)
     resample = L.Resample(
         "windows",
-        window=tuple(window if isinstance(window, list) else [window]),
-        shift=tuple(shift if isinstance(shift, list) else [shift]),
+        window=tuple(_listed(window)),
+        shift=tuple(_listed(shift)),
     )
     return Layer(
         name, spec.get("op", "windows"), "resample", L._inputs(spec.get("inputs"), name), resample=resample
@@ -227,12 +227,21 @@ class _Culprit:
 _PADDING_WORDS = ("valid", "same", "same_upper", "same_lower")
 
 
-def _check_sizes(value: Any, key: str, low: int, culprit: _Culprit, pairs: bool = False) -> None:
-    """An int or a list of ints (or, for padding, of [lo, hi] pairs) within [low, MAX_PARAMETER]."""
-    items = value if isinstance(value, list) else [value]
+def _listed(value: Any) -> list[Any]:
+    """A per-axis value as a list: one value stands for every axis."""
+    return value if isinstance(value, list) else [value]
+
+
+def _per_axis(value: Any, key: str, culprit: _Culprit) -> list[Any]:
+    """:func:`_listed`, refusing a list with no value or more values than axes."""
     if isinstance(value, list) and not 1 <= len(value) <= MAX_NDIM:
         raise culprit(key, f"must have 1 to {MAX_NDIM} values (one per axis)", value)
-    for item in items:
+    return _listed(value)
+
+
+def _check_sizes(value: Any, key: str, low: int, culprit: _Culprit, pairs: bool = False) -> None:
+    """An int or a list of ints (or, for padding, of [lo, hi] pairs) within [low, MAX_PARAMETER]."""
+    for item in _per_axis(value, key, culprit):
         values = item if pairs and isinstance(item, list) and isinstance(value, list) else [item]
         if pairs and isinstance(item, list) and len(item) != 2:
             raise culprit(key, "must be an int, one int per axis or one [lo, hi] pair per axis", value)
@@ -260,10 +269,7 @@ def _check_layer(spec: dict[str, Any], culprit: _Culprit) -> None:
         raise culprit("ceil_mode", "must be true or false", spec["ceil_mode"])
     if "output_size" in spec:
         value = spec["output_size"]
-        items = value if isinstance(value, list) else [value]
-        if isinstance(value, list) and not 1 <= len(value) <= MAX_NDIM:
-            raise culprit("output_size", f"must have 1 to {MAX_NDIM} values (one per axis)", value)
-        for v in items:
+        for v in _per_axis(value, "output_size", culprit):
             if v is not None and (not _is_int(v) or not 1 <= v <= MAX_PARAMETER):
                 raise culprit("output_size", f"must be null or between 1 and {MAX_PARAMETER:,}", value)
     _check_resample(spec, culprit)
@@ -295,10 +301,7 @@ def _check_resample(spec: dict[str, Any], culprit: _Culprit) -> None:
         raise culprit("mode", f"must be one of {', '.join(UPSAMPLE_MODES)}", spec.get("mode"))
     if "scale" in spec:
         value = spec["scale"]
-        items = value if isinstance(value, list) else [value]
-        if isinstance(value, list) and not 1 <= len(value) <= MAX_NDIM:
-            raise culprit("scale", f"must have 1 to {MAX_NDIM} values (one per axis)", value)
-        for v in items:
+        for v in _per_axis(value, "scale", culprit):
             whole = _is_int(v) and 1 <= v <= MAX_PARAMETER
             if not whole and not (isinstance(v, str) and _FRACTION.fullmatch(v)):
                 raise culprit("scale", 'must be positive whole numbers or fractions written "p/q"', value)
@@ -315,15 +318,11 @@ def _check_resample(spec: dict[str, Any], culprit: _Culprit) -> None:
         raise culprit("align_corners", "must be true or false", spec["align_corners"])
     if kind == "windows":
         window = spec.get("window")
-        items = window if isinstance(window, list) else [window]
+        items = _listed(window)
         if not 1 <= len(items) <= MAX_NDIM or not all(_is_int(v) and 1 <= v <= MAX_WINDOW for v in items):
             raise culprit(
                 "window", f"must be whole numbers between 1 and {MAX_WINDOW:,} (one per axis)", window
             )
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def _check_sources(stack: Stack, source: str) -> None:
@@ -409,7 +408,7 @@ def _check_jump(
     stride = spec.get(
         "stride", spec.get("kernel", 1) if spec["type"] in ("pool", "maxpool", "avgpool") else 1
     )
-    strides = stride if isinstance(stride, list) else [stride]
+    strides = _listed(stride)
     bits[name] = before + max(math.log2(s) for s in strides)
     if bits[name] > MAX_JUMP_BITS:
         raise culprit(

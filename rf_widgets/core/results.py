@@ -275,12 +275,9 @@ class Analysis:
             status=self.verdicts.status[i],
             reason=self.verdicts.reason[i],
             params=layer.params,
-            macs=self._macs(i),
+            macs=self._layer_macs[i],
             spatial=self.verdicts.spatial[i],
         )
-
-    def _macs(self, i: int) -> int:
-        return self._layer_macs[i]
 
     @cached_property
     def _layer_macs(self) -> list[int]:
@@ -308,7 +305,7 @@ class Analysis:
         layers = self.stack.layers
         bad = set(self.verdicts.unproductive)
         params = sum(layer.params for layer in layers)
-        macs = [self._macs(i) for i in range(len(layers))]
+        macs = self._layer_macs
         total_macs = sum(macs)
         return {
             "layers": len(bad) / len(layers),
