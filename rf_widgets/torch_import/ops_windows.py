@@ -278,16 +278,13 @@ def _swin_attention(call: Call) -> Act:
     spec = Resample("windows", window=tuple(by_axis_w), shift=tuple(by_axis_s))
     # per token: the qkv and output projections; per pair of tokens in a window: q.k and the
     # weighted value, C each (the relative position bias and its MLP are left out)
-    weights = [call.shape_of(call.node.args[i]) if len(call.node.args) > i else None for i in (1, 2)]
-    if any(w is None for w in weights):
+    weights = call.node.args[1:3]  # qkv_weight, proj_weight
+    qkv, proj = (call.shape_of(w) for w in weights) if len(weights) == 2 else (None, None)
+    if qkv is None or proj is None:
         raise Unsupported("shifted window attention whose weights have no known shape")
-    qkv, proj = (math.prod(w) for w in weights if w is not None)
-    channels = weights[1][0] if weights[1] is not None else 0
+    per_token = math.prod(qkv) + math.prod(proj)
     return call.emit(
-        "shifted_window_attention",
-        kind="resample",
-        resample=spec,
-        mixing_macs=(qkv + proj, 2 * channels),
+        "shifted_window_attention", kind="resample", resample=spec, mixing_macs=(per_token, 2 * proj[0])
     )
 
 
