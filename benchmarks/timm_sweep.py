@@ -1,4 +1,4 @@
-"""Every timm architecture through ``rfw.analyze``: which are fully known, which have unknown layers, which fail.
+"""Every timm architecture through ``rfw.analyze``: which are fully known, which are not, which fail.
 
     python benchmarks/timm_sweep.py                      # every name of timm.list_models(), 60 s limit each
     python benchmarks/timm_sweep.py --stride 10          # every tenth name: a quick look
@@ -207,9 +207,7 @@ def table(rows: list[dict], header: str) -> str:
     for r in rows:
         families[(r.get("family") or "?").removeprefix("timm.models.")].append(r)
     out = [header, "", "```", summary(rows), "```", ""]
-    out += [
-        "| family | models | ok | unknown | error | slow | what stops the others (first unknown op or error) |"
-    ]
+    out += ["| family | models | ok | unknown | error | slow | what stops the others |"]
     out += ["|---|---:|---:|---:|---:|---:|---|"]
     for fam in sorted(families):
         members = families[fam]
@@ -270,7 +268,7 @@ def main() -> None:
             f"# timm sweep: {len(ordered)} of {len(timm.list_models())} architectures "
             f"(stride {args.stride}, {args.limit:g} s limit)\n\n"
             f"timm {timm.__version__}, torch {torch.__version__.split('+')[0]}, rf_widgets "
-            f"{rf_widgets.__version__ if hasattr(rf_widgets, '__version__') else ''}; written by "
+            f"{rf_widgets.__version__}; written by "
             f"`python benchmarks/timm_sweep.py --stride {args.stride}`."
         )
         args.table.write_text(table(ordered, header))
