@@ -277,6 +277,54 @@ def test_clicks_pick_a_unit_and_a_layer(declared):
     assert declared.controls["layer"].value == "c3"
 
 
+def _browser_event(ex: Explorer, ax, x: float, y: float, kind: str = "mousedown", buttons: int = 1) -> None:
+    """What ipyevents sends when the mouse is at data point (x, y) of ``ax`` on the picture shown at
+    half its pixel size (the browser scales the JPEG to the page)."""
+    width, height = ex.figure.canvas.get_width_height()
+    px, py = ax.transData.transform((x, y))
+    shown = (width / 2, height / 2)
+    event = {
+        "event": kind,
+        "type": kind,
+        "buttons": buttons,
+        "relativeX": px / width * shown[0],
+        "relativeY": (1 - py / height) * shown[1],
+        "boundingRectWidth": shown[0],
+        "boundingRectHeight": shown[1],
+    }
+    press, drag = ex.picture_events
+    (press if kind == "mousedown" else drag)._handle_custom_msg(event, [])
+
+
+def test_browser_press_and_drag_on_the_picture_pick_units_like_the_sliders(declared):
+    pytest.importorskip("ipyevents")
+    picked = []
+    declared.state.observe(lambda change: picked.append(change["new"]), names="unit")
+    declared.controls["layer"].value = "c2"  # r 8, jump 2, offset 3 at 32 px: unit u is centred at 2u + 0.5
+    picked.clear()
+    overlay = declared.renderer.overlay.ax
+    before = declared.picture.value
+    _browser_event(declared, overlay, x=2 * 5 + 0.5, y=2 * 9 + 0.5)
+    assert (declared.controls["unit_0"].value, declared.controls["unit_1"].value) == (9, 5)
+    assert declared.picture.value != before  # the picture was drawn again for the new unit
+    # a move with the button held drags the unit; without it, nothing is picked
+    _browser_event(declared, overlay, x=2 * 7 + 0.6, y=2 * 3 + 0.4, kind="mousemove")
+    assert declared.state.unit == (3, 7)
+    _browser_event(declared, overlay, x=2 * 1 + 0.5, y=2 * 1 + 0.5, kind="mousemove", buttons=0)
+    assert declared.state.unit == (3, 7)
+    assert picked == [(9, 5), (3, 7)]
+    # a press on a strip cell picks its layer; outside every view, nothing changes
+    cell = declared.renderer.strip.cells["c3"]
+    _browser_event(
+        declared,
+        declared.renderer.strip.ax,
+        cell.get_x() + cell.get_width() / 2,
+        cell.get_y() + cell.get_height() / 2,
+    )
+    assert declared.controls["layer"].value == "c3"
+    assert declared.renderer.view_at(0.001, 0.001) is None
+
+
 def test_interactive_canvas_when_ipympl_is_present():
     pytest.importorskip("ipympl")
     ex = Explorer([rfw.conv("c1", 3), rfw.pool("p1", 2)], input_size=16, interactive=True)

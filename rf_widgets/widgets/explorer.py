@@ -212,8 +212,24 @@ class Explorer(widgets.VBox):
         }
         for key, action in buttons.items():
             c[key].on_click(lambda _, action=action: self._act(action))
-        canvas = self.renderer.canvas
-        canvas.mpl_connect("button_press_event", self._on_click)
+        # ipympl's canvas reports clicks itself; the JPEG picture reports them through ipyevents.
+        self.renderer.canvas.mpl_connect("button_press_event", self._on_click)
+        self.picture_events = (
+            [] if self.interactive else _picture_events(self.picture, self._on_picture_event)
+        )
+
+    def _on_picture_event(self, event: dict[str, Any]) -> None:
+        """A press on the JPEG picture, or a move with the button held: pick what is under it."""
+        if event.get("type") == "mousemove" and not int(event.get("buttons", 0)) & 1:
+            return
+        try:
+            x = float(event["relativeX"]) / float(event["boundingRectWidth"])
+            y = float(event["relativeY"]) / float(event["boundingRectHeight"])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            return  # an event without a position (or on an image not laid out yet): nothing to pick
+        found = self.renderer.view_at(x, y)
+        if found is not None:
+            self._pick(*found)
 
     def _on_value(self, key: str, action: Callable[[Any], str]) -> None:
         def changed(change: dict[str, Any]) -> None:
@@ -258,14 +274,25 @@ class Explorer(widgets.VBox):
         self._act(lambda: self.state.upload(bytes(item["content"]), str(item.get("name", "upload"))))
 
     def _on_click(self, event: Any) -> None:
-        """A click on the image picks the nearest unit; a click on a strip cell picks that layer."""
-        renderer, state = self.renderer, self.state
+        """An ipympl click: on the image it picks the nearest unit, on a strip cell that layer."""
+        renderer = self.renderer
+        if event.xdata is None or event.ydata is None:
+            return
         if event.inaxes is renderer.strip.ax:
-            name = renderer.strip.layer_at(event.xdata, event.ydata)
+            self._pick("strip", event.xdata, event.ydata)
+        elif event.inaxes is renderer.overlay.ax:
+            self._pick("overlay", event.xdata, event.ydata)
+
+    def _pick(self, view: str, x: float, y: float) -> None:
+        """Pick the unit nearest to the image point ``(x, y)`` (the unit sliders' action), or the
+        strip cell's layer; a point on nothing picks nothing."""
+        renderer, state = self.renderer, self.state
+        if view == "strip":
+            name = renderer.strip.layer_at(x, y)
             if name is not None:
                 self._act(lambda: state.select_layer(name), quiet=True)
-        elif event.inaxes is renderer.overlay.ax and event.xdata is not None:
-            unit = renderer.unit_at(state.result, state.layer, event.xdata, event.ydata)
+        elif view == "overlay":
+            unit = renderer.unit_at(state.result, state.layer, x, y)
             if unit is not None:
                 self._act(lambda: state.set_unit(unit), quiet=True)
 
@@ -450,6 +477,33 @@ class Explorer(widgets.VBox):
         if (suggestions, shown) != self._strategies_shown:
             self.controls["strategy_details"].value = panels.strategies_html(suggestions, shown)
             self._strategies_shown = (suggestions, shown)
+
+
+PICK_THROTTLE_MS = 40
+"""At most one pick per this many milliseconds while dragging over the picture."""
+
+
+def _picture_events(picture: widgets.Widget, callback: Callable[[dict[str, Any]], None]) -> list[Any]:
+    """Browser mouse events on ``picture`` (ipyevents): a press at once, moves throttled.
+
+    Core ipywidgets report no clicks on an ``Image``; ipyevents does, in JupyterLab, Notebook 7 and
+    Voila alike. Without it installed the picture is not clickable (the unit sliders still work).
+    """
+    try:
+        from ipyevents import Event
+    except ImportError:
+        return []
+    press = Event(source=picture, watched_events=["mousedown"], prevent_default_action=True)
+    drag = Event(
+        source=picture,
+        watched_events=["mousemove"],
+        prevent_default_action=True,
+        throttle_or_debounce="throttle",
+        wait=PICK_THROTTLE_MS,
+    )
+    for events in (press, drag):
+        events.on_dom_event(callback)
+    return [press, drag]
 
 
 def _field_text(layer: Layer, key: str) -> str:

@@ -8,6 +8,7 @@ an update restores the region of each changed view and draws only its changing a
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import ipywidgets as widgets
@@ -28,7 +29,7 @@ from rf_widgets.plotting import (
     plot_growth,
 )
 
-__all__ = ["ALL_VIEWS", "Renderer"]
+__all__ = ["ALL_VIEWS", "Renderer", "same_key"]
 
 MAX_LABELLED_CELLS = 60
 ALL_VIEWS = ("growth", "strip", "overlay")
@@ -190,7 +191,7 @@ class Renderer:
             return
         dynamic = self._dynamic_artists()
         key = self._static_key()
-        if self.background is None or key != self._background_key:
+        if self.background is None or not same_key(key, self._background_key):
             for artist in (a for artists in dynamic.values() for a in artists):
                 artist.set_animated(True)
             canvas.draw()
@@ -244,6 +245,23 @@ class Renderer:
             "strip": (0, top, width, height),
         }
 
+    def view_at(self, x: float, y: float) -> tuple[str, float, float] | None:
+        """The view under a point of the picture and the point in its data coordinates.
+
+        ``x`` and ``y`` are fractions of the picture's width and height from its top left corner
+        (where a browser event lands on the shown image, whatever its size on screen). Only the
+        overlay and the strip answer clicks; None elsewhere.
+        """
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return None
+        width, height = self.figure.canvas.get_width_height()
+        point = (x * width, (1.0 - y) * height)  # matplotlib's display coordinates start bottom left
+        for name, ax in (("overlay", self.overlay.ax), ("strip", self.strip.ax)):
+            if ax.bbox.contains(*point):
+                xdata, ydata = ax.transData.inverted().transform(point)
+                return name, float(xdata), float(ydata)
+        return None
+
     def unit_at(self, result: Analysis, layer: str, x: float, y: float) -> tuple[int, ...] | None:
         """The unit of ``layer`` whose field is centred nearest to the image point ``(x, y)``."""
         field = result.layer(layer)
@@ -255,6 +273,20 @@ class Renderer:
             int(np.argmin(np.abs(axis_centres(result, layer, axis, every=True) - position)))
             for axis, position in enumerate((y, x))
         )
+
+
+def same_key(a: Any, b: Any, rel_tol: float = 1e-9) -> bool:
+    """Whether two cache keys show the same thing: floats within ``rel_tol``, everything else equal.
+
+    Axis limits come from computation: autoscaling the same data after another input size gives
+    limits that differ in the 14th digit, which no pixel shows. Compared exactly, every size change
+    would draw the whole figure again.
+    """
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(same_key(x, y, rel_tol) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (float, np.floating)) and isinstance(b, (float, np.floating, int, np.integer)):
+        return math.isclose(a, b, rel_tol=rel_tol, abs_tol=rel_tol)
+    return bool(a == b)
 
 
 def describe_erf(erf: Any, result: Analysis, layer: str) -> str:
