@@ -21,7 +21,15 @@ from rf_widgets.onnx_import.layout import Layout, mixing, partition, plain, spat
 from rf_widgets.onnx_import.reader import Const, constant_of
 from rf_widgets.rules import RuleTable, Unsupported
 
-__all__ = ["Act", "GraphBuilder", "OnnxCall", "ShapeOf"]
+__all__ = ["FOLD_LIMIT", "Act", "GraphBuilder", "OnnxCall", "ShapeOf"]
+
+FOLD_LIMIT = 1 << 20
+"""Constants computed from constants (ConstantOfShape, broadcast arithmetic, Gather, Concat) are folded
+only up to this many elements; a larger one is left as computed at run time, with a diagnostic."""
+
+
+class TooLarge(Exception):
+    """A folded constant would exceed :data:`FOLD_LIMIT` elements (raised before allocating it)."""
 
 
 @dataclass(frozen=True)
@@ -327,14 +335,27 @@ class GraphBuilder:
         if node.op_type == "Constant":
             self._assign(node, self._constant_node(node))
             return
-        if not any(isinstance(v, Act) for v in inputs):
-            self._assign(node, fold(node, inputs))
+        if node.op_type == "If" and not any(isinstance(v, Act) for v in inputs[:1]):
+            self._if(node, name, inputs)
+            return
+        captured = [v for v in self._captured(node) if isinstance(v, Act)]
+        if not any(isinstance(v, Act) for v in inputs) and not captured:
+            try:
+                self._assign(node, fold(node, inputs))
+            except TooLarge as why:
+                self.diagnostics.append(Diagnostic(None, "constant-too-large", f"node '{name}': {why}"))
+                self._assign(node, Const())
             return
         if node.op_type not in ("Transpose", "Reshape"):
             # a whole axis read as one block is the axis itself to anything but a further partition
             inputs = [Act(v.source, plain(v.layout)) if isinstance(v, Act) else v for v in inputs]
         call = OnnxCall(self, node, inputs, name)
         rule = self._rule(node)
+        if captured:
+            # a subgraph (a Loop or Scan body, an If branch) reads the image: what it computes is
+            # beyond the rules, and dropping it would drop every layer after it
+            call.acts.extend(a for a in dict.fromkeys(captured) if a not in call.acts)
+            rule = None
         if rule is None:
             key = _key(node)
             value: Any = call.unknown(
@@ -356,6 +377,48 @@ class GraphBuilder:
                 ) from err
         self._assign(node, value)
 
+    def _if(self, node: Any, name: str, inputs: list[Any]) -> None:
+        """An ``If``: with a constant condition its branch is imported in its place; otherwise, when a
+        branch reads the image, an unknown layer (which branch runs is decided at run time)."""
+        import numpy as np
+
+        cond = inputs[0] if inputs else None
+        value = cond.value if isinstance(cond, Const) else None
+        branches = {a.name: a.g for a in node.attribute if a.name in ("then_branch", "else_branch")}
+        if value is not None and np.asarray(value).size == 1 and len(branches) == 2:
+            branch = branches["then_branch" if bool(np.asarray(value).reshape(-1)[0]) else "else_branch"]
+            for tensor in branch.initializer:
+                self.values[tensor.name] = constant_of(tensor, self.base)
+            for index, sub in enumerate(branch.node):
+                self._visit(sub, self._unique(sub.name or f"{name}/{sub.op_type}_{index}"))
+            for output, inner in zip(node.output, branch.output, strict=False):
+                if output:
+                    self.values[output] = self.values.get(inner.name, Const())
+            return
+        captured = [v for v in self._captured(node) if isinstance(v, Act)]
+        if not captured:
+            self._assign(node, Const())
+            return
+        call = OnnxCall(self, node, [*inputs, *dict.fromkeys(captured)], name)
+        self._assign(
+            node,
+            call.unknown("its condition is computed at run time, so which branch runs is not known here"),
+        )
+
+    def _captured(self, node: Any) -> list[Any]:
+        """The values of the enclosing graphs that a node's subgraphs read (If, Loop, Scan bodies)."""
+        found: list[Any] = []
+        for a in node.attribute:
+            for graph in ([a.g] if a.HasField("g") else []) + list(a.graphs):
+                inner = {t.name for t in graph.initializer} | {v.name for v in graph.input}
+                for sub in graph.node:
+                    found.extend(
+                        self.values[i] for i in sub.input if i and i not in inner and i in self.values
+                    )
+                    found.extend(self._captured(sub))
+                    inner.update(sub.output)
+        return found
+
     def _assign(self, node: Any, value: Any) -> None:
         outputs = list(node.output)
         if isinstance(value, (tuple, list)):
@@ -374,7 +437,7 @@ class GraphBuilder:
 
         for a in node.attribute:
             if a.name == "value":
-                return constant_of(a.t, self.base)
+                return constant_of(a.t, self.base, f"Constant node '{node.name or node.output[0]}'")
             if a.name in ("value_float", "value_int", "value_floats", "value_ints"):
                 return Const(np.asarray(helper.get_attribute_value(a)))
         return Const()
@@ -466,6 +529,7 @@ def fold(node: Any, inputs: list[Any]) -> Any:
     numbers = [None if v is None else _numbers(v) for v in inputs]
     if any(n is None for n, given in zip(numbers, inputs, strict=True) if given is not None):
         return Const()
+    _check_fold_size(node, op, numbers)
     try:
         value = _fold_numpy(node, op, numbers)
     except Exception:  # folding is best effort: an unhandled case is a value computed at run time
@@ -500,6 +564,39 @@ def _ints(value: Any) -> list[int]:
     import numpy as np
 
     return [int(v) for v in np.asarray(value).reshape(-1)]
+
+
+def _check_fold_size(node: Any, op: str, values: list[Any]) -> None:
+    """Raise :class:`TooLarge` when the folded value would have more than FOLD_LIMIT elements."""
+    import numpy as np
+
+    arrays = [np.asarray(v) for v in values if v is not None]
+    if not arrays:
+        return
+    try:
+        if op == "ConstantOfShape":
+            sizes = _ints(arrays[0])
+            if any(n < 0 for n in sizes):
+                return  # invalid: the fold fails and the value is left as computed at run time
+            count = 1
+            for n in sizes:
+                count *= n
+        elif op in ("Add", "Sub", "Mul", "Div", "Mod"):
+            count = 1
+            for n in np.broadcast_shapes(*(a.shape for a in arrays)):
+                count *= int(n)
+        elif op == "Gather":
+            axis = next((int(a.i) for a in node.attribute if a.name == "axis"), 0)
+            count = arrays[0].size // max(1, arrays[0].shape[axis]) * arrays[1].size
+        else:
+            count = sum(int(a.size) for a in arrays)
+    except (ValueError, IndexError, TypeError):
+        return  # shapes that do not fit: the fold fails and the value is left as computed at run time
+    if count > FOLD_LIMIT:
+        raise TooLarge(
+            f"{op} would make a constant of {count:,} elements, more than the {FOLD_LIMIT:,} rf_widgets "
+            "folds (FOLD_LIMIT); it is treated as computed at run time"
+        )
 
 
 def _fold_numpy(node: Any, op: str, values: list[Any]) -> Any:
@@ -573,6 +670,12 @@ def _fold_shape(node: Any, inputs: list[Any]) -> Any:
         return Const()
     if op == "Gather" and isinstance(inputs[1], Const) and inputs[1].value is not None:
         picked = _ints(inputs[1].value)
+        n = len(first.roles)
+        if any(not -n <= i < n for i in picked):
+            raise ModelImportError(
+                f"node '{node.name or node.op_type}' (Gather) picks entry {picked} of the shape of "
+                f"'{first.source}', which has {n} entries"
+            )
         values = None if first.values is None else tuple(first.values[i] for i in picked)
         return ShapeOf(first.source, tuple(first.roles[i] for i in picked), values)
     if op == "Slice":

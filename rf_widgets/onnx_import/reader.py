@@ -7,18 +7,22 @@ declared dimensions of the initializers, and only small constants (axes, pads, s
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rf_widgets.errors import ModelImportError
 
-__all__ = ["Const", "ImageInput", "constant_of", "image_input", "infer_shapes", "load"]
+__all__ = ["Const", "ImageInput", "constant_of", "image_input", "infer_shapes", "load", "shown_path"]
 
 SMALL = 4096
 """Constants with at most this many elements are read (and given to shape inference)."""
 
 REFERENCE_SIZE = {1: 224, 2: 224, 3: 32}
+
+MAX_SHOWN = 200
+"""Paths longer than this many characters are shortened in messages."""
 
 
 @dataclass(frozen=True)
@@ -53,41 +57,118 @@ def load(model: Any) -> tuple[Any, str, Path | None]:
     if isinstance(model, onnx.ModelProto):
         return model, model.graph.name or "onnx model", None
     path = Path(os.fspath(model))
-    if not path.is_file():
-        raise ModelImportError(f"no ONNX file at '{path}'")
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)
+    except OSError as err:  # missing, a name too long for the file system, a loop of links
+        raise ModelImportError(f"no ONNX file at '{shown_path(path)}' ({err.strerror or err})") from None
+    if not regular:
+        raise ModelImportError(f"'{shown_path(path)}' is not a regular file (a folder, a pipe or a device)")
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as err:  # protobuf raises its own DecodeError, other failures are OSErrors
         reason = " ".join(str(err).split())[:200] or type(err).__name__
-        raise ModelImportError(f"'{path}' is not a readable ONNX model ({reason})") from None
+        raise ModelImportError(f"'{shown_path(path)}' is not a readable ONNX model ({reason})") from None
     if not proto.graph.node:
-        raise ModelImportError(f"'{path}' is not a readable ONNX model (its graph has no nodes)")
-    return proto, path.name, path.parent
+        raise ModelImportError(f"'{shown_path(path)}' is not a readable ONNX model (its graph has no nodes)")
+    return proto, shown_path(path.name), path.parent
 
 
-def constant_of(tensor: Any, base: Path | None) -> Const:
-    """A Const for an initializer or a Constant node's tensor (small ones are read, big ones sized)."""
+def shown_path(path: Path | str) -> str:
+    """A path short enough for a one-line message (its start and its end)."""
+    text = str(path)
+    if len(text) <= MAX_SHOWN:
+        return text
+    return f"{text[: MAX_SHOWN // 2]}...{text[-MAX_SHOWN // 2 :]}"
+
+
+# element types whose external data is read: a fixed item size, one element per item
+_READABLE_TYPES = {1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 16}
+
+
+def constant_of(tensor: Any, base: Path | None, what: str = "") -> Const:
+    """A Const for an initializer or a Constant node's tensor (small ones are read, big ones sized).
+
+    ``what`` names the tensor in messages (default ``initializer 'name'``). Declared dimensions must be
+    >= 0 and the data must hold what they declare; external data is read only from a regular file
+    inside the model's folder, and only the bytes the dimensions call for.
+    """
     from onnx import numpy_helper
 
+    what = what or f"initializer '{tensor.name}'"
     dims = tuple(int(d) for d in tensor.dims)
+    if any(d < 0 for d in dims):
+        raise ModelImportError(f"{what} declares a negative dimension {list(dims)}: ONNX sizes are >= 0")
     count = 1
     for d in dims:
         count *= d
     if count > SMALL:
         return Const(None, dims)
     if tensor.data_location == 1:  # EXTERNAL
-        if base is None:
+        if base is None or tensor.data_type not in _READABLE_TYPES:
             return Const(None, dims)
-        from onnx.external_data_helper import load_external_data_for_tensor
+        data = _external_bytes(tensor, base, count, what)
+        if data is None:
+            return Const(None, dims)
+        copy = type(tensor)()
+        copy.CopyFrom(tensor)
+        del copy.external_data[:]
+        copy.data_location = 0
+        copy.raw_data = data
+        tensor = copy
+    try:
+        value = numpy_helper.to_array(tensor)
+    except Exception as err:  # numpy's reshape error when the data and the dimensions disagree
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        raise ModelImportError(
+            f"{what} declares dimensions {list(dims)} ({count} elements) but its data does not fit them "
+            f"({reason})"
+        ) from None
+    return Const(value, dims)
 
-        try:
-            copy = type(tensor)()
-            copy.CopyFrom(tensor)
-            load_external_data_for_tensor(copy, str(base))
-            tensor = copy
-        except OSError:
-            return Const(None, dims)
-    return Const(numpy_helper.to_array(tensor), dims)
+
+def _external_bytes(tensor: Any, base: Path, count: int, what: str) -> bytes | None:
+    """The bytes of a small tensor stored outside the model file; None when that file is missing.
+
+    The location must name a regular file inside ``base`` (after following links), and only the
+    ``count`` elements the dimensions declare are read from ``offset``: a declared ``length`` must agree.
+    """
+    from onnx import helper
+
+    entries = {e.key: e.value for e in tensor.external_data}
+    location = entries.get("location", "")
+    needed = count * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    try:
+        offset = int(entries.get("offset", "0"))
+        length = int(entries["length"]) if "length" in entries else needed
+    except ValueError:
+        raise ModelImportError(f"{what} has an external-data offset or length that is not a number") from None
+    if offset < 0 or length != needed:
+        raise ModelImportError(
+            f"{what} declares {count} elements ({needed} bytes) but its external data says offset "
+            f"{offset}, length {length}"
+        )
+    folder = base.resolve()
+    try:
+        target = (folder / location).resolve()
+        inside = bool(location) and target.is_relative_to(folder) and target != folder
+        if inside and not target.exists():
+            return None
+        regular = inside and stat.S_ISREG(target.stat().st_mode)
+    except (OSError, ValueError, RuntimeError):  # a name too long, a NUL byte, a loop of links
+        inside = regular = False
+    if not regular:
+        raise ModelImportError(
+            f"{what} keeps its data in '{shown_path(location)}', which is not a regular file inside the "
+            f"model's folder '{shown_path(folder)}' (the only place external data is read from)"
+        )
+    with open(target, "rb") as file:
+        file.seek(offset)
+        data = file.read(needed)
+    if len(data) != needed:
+        raise ModelImportError(
+            f"{what} needs {needed} bytes at offset {offset} of '{shown_path(location)}', which holds fewer"
+        )
+    return data
 
 
 def _dims(value_info: Any) -> tuple[int | None, ...] | None:
