@@ -137,9 +137,21 @@ def _failing_call(err: BaseException) -> str:
     return f"{message} (in {where.name}, {where.filename}:{where.lineno}: {where.line})"
 
 
+_HOOKS = (
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+)
+"""The hook dictionaries of a module (and, with ``_global`` in front, of every module) that a call runs."""
+
+
 @contextmanager
 def preserved(model: torch.nn.Module) -> Iterator[None]:
-    """Restore every training flag and every buffer afterwards, whatever happens inside.
+    """Restore every training flag and every buffer afterwards, and run none of the user's hooks inside.
 
     Tracing runs the Python of each ``forward`` once: code that updates a buffer in place (timm's
     ``BatchNormAct2d`` increments ``num_batches_tracked`` in training mode) would change the model, and
@@ -147,19 +159,46 @@ def preserved(model: torch.nn.Module) -> Iterator[None]:
     small next to the parameters, so each is copied and written back if it changed (compared by value:
     batch norm's running statistics change without moving the tensor's version counter). Parameters
     are proxies during tracing and only read by the forward passes, which run without grad.
+
+    The hooks of every submodule, and the global module hooks, are detached for the duration (a hook
+    would see tracing placeholders, and its side effects are the user's business, not the analysis'):
+    each hook dictionary is swapped for an empty one and the very same dictionary is put back in a
+    ``finally``, so the user's handles keep working.
     """
     flags = [(m, m.training) for m in model.modules()]
     # Meta tensors (rf_widgets.zoo builds models there) hold no values that could change.
     buffers = [(b, b.detach().clone()) for b in model.buffers() if not b.is_meta]
+    hooks = _detach_hooks(model)
     try:
         yield
     finally:
+        _attach_hooks(hooks)
         for m, flag in flags:
             m.training = flag
         with torch.no_grad():
             for buffer, saved in buffers:
                 if not torch.equal(buffer, saved):
                     buffer.copy_(saved)
+
+
+def _detach_hooks(model: torch.nn.Module) -> list[tuple[Any, str, Any]]:
+    """Empty every hook dictionary that a call of ``model`` would consult; what to put back."""
+    import torch.nn.modules.module as module_globals
+
+    saved: list[tuple[Any, str, Any]] = []
+    for owner, prefix in [(module_globals, "_global")] + [(m, "") for m in model.modules()]:
+        for name in _HOOKS:
+            name = prefix + name
+            hooks = owner.__dict__.get(name) if owner is module_globals else getattr(owner, name, None)
+            if isinstance(hooks, dict) and hooks:
+                saved.append((owner, name, hooks))
+                setattr(owner, name, type(hooks)())
+    return saved
+
+
+def _attach_hooks(saved: list[tuple[Any, str, Any]]) -> None:
+    for owner, name, hooks in reversed(saved):
+        setattr(owner, name, hooks)
 
 
 def fetch_attr(module: torch.nn.Module, target: str) -> Any:
