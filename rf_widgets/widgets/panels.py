@@ -69,9 +69,11 @@ def view_panel(
         disabled=True,
         layout=widgets.Layout(width="520px"),
     ).add_class("rfw-feasible")
-    layer = widgets.Dropdown(options=(), description="Layer")
+    layer = widgets.Dropdown(options=(), description="Layer").add_class("rfw-layer")
     units = [
-        widgets.IntSlider(value=0, min=0, max=0, description=f"Unit ({'hwd'[a] if ndim <= 3 else a})")
+        widgets.IntSlider(
+            value=0, min=0, max=0, description=f"Unit ({'hwd'[a] if ndim <= 3 else a})"
+        ).add_class(f"rfw-unit-{a}")
         for a in range(ndim)
     ]
     log = widgets.Checkbox(value=False, description="log scale")

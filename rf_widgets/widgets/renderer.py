@@ -83,7 +83,9 @@ class Renderer:
             view.ax.title.set_visible(False)
         self.caption = widgets.HTML().add_class("rfw-caption")
         self.picture = (
-            canvas if interactive else widgets.Image(format="jpeg", layout=widgets.Layout(width="100%"))
+            canvas
+            if interactive
+            else widgets.Image(format="jpeg", layout=widgets.Layout(width="100%")).add_class("rfw-picture")
         )
         self.overlay_image = image
         self.erf = draw_effective_field(None, ax=self.overlay.ax)

@@ -3,7 +3,9 @@
 The fixture notebook shows ``rfw.explore(resnet18, input_size=224)``. Each test checks that the widget
 really renders (no "Loading widget" / "Error displaying widget"), drags the resolution knob with the mouse
 from 224 down to 32 and sees the kernel's answer in the summary: ResNet18 has no border layer at 224 and
-``layer3.0.conv2`` at 32. In JupyterLab it then previews the suggested trim from the Strategies tab, and
+``layer3.0.conv2`` at 32. Before the drag, a press on the picture and a drag over it with the button held
+must move the unit sliders to the units under the mouse (ipyevents, no ipympl). In JupyterLab it
+then previews the suggested trim from the Strategies tab, and
 searches the design front, previews its efficiency pick (no border layer left) and builds it. A
 screenshot of each page goes to ``test-artifacts/``. A negative control runs
 JupyterLab without the ipywidgets front end and shows that the rendering check then fails.
@@ -182,9 +184,73 @@ def _search_front_and_build(page: Any, artifact: Path) -> None:
     page.screenshot(path=str(artifact), full_page=True)
 
 
+CLICK_LAYER = "layer1.0.conv1"  # 56x56 units at 224 px; fields inside the image for the units below
+PRESSED_UNIT, DRAGGED_UNIT = (12, 20), (40, 31)
+
+
+def _unit_positions() -> dict[tuple[int, int], tuple[float, float]]:
+    """Where the centres of PRESSED_UNIT and DRAGGED_UNIT lie on the picture, as fractions of its width
+    and height, in the same Explorer built here (same figure size and layout as in the kernel).
+
+    The overlay's limits cover the image and the unit's boxes; for these units the boxes lie inside the
+    image, so the limits, and these positions, do not change when the unit does.
+    """
+    torchvision = pytest.importorskip("torchvision")
+    import rf_widgets as rfw
+
+    ex = rfw.explore(torchvision.models.resnet18(), image="checkerboard", input_size=224)
+    ex.controls["layer"].value = CLICK_LAYER
+    ax = ex.renderer.overlay.ax
+    width, height = ex.figure.canvas.get_width_height()
+    positions = {}
+    for unit in (PRESSED_UNIT, DRAGGED_UNIT):
+        ex.state.set_unit(unit)
+        row, col = ex.result.unit_box(CLICK_LAYER, unit, "max").centre
+        x, y = ax.transData.transform((col, row))
+        positions[unit] = (x / width, 1 - y / height)
+    return positions
+
+
+def _pick_units_on_the_picture(page: Any) -> None:
+    """Press on the picture, then drag over it with the button held: the unit sliders follow."""
+    from playwright.sync_api import expect
+
+    timeout = KERNEL_ANSWER_TIMEOUT
+    positions = _unit_positions()
+    page.get_by_role("tab", name="Resolution and unit").click()
+    page.locator(".rfw-layer select").select_option(label=CLICK_LAYER)
+    readouts = [page.locator(f".rfw-unit-{a} .widget-readout") for a in (0, 1)]
+    expect(readouts[0]).to_have_text("27", timeout=timeout)  # the centre unit (55 // 2) of the 56x56 map
+    picture = page.locator(".rfw-picture")
+    picture.scroll_into_view_if_needed()
+    page.wait_for_timeout(300)  # the layer's picture has arrived: the layout does not move any more
+    box = picture.bounding_box()
+
+    def at(unit: tuple[int, int]) -> tuple[float, float]:
+        fx, fy = positions[unit]
+        return box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+
+    page.mouse.click(*at(PRESSED_UNIT))
+    for readout, value in zip(readouts, PRESSED_UNIT, strict=True):
+        expect(readout).to_have_text(str(value), timeout=timeout)
+    # A move without the button picks nothing; with it held, the unit follows the mouse.
+    page.mouse.move(*at(DRAGGED_UNIT), steps=5)
+    page.wait_for_timeout(500)
+    expect(readouts[0]).to_have_text(str(PRESSED_UNIT[0]))
+    page.mouse.move(*at(PRESSED_UNIT))
+    page.mouse.down()
+    page.mouse.move(*at(DRAGGED_UNIT), steps=15)
+    page.mouse.up()
+    for readout, value in zip(readouts, DRAGGED_UNIT, strict=True):
+        expect(readout).to_have_text(str(value), timeout=timeout)
+    expect(page.locator(".rfw-message.rfw-error")).to_have_count(0)
+    page.locator(".rfw-layer select").select_option(label="layer4.1.conv2")  # back to the default
+
+
 def test_explorer_in_jupyterlab(page: Any, lab: Any, artifacts: Path) -> None:
     _open_notebook_and_run(page, lab)
     _assert_explorer_rendered(page)
+    _pick_units_on_the_picture(page)
     _drag_to_border_change(page, artifacts / "explorer-lab.png")
     _assert_explorer_rendered(page, timeout=KERNEL_ANSWER_TIMEOUT)
     _preview_trim(page, artifacts / "explorer-lab-trim.png")
@@ -195,6 +261,7 @@ def test_explorer_in_voila(page: Any, voila: Any, artifacts: Path) -> None:
     # Voila answers only after it has run the notebook: do not wait for "load" with the default 30 s
     page.goto(f"{voila.url}/?token={voila.token}", wait_until="commit", timeout=FIRST_RENDER_TIMEOUT)
     _assert_explorer_rendered(page)
+    _pick_units_on_the_picture(page)
     _drag_to_border_change(page, artifacts / "explorer-voila.png")
     _assert_explorer_rendered(page, timeout=KERNEL_ANSWER_TIMEOUT)
 
