@@ -377,6 +377,10 @@ class Explorer(widgets.VBox):
         views = ALL_VIEWS if analysis_changed else ("overlay",)
         if any(now[k] != before.get(k) for k in ("result", "layer", "unit", "image")):
             self._show_overlay(views)
+        if analysis_changed:
+            # After the picture: the table of every layer is the largest message, and the browser
+            # shows what arrives first.
+            self.table.value = state.result._repr_html_()
         self._shown = now
 
     def _show_overlay(self, views: tuple[str, ...] = ("overlay",)) -> None:
@@ -460,7 +464,6 @@ class Explorer(widgets.VBox):
                         c[key].value = _field_text(layer, key)
                 if result is not self._shown.get("result"):
                     self.summary.value = panels.summary_html(result)
-                    self.table.value = result._repr_html_()
         finally:
             self._syncing = False
 
