@@ -473,12 +473,15 @@ class Explorer(widgets.VBox):
         options = [("(original)", "")]
         if suggestions is not None:
             options += [(s.title, s.kind) for s in suggestions.applicable()]
+        deeper = state.deeper_cut if suggestions is not None else None
+        if deeper is not None:
+            options.append((deeper.title, deeper.kind))
         if list(choice.options) != options:
             choice.options = options
         shown = state.shown_strategy()
         choice.value = shown
         if (suggestions, shown) != self._strategies_shown:
-            self.controls["strategy_details"].value = panels.strategies_html(suggestions, shown)
+            self.controls["strategy_details"].value = panels.strategies_html(suggestions, shown, deeper)
             self._strategies_shown = (suggestions, shown)
 
 

@@ -7,6 +7,7 @@ state. Every control keeps the name it had in the first Explorer (``controls["re
 from __future__ import annotations
 
 import html
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -177,13 +178,30 @@ def summary_html(result: Analysis) -> str:
     return f"<table class='rfw-summary-table'>{cells}</table>"
 
 
-def strategies_html(suggestions: Suggestions | None, chosen: str | None = "") -> str:
-    """Each strategy's description; the one previewed in bold."""
+def strategies_html(suggestions: Suggestions | None, chosen: str | None = "", deeper: Any = None) -> str:
+    """Each strategy's description; the one previewed in bold.
+
+    A trim that keeps the border layer says why; ``deeper`` (a
+    :class:`~rf_widgets.widgets.trim_why.DeeperCut`) is the cut before it, offered as its own preview.
+    """
+    from rf_widgets.widgets.trim_why import border_kept_because
+
     if suggestions is None:
         return ""
     items = []
     for s in suggestions:
-        text = html.escape(s.describe())
-        style = "font-weight:bold" if s.kind == chosen else ""
-        items.append(f"<pre style='white-space:pre-wrap;margin:2px 0;{style}'>{text}</pre>")
+        text = s.describe()
+        if s.kind == "trim" and s.applicable:
+            why = border_kept_because(s.before, s)
+            if why is not None:
+                text += f"\n  why: {why}"
+                text += f"; see '{deeper.title}' below" if deeper is not None else ""
+        items.append(_pre(text, bold=s.kind == chosen))
+    if deeper is not None:
+        items.append(_pre(deeper.describe(), bold=deeper.kind == chosen))
     return "".join(items)
+
+
+def _pre(text: str, bold: bool) -> str:
+    style = "font-weight:bold" if bold else ""
+    return f"<pre style='white-space:pre-wrap;margin:2px 0;{style}'>{html.escape(text)}</pre>"

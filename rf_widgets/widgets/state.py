@@ -117,6 +117,7 @@ class ExplorerState(traitlets.HasTraits):
         self._position = 0
         self._suggested: tuple[Stack, tuple[int, ...], int] | None = None
         self._design_shown: Stack | None = None  # the step show_design added last
+        self.deeper_cut: Any = None  # a DeeperCut, when the suggested trim keeps the border layer
         name, label, picture = self._image_from(image)
         layer = default_layer(result)
         with self.hold_trait_notifications():
@@ -162,6 +163,8 @@ class ExplorerState(traitlets.HasTraits):
             stack = item.stack if item.stack is not None else base
             if self.stack is stack and self.resolution == item.new_input_size:
                 return str(item.kind)
+        if self.deeper_cut is not None and self.stack is self.deeper_cut.stack and self.resolution == size:
+            return str(self.deeper_cut.kind)
         return None
 
     # -- committing -------------------------------------------------------------------------------------
@@ -342,6 +345,7 @@ class ExplorerState(traitlets.HasTraits):
             raise
         except Exception as err:  # the strategies may run the user's model
             raise RFError(f"the strategies failed ({type(err).__name__}: {err})") from None
+        self.deeper_cut = _deeper_cut(source, self.resolution, found, self.stack.name)
         self._suggested = (self.stack, self.resolution, self._position)
         self._commit(suggestions=found)
         size = "x".join(map(str, self.resolution))
@@ -352,10 +356,12 @@ class ExplorerState(traitlets.HasTraits):
         if self.suggestions is None or self._suggested is None:
             raise RFError("press Suggest first")
         base, size, position = self._suggested
-        previews = {
+        previews: dict[str, tuple[Stack, tuple[int, ...], Any]] = {
             str(s.kind): (s.stack if s.stack is not None else base, s.new_input_size, s)
             for s in self.suggestions.applicable()
         }
+        if self.deeper_cut is not None:
+            previews[self.deeper_cut.kind] = (self.deeper_cut.stack, size, self.deeper_cut)
         if kind and kind not in previews:
             raise RFError(f"no applicable strategy {kind!r}")
         shown = {base} | {stack for stack, _, _ in previews.values()}
@@ -413,6 +419,19 @@ class ExplorerState(traitlets.HasTraits):
         if picture.ndim not in (2, 3) or 0 in picture.shape:
             raise RFError(f"an image must be an HxW or HxWxC array, got shape {picture.shape}")
         return GIVEN, "your image", picture
+
+
+def _deeper_cut(source: Any, resolution: tuple[int, ...], found: Any, name: str) -> Any:
+    """The cut before the border layer (a DeeperCut) when the suggested trim keeps that layer."""
+    from rf_widgets.widgets.trim_why import border_kept_because, deeper_cut
+
+    trim = next((s for s in found.applicable() if s.kind == "trim"), None)
+    if trim is None or border_kept_because(trim.before, trim) is None:
+        return None
+    try:
+        return deeper_cut(source, resolution, trim, name=name)
+    except Exception:  # an extra offer: when its search fails, the strategies stand without it
+        return None
 
 
 def _show(value: Any) -> str:
