@@ -18,6 +18,7 @@ The field depends on the input size only through the resolved adaptive/flatten l
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -116,34 +117,46 @@ class SizePlan:
 
     steps: tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]
 
+    def with_layers(self, stack: Stack, changed: Iterable[int]) -> SizePlan:
+        """The plan of ``stack``, a graph with this plan's wiring whose layers ``changed`` differ.
+
+        A step reads only its own layer and that layer's inputs, so only the changed steps are
+        compiled again.
+        """
+        steps = list(self.steps)
+        for i in changed:
+            steps[i] = _size_step(stack, i)
+        return SizePlan(tuple(steps))
+
 
 def size_plan(stack: Stack) -> SizePlan:
     """The compiled size pass of ``stack`` (kept by the stack's ``Engine``)."""
-    steps = []
-    for i, layer in enumerate(stack.layers):
-        sources = stack.input_indices[i]
-        if len(sources) == 1 and layer.kind == WINDOW and not layer.ceil_mode and not layer.padding_mode:
-            params = tuple(
-                (lo + hi - (d * (k - 1) + 1), s)
-                for k, d, s, (lo, hi) in zip(
-                    layer.kernel, layer.dilation, layer.stride, layer.padding, strict=True
-                )
+    return SizePlan(tuple(_size_step(stack, i) for i in range(len(stack.layers))))
+
+
+def _size_step(stack: Stack, i: int) -> tuple[int, int, tuple[tuple[int, int], ...]]:
+    """The size step of layer ``i`` (see :class:`SizePlan`)."""
+    layer = stack.layers[i]
+    sources = stack.input_indices[i]
+    if len(sources) == 1 and layer.kind == WINDOW and not layer.ceil_mode and not layer.padding_mode:
+        params = tuple(
+            (lo + hi - (d * (k - 1) + 1), s)
+            for k, d, s, (lo, hi) in zip(
+                layer.kernel, layer.dilation, layer.stride, layer.padding, strict=True
             )
-            code = 1 if all(p == (-1, 1) for p in params) else 0  # k_eff 1, stride 1, no padding
-            steps.append((code, sources[0], params))
-        elif (
-            len(sources) > 1
-            and NETWORK_INPUT not in sources
-            and layer.kind == WINDOW
-            and layer.kernel_effective == (1,) * stack.ndim
-            and layer.stride == (1,) * stack.ndim
-            and not any(lo or hi for lo, hi in layer.padding)
-        ):
-            steps.append((3, -1, ()))  # a merge (add, concat): equal input sizes pass straight through
-        else:
-            steps.append((2, -1, ()))
-    plan = SizePlan(tuple(steps))
-    return plan
+        )
+        code = 1 if all(p == (-1, 1) for p in params) else 0  # k_eff 1, stride 1, no padding
+        return code, sources[0], params
+    if (
+        len(sources) > 1
+        and NETWORK_INPUT not in sources
+        and layer.kind == WINDOW
+        and layer.kernel_effective == (1,) * stack.ndim
+        and layer.stride == (1,) * stack.ndim
+        and not any(lo or hi for lo, hi in layer.padding)
+    ):
+        return 3, -1, ()  # a merge (add, concat): equal input sizes pass straight through
+    return 2, -1, ()
 
 
 def feature_maps(
@@ -679,6 +692,115 @@ def fields(
         tuple(offsets),
         tuple(diagnostics),
     )
+
+
+Step = tuple[str, tuple[Any, ...], tuple[Any, ...]]
+
+
+class RMinPass:
+    """``r_min`` alone, propagated as :func:`fields` propagates the fields (the verdicts need no more).
+
+    Per path class (jump ``J``) only the smallest field is kept: a window adds ``(k_eff - 1) * J`` and
+    multiplies the jump by its stride; merges keep the smaller field per jump. When every layer treats
+    the axes alike (square kernels and strides), one axis is propagated and copied. The result equals
+    ``fields(...).r_min`` (a test checks it on generated graphs); graphs with phased layers (resampling)
+    are left to :func:`fields` (:meth:`run` returns None).
+
+    One pass serves a graph and its *variants*: the same wiring with some layers replaced (the
+    ``changes`` of :meth:`run`). The layers before the first change are shared, so each prefix is
+    remembered by the changes it contains.
+    """
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.base = [self._step(layer) for layer in stack.layers]
+        self.base_plain = all(_plain_step(step) for step in self.base)
+        self.base_square = all(_square_step(step) for step in self.base)
+        self.memo: dict[tuple[Any, ...], list[tuple[list[dict[Any, Any]], list[float]]]] = {}
+
+    @staticmethod
+    def _step(layer: Layer, resolved: Resolved | None = None) -> Step:
+        if resolved is not None:
+            return resolved[0], tuple(resolved[1]), tuple(resolved[2])
+        if layer.kind == WINDOW:
+            return WINDOW, layer.kernel_effective, layer.stride
+        if layer.kind in (GLOBAL, "resample"):
+            return GLOBAL, (), ()
+        return IDENTITY, (), ()
+
+    def run(self, changes: dict[int, Layer], resolved: dict[int, Resolved]) -> Any:
+        """``r_min`` per layer and axis (a numpy array; inf: every path is global), or None.
+
+        ``changes`` are the layers that differ from the pass's stack, ``resolved`` the size-dependent
+        layers as :func:`feature_maps` resolved them.
+        """
+        import numpy as np
+
+        stack = self.stack
+        ndim = stack.ndim
+        overrides = {i: self._step(layer) for i, layer in changes.items()}
+        overrides.update({i: self._step(stack.layers[i], r) for i, r in resolved.items()})
+        steps = list(self.base)
+        for i, step in overrides.items():
+            steps[i] = step
+        changed = list(overrides.values())
+        if not self.base_plain or not all(_plain_step(step) for step in changed):
+            return None
+        square = self.base_square and all(_square_step(step) for step in changed)
+        axes = 1 if square else ndim
+        marks = sorted(overrides)
+        keys = [(axes, m, tuple((j, overrides[j]) for j in marks if j < m)) for m in marks]
+        begin = 0
+        layers: list[tuple[list[dict[Any, Any]], list[float]]] = []
+        for m, key in reversed(list(zip(marks, keys, strict=True))):
+            found = self.memo.get(key)
+            if found is not None:
+                begin, layers = m, list(found)
+                break
+        starts = dict(zip(marks, keys, strict=True))
+        start: dict[Any, Any] = {1: 1}
+        inputs = stack.input_indices
+        for i in range(begin, len(steps)):
+            if i in starts and starts[i] not in self.memo:
+                self.memo[starts[i]] = list(layers)
+            how, kernel, stride = steps[i]
+            ins = [[start] * axes if j < 0 else layers[j][0] for j in inputs[i]]
+            if how == GLOBAL:
+                out: list[dict[Any, Any]] = [{} for _ in range(axes)]
+            elif how == WINDOW:
+                out = [{} for _ in range(axes)]
+                for dicts in ins:
+                    for a in range(axes):
+                        grow, factor, into = kernel[a] - 1, stride[a], out[a]
+                        for jump, r in dicts[a].items():
+                            key, value = jump * factor, r + grow * jump
+                            old = into.get(key)
+                            if old is None or value < old:
+                                into[key] = value
+            elif len(ins) == 1:
+                out = ins[0]
+            else:
+                out = [{} for _ in range(axes)]
+                for dicts in ins:
+                    for a in range(axes):
+                        into = out[a]
+                        for jump, r in dicts[a].items():
+                            old = into.get(jump)
+                            if old is None or r < old:
+                                into[jump] = r
+            layers.append((out, [float(min(d.values())) if d else INF for d in out]))
+        rows = np.array([row for _, row in layers], dtype=float)
+        return np.repeat(rows, ndim, axis=1) if square and ndim > 1 else rows
+
+
+def _plain_step(step: Step) -> bool:
+    """Whether :class:`RMinPass` covers the step (no phases, integer strides)."""
+    how, _, stride = step
+    return how != PHASED and (how != WINDOW or all(isinstance(v, int) for v in stride))
+
+
+def _square_step(step: Step) -> bool:
+    return len(set(step[1])) <= 1 and len(set(step[2])) <= 1
 
 
 def _stale_layers(stack: Stack, resolved: dict[int, Resolved], before: dict[int, Resolved]) -> set[int]:

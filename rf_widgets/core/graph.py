@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rf_widgets.core.layers import INPUT, Layer
@@ -101,6 +101,34 @@ class Stack:
 
     def __repr__(self) -> str:
         return f"Stack({self.name!r}, {len(self.layers)} layers, ndim={self.ndim})"
+
+    def with_layers(self, changes: Mapping[int, Layer], name: str | None = None) -> Stack:
+        """The same graph with the layers at the indices of ``changes`` replaced.
+
+        A replacement keeps its layer's name and inputs (other kernels, strides, paddings, kinds), so
+        the order and the adjacency carry over without validating the graph again.
+
+        >>> from dataclasses import replace
+        >>> from rf_widgets.core.layers import conv
+        >>> stack = Stack([conv("c1", 3), conv("c2", 3)])
+        >>> stack.with_layers({1: replace(stack["c2"], kernel=(5, 5))})["c2"].kernel
+        (5, 5)
+        """
+        layers = list(self.layers)
+        for i, layer in changes.items():
+            old = layers[i]
+            if layer.name != old.name or tuple(layer.inputs or ()) != tuple(old.inputs or ()):
+                raise GraphError(
+                    f"a replacement must keep the name and inputs of layer '{old.name}', got "
+                    f"'{layer.name}' reading {layer.inputs}"
+                )
+            layers[i] = layer.broadcast(self.ndim)
+        new = object.__new__(Stack)
+        for attr in ("ndim", "metadata", "input_indices", "successors", "index"):
+            object.__setattr__(new, attr, getattr(self, attr))
+        object.__setattr__(new, "layers", tuple(layers))
+        object.__setattr__(new, "name", self.name if name is None else name)
+        return new
 
     @property
     def names(self) -> tuple[str, ...]:

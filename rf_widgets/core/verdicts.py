@@ -27,7 +27,8 @@ upstream layers qualifies in the same way: the starts of the unproductive tails.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -118,11 +119,25 @@ class VerdictPlan:
             successors=stack.successors,
         )
 
+    def with_layers(self, stack: Stack, changed: Iterable[int]) -> VerdictPlan:
+        """The plan of ``stack``, a graph with this plan's wiring whose layers ``changed`` differ."""
+        kernel, unknown = self.kernel.copy(), self.unknown.copy()
+        for i in changed:
+            layer = stack.layers[i]
+            kernel[i] = layer.kernel_effective if layer.kind == WINDOW else (-1,) * stack.ndim
+            unknown[i] = layer.kind == "unknown"
+        return replace(self, kernel=kernel, unknown=unknown)
+
     def field_arrays(self, field: Field) -> FieldArrays:
         """``r_min`` per layer and the smallest ``r_min`` over each layer's layer inputs (inf: none)."""
         import numpy as np
 
-        r_min = np.array([[float(v) for v in row] for row in field.r_min], dtype=float)
+        return self.r_min_arrays(np.array([[float(v) for v in row] for row in field.r_min], dtype=float))
+
+    def r_min_arrays(self, r_min: np.ndarray) -> FieldArrays:
+        """:class:`FieldArrays` from ``r_min`` alone (one row per layer)."""
+        import numpy as np
+
         padded = np.vstack([r_min, np.full((1, r_min.shape[1]), np.inf)])
         smallest_input = np.minimum.reduceat(padded[self.sources], self.starts, axis=0)
         return FieldArrays(r_min, smallest_input)

@@ -32,21 +32,10 @@ from typing import Any
 
 from rf_widgets import _format
 from rf_widgets.core.analysis import Engine, Evaluation, analyze_stack, engine
-from rf_widgets.core.arithmetic import (
-    GLOBAL,
-    IDENTITY,
-    INF,
-    PHASED,
-    WINDOW,
-    Resolved,
-    SizePlan,
-    feature_maps,
-    size_plan,
-)
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
-from rf_widgets.core.verdicts import FieldArrays, VerdictPlan, Verdicts, judge
+from rf_widgets.core.verdicts import Verdicts
 from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning
 from rf_widgets.strategies.blocks import MovePlan, Stage, border_counts, even_counts, moved_stack
@@ -490,11 +479,6 @@ class _Search:
         # already empty there (it does not run at this size): then the built module is the judge.
         self.flatten_sizes = None if any(0 in n for n in flatten_sizes) else flatten_sizes
         self.topology = planning.Topology.of(self.stack)  # edits here keep the wiring: computed once
-        self.r_mins: dict[tuple[int, Any], Any] = {}
-        self.keyed: list[Stack] = []
-        self.r_min_pass = _RMinPass(self.stack)
-        # per wiring (the original's, each moved graph's; kept alive by self.moved): its r_min pass
-        self.r_min_passes = {id(self.stack.input_indices): self.r_min_pass}
         self.stages = source.stages() if "move-blocks" in kinds else ()
         self.moved: dict[tuple[int, ...], _Moved] = {}
 
@@ -555,19 +539,6 @@ class _Search:
 
     # -- predicting -------------------------------------------------------------------------------------
 
-    def variant_stack(self, variant: _Variant) -> Stack:
-        if not variant.changes:
-            return self.stack
-        layers = list(self.stack.layers)
-        for i, layer in variant.changes.items():
-            layers[i] = layer
-        return _same_graph(self.stack, layers, f"{self.stack.name} (edited)")
-
-    def variant_engine(self, stack: Stack, variant: _Variant) -> Engine:
-        if stack is self.stack:
-            return self.base
-        return _patched_engine(self.base, stack, variant.changes)
-
     def layer_changes(self, edits: Sequence[Edit]) -> dict[int, Layer]:
         stack = self.stack
         changes: dict[int, Layer] = {}
@@ -583,20 +554,19 @@ class _Search:
             return f"needs {ratio:.2f}x the original multiply-adds, over the budget of {self.budget:g}x"
         return None
 
-    def judged(
-        self, stack: Stack, eng: Engine, size: tuple[int, ...], changes: dict[int, Layer] | None = None
-    ) -> _Judged | None:
-        """Judge an edited graph at ``size`` (None when the edit breaks its shapes).
+    def judged(self, eng: Engine, size: tuple[int, ...]) -> _Judged | None:
+        """Judge the graph of ``eng`` at ``size`` (None when the edit breaks its shapes).
 
-        Only ``r_min`` enters the verdicts; :func:`_r_min` propagates it alone, which is several times
-        faster than the full fields. Graphs it does not cover (phased layers) take the full route.
+        Only ``r_min`` enters the verdicts: :meth:`Engine.judge` computes it alone where it can.
         """
-        sizes, resolved, diagnostics = feature_maps(stack, size, eng.sizes)
+        stack = eng.stack
+        found = eng.judge(size)
+        sizes = found.sizes
         # An empty map (the network cannot run) or a new size problem: the graph is not offered as it
         # is, but a trim that removes the layers concerned may be.
         problems = frozenset(
             str(d.layer)
-            for d in diagnostics
+            for d in found.diagnostics
             if d.kind == "empty-output" or (d.layer, d.kind) not in self.baseline_problems
         )
         if (
@@ -604,32 +574,18 @@ class _Search:
             and planning._flatten_input_sizes(stack, sizes) != self.flatten_sizes
         ):
             return None  # a fixed-width classifier would see another number of features
-        key = (id(stack), tuple(sorted(resolved.items())))
-        if key not in self.r_mins:  # r_min depends on the size only through size-dependent layers
-            self.keyed.append(stack)  # alive while its id is a key: a freed stack's id can be reused
-            known = self.r_min_passes.get(id(stack.input_indices))  # an edited graph of a known wiring
-            self.r_mins[key] = (
-                known.run(changes or {}, resolved) if known is not None else _r_min(stack, resolved)
-            )
-        r_min = self.r_mins[key]
-        if r_min is None:
-            found = eng.evaluate(size)
+        if found.field is not None:  # the full field was needed: its problems count too
             problems |= {
                 str(d.layer)
                 for d in found.field.diagnostics
                 if (d.layer, d.kind) not in self.baseline_problems
             }
-            arrays = eng.field_at(resolved)[1]
-        else:
-            arrays = _field_arrays(eng.plan, r_min)
-        verdicts = judge(eng.plan, arrays, sizes, resolved, size)
-        layer_macs = stack.macs(sizes, size)
         return _Judged(
             stack,
-            verdicts,
-            arrays.r_min,
-            layer_macs,
-            _depths(stack, verdicts),
+            found.verdicts,
+            found.r_min,
+            stack.macs(sizes, size),
+            _depths(stack, found.verdicts),
             lambda: eng.evaluate(size),
             problems,
         )
@@ -764,7 +720,7 @@ class _Search:
             for merge, skip in plan.bypassed
         ):  # a removed branch changes r_min after it: judge the new graph
             trimmed = planning.trimmed_stack(stack, plan)
-            again = self.judged(trimmed, engine(trimmed), size)
+            again = self.judged(engine(trimmed), size)
             if again is None or again.problems:
                 return None
             return self.candidate((*edits, edit), again, size, trimmed_params)
@@ -802,13 +758,12 @@ class _Search:
         for stem, *strides in product(stems, *steps):
             arch = tuple(e for e in (stem, *strides) if e is not None)
             variant = _Variant(arch, self.layer_changes(arch))
-            stack = self.variant_stack(variant)
-            eng = self.variant_engine(stack, variant)
+            eng = self.base.variant(variant.changes)
             params = self.base_params + sum(
                 layer.params - self.stack.layers[i].params for i, layer in variant.changes.items()
             )
             for size in sizes:
-                judged = self.judged(stack, eng, size, variant.changes)
+                judged = self.judged(eng, size)
                 if judged is None:
                     continue
                 edits = arch + ((_size_edit(size),) if size != self.resolution else ())
@@ -875,15 +830,7 @@ class _Search:
                 for edit in arch:  # renamed or rewired (a flat Sequential renumbered): edit it again
                     if layer.name in edit.layers:
                         changes[j] = _edited_layer(changes.get(j, base.layers[j]), edit, base.ndim)
-            if changes:
-                layers = list(base.layers)
-                for i, layer in changes.items():
-                    layers[i] = layer
-                stack = _same_graph(base, layers, base.name)
-                eng = _patched_engine(moved.engine, stack, changes)
-            else:
-                stack, eng = base, moved.engine
-            found = self.judged(stack, eng, size, changes)
+            found = self.judged(moved.engine.variant(changes, base.name), size)
             if found is None:
                 continue
             edit = Edit("move-blocks", (), counts, moved.plan.label, move=moved.plan)
@@ -906,7 +853,6 @@ class _Search:
             found = self.moved[counts] = _Moved(
                 plan, stack, engine(stack), planning.Topology.of(stack), origin, delta
             )
-            self.r_min_passes[id(stack.input_indices)] = _RMinPass(stack)
         return found
 
     def broken(self, judged: _Judged) -> str:
@@ -999,20 +945,6 @@ def _knee(front: Sequence[Candidate]) -> Candidate:
 # -- helpers ----------------------------------------------------------------------------------------------
 
 
-def _same_graph(stack: Stack, layers: list[Layer], name: str) -> Stack:
-    """A stack with other layer parameters but the same names and wiring, without re-validating the graph.
-
-    The edits here only change kernels, strides and paddings of existing layers (validated by their own
-    constructor), so the topological order and the adjacency of ``stack`` carry over.
-    """
-    new = object.__new__(Stack)
-    for attr in ("ndim", "metadata", "input_indices", "successors", "index"):
-        object.__setattr__(new, attr, getattr(stack, attr))
-    object.__setattr__(new, "layers", tuple(layers))
-    object.__setattr__(new, "name", name)
-    return new
-
-
 def _edited_layer(layer: Layer, edit: Edit, ndim: int) -> Layer:
     if edit.kind == "stride":
         return replace(layer, stride=edit.value)
@@ -1049,17 +981,6 @@ def _edited_names(edits: Sequence[Edit]) -> list[str]:
     return [name for edit in edits for name in edit.layers]
 
 
-def _patched_engine(base: Engine, stack: Stack, changes: dict[int, Layer]) -> Engine:
-    """The engine of ``stack``, the graph of ``base`` with the layers ``changes`` replaced."""
-    import numpy as np
-
-    kernel = base.plan.kernel.copy()
-    for i, layer in changes.items():
-        kernel[i] = layer.kernel_effective if layer.kind == "window" else (-1,) * stack.ndim
-    plan = replace(base.plan, kernel=np.asarray(kernel))
-    return Engine(stack, plan, _patched_size_plan(base.sizes, stack, changes))
-
-
 def _conv_weights(layer: Layer, kernel: tuple[int, ...]) -> int:
     facts = layer.extra
     per_group = int(facts["in_channels"]) // int(facts["groups"])  # type: ignore[call-overload]
@@ -1083,140 +1004,6 @@ def _depths(stack: Stack, verdicts: Verdicts) -> list[int]:
                 before = depth[j]
         append(before + 1 if spatial[i] and status[i] != "unproductive" else before)
     return depth
-
-
-def _r_min(stack: Stack, resolved: dict[int, Resolved]) -> Any:
-    """``r_min`` of every layer and axis (inf: every path is global), or None for phased layers."""
-    return _RMinPass(stack).run({}, resolved)
-
-
-Step = tuple[str, tuple[Any, ...], tuple[Any, ...]]
-
-
-class _RMinPass:
-    """``r_min`` alone, propagated as :func:`rf_widgets.core.arithmetic.fields` propagates the fields.
-
-    Per path class (jump ``J``) only the smallest field is kept: a window adds ``(k_eff - 1) * J`` and
-    multiplies the jump by its stride; merges keep the smaller field per jump. When every layer treats
-    the axes alike (square kernels and strides), one axis is propagated and copied.
-
-    Variants of one graph differ in a few layers (the edits) and the size-dependent layers: the layers
-    before the first difference are shared, so each prefix is remembered by the steps it contains.
-    """
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
-        self.base = [self.step(layer) for layer in stack.layers]
-        self.base_plain = all(_plain_step(step) for step in self.base)
-        self.base_square = all(_square_step(step) for step in self.base)
-        self.memo: dict[tuple[Any, ...], list[tuple[list[dict[Any, Any]], list[float]]]] = {}
-
-    @staticmethod
-    def step(layer: Layer, resolved: Resolved | None = None) -> Step:
-        if resolved is not None:
-            return resolved[0], tuple(resolved[1]), tuple(resolved[2])
-        if layer.kind == WINDOW:
-            return WINDOW, layer.kernel_effective, layer.stride
-        if layer.kind in (GLOBAL, "resample"):
-            return GLOBAL, (), ()
-        return IDENTITY, (), ()
-
-    def run(self, changes: dict[int, Layer], resolved: dict[int, Resolved]) -> Any:
-        import numpy as np
-
-        stack = self.stack
-        ndim = stack.ndim
-        overrides = {i: self.step(layer) for i, layer in changes.items()}
-        overrides.update({i: self.step(stack.layers[i], r) for i, r in resolved.items()})
-        steps = list(self.base)
-        for i, step in overrides.items():
-            steps[i] = step
-        changed = list(overrides.values())
-        if not self.base_plain or not all(_plain_step(step) for step in changed):
-            return None
-        square = self.base_square and all(_square_step(step) for step in changed)
-        axes = 1 if square else ndim
-        marks = sorted(overrides)
-        keys = [(axes, m, tuple((j, overrides[j]) for j in marks if j < m)) for m in marks]
-        begin = 0
-        layers: list[tuple[list[dict[Any, Any]], list[float]]] = []
-        for m, key in reversed(list(zip(marks, keys, strict=True))):
-            found = self.memo.get(key)
-            if found is not None:
-                begin, layers = m, list(found)
-                break
-        starts = dict(zip(marks, keys, strict=True))
-        start: dict[Any, Any] = {1: 1}
-        inputs = stack.input_indices
-        for i in range(begin, len(steps)):
-            if i in starts and starts[i] not in self.memo:
-                self.memo[starts[i]] = list(layers)
-            how, kernel, stride = steps[i]
-            ins = [[start] * axes if j < 0 else layers[j][0] for j in inputs[i]]
-            if how == GLOBAL:
-                out: list[dict[Any, Any]] = [{} for _ in range(axes)]
-            elif how == WINDOW:
-                out = [{} for _ in range(axes)]
-                for dicts in ins:
-                    for a in range(axes):
-                        grow, factor, into = kernel[a] - 1, stride[a], out[a]
-                        for jump, r in dicts[a].items():
-                            key, value = jump * factor, r + grow * jump
-                            old = into.get(key)
-                            if old is None or value < old:
-                                into[key] = value
-            elif len(ins) == 1:
-                out = ins[0]
-            else:
-                out = [{} for _ in range(axes)]
-                for dicts in ins:
-                    for a in range(axes):
-                        into = out[a]
-                        for jump, r in dicts[a].items():
-                            old = into.get(jump)
-                            if old is None or r < old:
-                                into[jump] = r
-            layers.append((out, [float(min(d.values())) if d else INF for d in out]))
-        found_rows = np.array([row for _, row in layers], dtype=float)
-        return np.repeat(found_rows, ndim, axis=1) if square and ndim > 1 else found_rows
-
-
-def _plain_step(step: Step) -> bool:
-    """Whether :class:`_RMinPass` covers the step (no phases, integer strides)."""
-    how, _, stride = step
-    return how != PHASED and (how != WINDOW or all(isinstance(v, int) for v in stride))
-
-
-def _square_step(step: Step) -> bool:
-    return len(set(step[1])) <= 1 and len(set(step[2])) <= 1
-
-
-def _patched_size_plan(base: SizePlan, stack: Stack, changes: dict[int, Layer]) -> SizePlan:
-    """``size_plan(stack)`` from the plan of the unedited graph: only the changed layers are compiled.
-
-    A layer compiles on its own (its step reads only its own fields and inputs), so compiling the
-    one-layer stack of each changed layer and taking its step gives the same plan.
-    """
-    steps = list(base.steps)
-    for i, layer in changes.items():
-        sources = stack.input_indices[i]
-        if len(sources) != 1 or layer.kind != WINDOW or layer.ceil_mode:
-            return size_plan(stack)
-        params = tuple(
-            (lo + hi - (d * (k - 1) + 1), s)
-            for k, d, s, (lo, hi) in zip(
-                layer.kernel, layer.dilation, layer.stride, layer.padding, strict=True
-            )
-        )
-        steps[i] = (1 if all(p == (-1, 1) for p in params) else 0, sources[0], params)
-    return SizePlan(tuple(steps))
-
-
-def _field_arrays(plan: VerdictPlan, r_min: Any) -> FieldArrays:
-    import numpy as np
-
-    padded = np.vstack([r_min, np.full((1, r_min.shape[1]), np.inf)])
-    return FieldArrays(r_min, np.minimum.reduceat(padded[plan.sources], plan.starts, axis=0))
 
 
 def _renumbering(kept: Sequence[Layer]) -> Callable[[str], str]:
