@@ -9,7 +9,7 @@ Two figures per model and size, each the median of ``--repeat`` runs after one u
 
 * **candidates/s**: predictions only. The model is imported once (as the Explorer does when it opens);
   the timed part enumerates every combination of edits and predicts its parameters, multiply-adds and
-  verdicts (:meth:`_Search.run`). Target: at least 1,000 candidates per second on ResNet-50.
+  verdicts (:func:`search_source`). Target: at least 1,000 candidates per second on ResNet-50.
 * **suggest()**: everything a user waits for, from the model object to the six suggestions with the
   three picks' full analyses: import, one forward pass for the head's channel counts, the old
   strategies, the search. Target: under 2 s on ResNet-50.
@@ -32,7 +32,7 @@ import torch
 import torchvision
 
 import rf_widgets as rfw
-from rf_widgets.strategies.budget import EDIT_KINDS, _Search
+from rf_widgets.strategies.budget import search_source
 from rf_widgets.strategies.surgery import TorchSource
 
 TARGET_RATE = 1000.0
@@ -70,9 +70,9 @@ def main() -> None:
     for name in args.models.split(","):
         model = getattr(torchvision.models, name)().eval()
         for size in (int(s) for s in args.sizes.split(",")):
-            source = TorchSource(model, name, size)
+            source = TorchSource(model, name)
             seconds, cpu, front = median_s(
-                lambda source=source: _Search(source, args.budget, EDIT_KINDS).run(), args.repeat
+                lambda source=source, size=size: search_source(source, size, args.budget), args.repeat
             )
             rate = len(front) / seconds
             full, full_cpu, _ = median_s(

@@ -31,17 +31,18 @@ from itertools import product
 from typing import Any
 
 from rf_widgets import _format
-from rf_widgets.core.analysis import Engine, Evaluation, analyze_stack, engine
+from rf_widgets.core.analysis import Engine, Evaluation, analyze_stack, engine, normalize_resolution
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
 from rf_widgets.core.verdicts import Verdicts
 from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning
-from rf_widgets.strategies.blocks import MovePlan, Stage, border_counts, even_counts, moved_stack
+from rf_widgets.strategies.blocks import MovePlan, border_counts, even_counts, moved_stack
 from rf_widgets.strategies.planning import NotApplicable, TrimPlan
+from rf_widgets.strategies.source import Source, source_of
 
-__all__ = ["EDIT_KINDS", "PICKS", "Candidate", "Edit", "Front", "search"]
+__all__ = ["EDIT_KINDS", "PICKS", "Candidate", "Edit", "Front", "search", "search_source"]
 
 EDIT_KINDS = ("stride", "remove-pool", "stem-kernel", "move-blocks", "trim", "input-size")
 """``stride``: a downsampling step softened (stride 2 to 1, a stride-4 patchify to 2) in every parallel
@@ -350,76 +351,16 @@ def search(
     unknown = [k for k in edits if k not in EDIT_KINDS]
     if unknown:
         raise RFError(f"unknown edit kind {unknown[0]!r}; the edit kinds are {', '.join(EDIT_KINDS)}")
-    source = _source(model, input_size, name)
-    return _Search(source, float(budget), tuple(edits)).run()
+    source, analysed_at = source_of(model, name)
+    return search_source(source, analysed_at or input_size, float(budget), edits)
 
 
-class Source:
-    """The model a search runs on, and what the planners need to know about it (declared stacks)."""
-
-    def __init__(self, stack: Stack, name: str, resolution: tuple[int, ...]) -> None:
-        self.stack = stack
-        self.name = name
-        self.resolution = resolution
-        self.model: Any = stack
-        self.analyses: dict[int, Analysis] = {}
-
-    def params(self) -> int:
-        return sum(layer.params for layer in self.stack.layers)
-
-    def stride_blocker(self, layer: str) -> str | None:
-        return None
-
-    def merge_blocker(self, layer: str) -> str | None:
-        return None
-
-    def head(self, cut: str) -> tuple[Layer, ...]:
-        return ()
-
-    def can_remove(self, layer: Layer) -> bool:
-        return layer.kind == "window"
-
-    def stages(self) -> tuple[Stage, ...]:
-        """The stages whose blocks can move (torch models only)."""
-        return ()
-
-    def can_rekernel(self, layer: Layer) -> bool:
-        return "out_channels" in layer.extra
-
-    def params_after_trim(self, plan: TrimPlan, stack: Stack) -> int:
-        kept = set(plan.kept)
-        return sum(layer.params for layer in stack.layers if layer.name in kept) + sum(
-            layer.params for layer in plan.head
-        )
-
-    def apply(self, candidate: Candidate, model: Any) -> Any:
-        frontend = self.stack.metadata.get("frontend")
-        if frontend is not None:  # imported from Keras or ONNX: nothing to edit the model with
-            raise RFError(
-                f"building '{candidate.label}' applies to torch models only (torch.fx surgery); this "
-                f"{frontend} model is not changed: the candidate's predicted layer graph is .stack"
-            )
-        return candidate.stack
-
-
-def _source(model: Any, input_size: Any, name: str | None) -> Source:
-    from rf_widgets._api import _is_torch_module, to_stack
-    from rf_widgets.core.analysis import normalize_resolution
-
-    if isinstance(model, Analysis):
-        return _source(model.stack, model.input_size, name or model.model)
-    if isinstance(model, str):
-        from rf_widgets.specs import load_model_spec
-
-        name = name or model
-        model = load_model_spec(model)
-    if _is_torch_module(model):
-        from rf_widgets.strategies.surgery import TorchSource
-
-        torch_source = TorchSource(model, name, input_size)
-        return torch_source
-    stack = to_stack(model)
-    return Source(stack, name or stack.name, normalize_resolution(input_size, stack.ndim))
+def search_source(
+    source: Source, input_size: int | Sequence[int], budget: float = 1.0, edits: Sequence[str] = EDIT_KINDS
+) -> Front:
+    """:func:`search` on a model already wrapped in its adapter (:func:`source_of`): nothing is imported."""
+    resolution = normalize_resolution(input_size, source.stack.ndim)
+    return _Search(source, resolution, budget, tuple(edits)).run()
 
 
 @dataclass(frozen=True)
@@ -460,12 +401,14 @@ class _Moved:
 
 
 class _Search:
-    def __init__(self, source: Source, budget: float, kinds: tuple[str, ...]) -> None:
+    def __init__(
+        self, source: Source, resolution: tuple[int, ...], budget: float, kinds: tuple[str, ...]
+    ) -> None:
         self.source = source
         self.budget = budget
         self.kinds = kinds
         self.stack = source.stack
-        self.resolution = source.resolution
+        self.resolution = resolution
         self.base = engine(self.stack)
         self.base_params = source.params()
         self.stack_params = sum(layer.params for layer in self.stack.layers)
@@ -479,7 +422,7 @@ class _Search:
         # already empty there (it does not run at this size): then the built module is the judge.
         self.flatten_sizes = None if any(0 in n for n in flatten_sizes) else flatten_sizes
         self.topology = planning.Topology.of(self.stack)  # edits here keep the wiring: computed once
-        self.stages = source.stages() if "move-blocks" in kinds else ()
+        self.stages = source.stages(resolution) if "move-blocks" in kinds else ()
         self.moved: dict[tuple[int, ...], _Moved] = {}
 
     # -- what can be edited -----------------------------------------------------------------------------
@@ -659,12 +602,17 @@ class _Search:
         stack, verdicts = judged.stack, judged.verdicts
         plans: list[TrimPlan] = []
         topology = self.topology if moved is None else moved.topology
-        head, blocker = self.source.head, self.source.merge_blocker
+        target = self.resolution
+
+        def head(cut: str) -> tuple[Layer, ...]:
+            return self.source.head_at_any_size(cut, target)
+
+        blocker = self.source.merge_blocker
         if moved is not None:  # the source knows the original's layers: ask about the one a layer copies
             origin = moved.origin
 
             def head(cut: str) -> tuple[Layer, ...]:
-                found = self.source.head(origin[cut])
+                found = self.source.head_at_any_size(origin[cut], target)
                 return (replace(found[0], inputs=(cut,)), *found[1:]) if found else found
 
             def blocker(layer: str) -> str | None:
@@ -706,7 +654,7 @@ class _Search:
             delta = sum(  # what the architecture edits changed in the kept layers
                 stack.layers[i].params - self.stack.layers[i].params for i in kept
             )
-            trimmed_params = self.source.params_after_trim(plan, self.stack) + delta
+            trimmed_params = self.source.params_after_trim(plan) + delta
         else:  # blocks move only where every parameter belongs to one layer (Source.stages)
             trimmed_params = sum(stack.layers[i].params for i in kept) + sum(h.params for h in plan.head)
 

@@ -8,15 +8,15 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rf_widgets import _format
-from rf_widgets._api import _is_torch_module, to_stack
 from rf_widgets.core.analysis import analyze_stack, normalize_resolution
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
 from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning
-from rf_widgets.strategies.budget import EDIT_KINDS, Candidate, Front
+from rf_widgets.strategies.budget import Candidate, Front, search_source
 from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan
+from rf_widgets.strategies.source import Source, source_of
 
 __all__ = ["KINDS", "PICK_KINDS", "Suggestion", "Suggestions", "suggest"]
 
@@ -81,8 +81,13 @@ class Suggestion:
     before: Analysis = field(repr=False)
     after: Analysis | None = field(repr=False)
     plan: TrimPlan | StridePlan | ResolutionPlan | Candidate | None = field(repr=False)
-    model: Any = field(repr=False, compare=False)
+    source: Source = field(repr=False, compare=False)
     refused: str | None = None
+
+    @property
+    def model(self) -> Any:
+        """The model the strategy was planned for (not modified)."""
+        return self.source.model
 
     @property
     def macs_ratio(self) -> float | None:
@@ -110,17 +115,7 @@ class Suggestion:
             raise RFError(f"the strategy '{self.kind}' does not apply: {self.reason}")
         if isinstance(self.plan, Candidate):
             return self.plan.apply()
-        if _is_torch_module(self.model):
-            from rf_widgets.strategies.surgery import apply_plan
-
-            return apply_plan(self.model, self.plan, self.before.stack)
-        frontend = self.before.stack.metadata.get("frontend")
-        if frontend is not None:  # imported from Keras or ONNX: nothing to edit the model with
-            raise RFError(
-                f"the strategy '{self.kind}' applies to torch models only (torch.fx surgery); this "
-                f"{frontend} model is not changed: its predicted layer graph is .stack"
-            )
-        return self.after.stack
+        return self.source.apply_plan(self.plan, self.kind, self.after.stack)
 
     def describe(self) -> str:
         """A few lines for people: what changes and what it is predicted to do."""
@@ -263,35 +258,17 @@ def suggest(
     picks = [k for k in kinds if k in PICK_KINDS]
     if picks and budget is None:
         raise RFError(f"the pick {picks[0]!r} comes from a budgeted search: pass budget= (e.g. 1.0)")
-    if isinstance(model, str):
-        from rf_widgets.specs import load_model_spec
-
-        loaded = load_model_spec(model)
-        name = name or model
-        model = loaded
-    if _is_torch_module(model):
-        from rf_widgets.strategies.surgery import TorchContext
-
-        context: Context = TorchContext(model, name)
-    else:
-        context = Context(to_stack(model), name)
-    resolution = normalize_resolution(input_size, context.stack.ndim)
-    before = analyze_stack(context.stack, resolution, context.name)
+    source, _ = source_of(model, name)
+    resolution = normalize_resolution(input_size, source.stack.ndim)
+    before = analyze_stack(source.stack, resolution, source.name)
     builders = {"trim": _trim, "slow-downsampling": _slowdown, "resolution": _resolution}
-    items = [builders[kind](context, before) for kind in kinds if kind in builders]
+    items = [builders[kind](source, before) for kind in kinds if kind in builders]
     if budget is None:
-        return Suggestions(items, context.name)
+        return Suggestions(items, source.name)
     items = [_within(item, budget) for item in items]
-    from rf_widgets.strategies.budget import Source, _Search
-
-    source = Source(context.stack, context.name, resolution)
-    if _is_torch_module(model):
-        from rf_widgets.strategies.surgery import TorchSource
-
-        source = TorchSource.from_context(context, resolution)  # type: ignore[arg-type]
-    front = _Search(source, float(budget), tuple(EDIT_KINDS)).run()
-    items += [_from_pick(kind, front, before, context) for kind in picks]
-    return Suggestions(items, context.name, front)
+    front = search_source(source, resolution, float(budget))
+    items += [_from_pick(kind, front, before, source) for kind in picks]
+    return Suggestions(items, source.name, front)
 
 
 def _within(item: Suggestion, budget: float) -> Suggestion:
@@ -303,63 +280,30 @@ def _within(item: Suggestion, budget: float) -> Suggestion:
     return replace(item, applicable=False, reason=why, refused=why)
 
 
-def _from_pick(kind: str, front: Front, before: Analysis, context: Context) -> Suggestion:
+def _from_pick(kind: str, front: Front, before: Analysis, source: Source) -> Suggestion:
     pick = front.picks[kind]
     if pick is None:
-        return _not_applicable(kind, before, context, front.reasons[kind])
+        return _not_applicable(kind, before, source, front.reasons[kind])
     after = pick.analysis
     removed = next((e.plan.removed for e in pick.edits if e.plan is not None), ())
     changes = tuple(edit.label for edit in pick.edits)
-    return _outcome(kind, before, after, context, pick, changes, pick.params, removed)
+    return _outcome(kind, before, after, source, pick, changes, pick.params, removed)
 
 
-class Context:
-    """What the planners need to know about the model beyond its layer graph (declared stacks)."""
-
-    def __init__(self, stack: Stack, name: str | None) -> None:
-        self.stack = stack
-        self.name = name or stack.name
-        self.model: Any = stack
-
-    def params(self) -> int:
-        return sum(layer.params for layer in self.stack.layers)
-
-    def head(self, cut: str, resolution: tuple[int, ...]) -> tuple[Layer, ...]:
-        """A declared stack gets no new layers: the trimmed stack simply ends at the cut."""
-        return ()
-
-    def stride_blocker(self, layer: str) -> str | None:
-        """Why the stride of ``layer`` cannot be changed (None: it can)."""
-        return None
-
-    def merge_blocker(self, layer: str) -> str | None:
-        """Why the add ``layer`` cannot be replaced by its skip input (None: it can)."""
-        return None
-
-    def check_runs(self, size: tuple[int, ...]) -> None:
-        """Raise :class:`NotApplicable` when the model cannot run at ``size`` (a stack always can)."""
-
-    def params_after_trim(self, plan: TrimPlan) -> int:
-        kept = set(plan.kept)
-        return sum(layer.params for layer in self.stack.layers if layer.name in kept) + sum(
-            layer.params for layer in plan.head
-        )
-
-
-def _base(kind: str, before: Analysis, context: Context) -> dict[str, Any]:
+def _base(kind: str, before: Analysis, source: Source) -> dict[str, Any]:
     return {
         "kind": kind,
         "input_size": before.input_size,
         "new_input_size": before.input_size,
-        "params_before": context.params(),
+        "params_before": source.params(),
         "macs_before": _macs(before),
         "border_before": before.border_layer,
         "before": before,
-        "model": context.model,
+        "source": source,
     }
 
 
-def _not_applicable(kind: str, before: Analysis, context: Context, reason: str) -> Suggestion:
+def _not_applicable(kind: str, before: Analysis, source: Source, reason: str) -> Suggestion:
     return Suggestion(
         applicable=False,
         reason=reason,
@@ -372,7 +316,7 @@ def _not_applicable(kind: str, before: Analysis, context: Context, reason: str) 
         border_after=None,
         after=None,
         plan=None,
-        **_base(kind, before, context),
+        **_base(kind, before, source),
     )
 
 
@@ -380,14 +324,14 @@ def _outcome(
     kind: str,
     before: Analysis,
     after: Analysis,
-    context: Context,
+    source: Source,
     plan: TrimPlan | StridePlan | ResolutionPlan | Candidate,
     changes: tuple[str, ...],
     params_after: int,
     removed: tuple[str, ...] = (),
 ) -> Suggestion:
     now = set(after.unproductive_layers)
-    base = _base(kind, before, context)
+    base = _base(kind, before, source)
     base["new_input_size"] = after.input_size
     return Suggestion(
         applicable=True,
@@ -410,13 +354,13 @@ def _outcome(
     )
 
 
-def _trim(context: Context, before: Analysis) -> Suggestion:
+def _trim(source: Source, before: Analysis) -> Suggestion:
     try:
         plan = planning.plan_trim(
-            before, lambda cut: context.head(cut, before.input_size), context.merge_blocker
+            before, lambda cut: source.head(cut, before.input_size), source.merge_blocker
         )
     except NotApplicable as why:
-        return _not_applicable("trim", before, context, str(why))
+        return _not_applicable("trim", before, source, str(why))
     stack = planning.trimmed_stack(before.stack, plan)
     after = analyze_stack(stack, before.input_size, stack.name)
     unproductive = set(before.unproductive_layers)
@@ -432,36 +376,36 @@ def _trim(context: Context, before: Analysis) -> Suggestion:
     if plan.head:
         changes.append("new head: " + ", then ".join(_describe_layer(layer) for layer in plan.head))
     return _outcome(
-        "trim", before, after, context, plan, tuple(changes), context.params_after_trim(plan), plan.removed
+        "trim", before, after, source, plan, tuple(changes), source.params_after_trim(plan), plan.removed
     )
 
 
-def _slowdown(context: Context, before: Analysis) -> Suggestion:
+def _slowdown(source: Source, before: Analysis) -> Suggestion:
     try:
-        plan, stack = planning.plan_slowdown(before, context.stride_blocker)
+        plan, stack = planning.plan_slowdown(before, source.stride_blocker)
     except NotApplicable as why:
-        return _not_applicable("slow-downsampling", before, context, str(why))
+        return _not_applicable("slow-downsampling", before, source, str(why))
     after = analyze_stack(stack, before.input_size, stack.name)
     changes = tuple(
         f"stride of '{name}' {_format.per_axis(old)} -> {_format.per_axis(new)}"
         for name, old, new in plan.changes
     )
-    return _outcome("slow-downsampling", before, after, context, plan, changes, context.params())
+    return _outcome("slow-downsampling", before, after, source, plan, changes, source.params())
 
 
-def _resolution(context: Context, before: Analysis) -> Suggestion:
+def _resolution(source: Source, before: Analysis) -> Suggestion:
     try:
         plan = planning.plan_resolution(before)
-        context.check_runs(plan.input_size)
+        source.check_runs(plan.input_size)
     except NotApplicable as why:
-        return _not_applicable("resolution", before, context, str(why))
+        return _not_applicable("resolution", before, source, str(why))
     after = before.at(plan.input_size)
     low, high = before.resolution_range
     changes = (
         f"feed {_format.size(plan.input_size)} inputs instead of {_format.size(before.input_size)} "
         f"(feasible range {_format.feasible_range(low, high)})",
     )
-    return _outcome("resolution", before, after, context, plan, changes, context.params())
+    return _outcome("resolution", before, after, source, plan, changes, source.params())
 
 
 # -- formatting -------------------------------------------------------------------------------------------

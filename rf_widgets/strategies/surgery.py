@@ -12,24 +12,25 @@ import copy
 import operator
 from dataclasses import replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.fx as fx
 import torch.nn as nn
 
-from rf_widgets.core.analysis import normalize_resolution
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer, adaptive_pool
 from rf_widgets.errors import RFError
 from rf_widgets.strategies.blocks import Stage, find_stages, move_blocks
-from rf_widgets.strategies.budget import Candidate, Source
 from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan
-from rf_widgets.strategies.suggestions import Context
+from rf_widgets.strategies.source import Source
 from rf_widgets.torch_import import import_traced, leaf_types
 from rf_widgets.torch_import.tracing import fetch_attr, preserved, trace
 
-__all__ = ["HEAD_NAME", "TorchContext", "TorchSource", "apply_plan"]
+if TYPE_CHECKING:
+    from rf_widgets.strategies.budget import Candidate
+
+__all__ = ["HEAD_NAME", "TorchSource", "apply_plan"]
 
 HEAD_NAME = "rfw_head"
 """The submodule the trim attaches: adaptive average pooling to 1, flatten, linear."""
@@ -48,15 +49,31 @@ STRIDE_ARGUMENT = {
 }
 
 
-class TorchContext(Context):
-    """A torch model, its layer graph and the fx graph that graph was read from."""
+POOL_MODULES = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.modules.pooling._LPPoolNd)
+CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+REFERENCE_SIDE = 224  # where the channel counts of the head are read when the model fails at the target
 
-    def __init__(self, model: nn.Module, name: str | None) -> None:
+
+class TorchSource(Source):
+    """A torch model, its layer graph and the fx graph that graph was read from.
+
+    Forward-pass shapes (for a new head's channel counts) are read once per size; the model is never
+    modified (its surgery works on a copy).
+    """
+
+    def __init__(self, model: nn.Module, name: str | None = None) -> None:
         stack, gm = import_traced(model, name=name)
         super().__init__(stack, name)
         self.model = model
         self.gm = gm
         self._shapes: dict[tuple[int, ...], dict[str, tuple[int, ...] | None]] = {}
+        self._heads: dict[str, tuple[Layer, ...]] = {}
+        self._trimmed_params: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self._stages: dict[tuple[int, ...], tuple[Stage, ...]] = {}
+        self._calls: dict[str, int] = {}
+        for layer in stack.layers:
+            if layer.module is not None:
+                self._calls[layer.module] = self._calls.get(layer.module, 0) + 1
 
     def params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
@@ -96,22 +113,37 @@ class TorchContext(Context):
             linear,
         )
 
+    def head_at_any_size(self, cut: str, resolution: tuple[int, ...]) -> tuple[Layer, ...]:
+        """The trim's head; channel counts do not depend on the input size, so any size that runs will do."""
+        if cut not in self._heads:
+            try:
+                self._heads[cut] = self.head(cut, resolution)
+            except NotApplicable:
+                self._heads[cut] = self.head(cut, self._reference(resolution))
+        return self._heads[cut]
+
+    def _reference(self, resolution: tuple[int, ...]) -> tuple[int, ...]:
+        return (max(REFERENCE_SIDE, *resolution),) * self.stack.ndim
+
     def params_after_trim(self, plan: TrimPlan) -> int:
         """Parameters the kept part of the fx graph uses (each counted once), plus the new head."""
-        through = {self.node_of(merge): self.node_of(skip) for merge, skip in plan.bypassed}
-        kept = _ancestors(self.gm.graph, self.node_of(plan.cut), through)
-        seen: dict[int, int] = {}
-        for node in kept:
-            if node.op == "call_module":
-                for p in self.gm.get_submodule(str(node.target)).parameters():
-                    seen[id(p)] = p.numel()
-            elif node.op == "get_attr":
-                value = fetch_attr(self.gm, str(node.target))
-                tensors = value.parameters() if isinstance(value, nn.Module) else [value]
-                for p in tensors:
-                    if isinstance(p, nn.Parameter):
+        key = (plan.cut, plan.bypassed)
+        if key not in self._trimmed_params:
+            through = {self.node_of(merge): self.node_of(skip) for merge, skip in plan.bypassed}
+            kept = _ancestors(self.gm.graph, self.node_of(plan.cut), through)
+            seen: dict[int, int] = {}
+            for node in kept:
+                if node.op == "call_module":
+                    for p in self.gm.get_submodule(str(node.target)).parameters():
                         seen[id(p)] = p.numel()
-        return sum(seen.values()) + sum(layer.params for layer in plan.head)
+                elif node.op == "get_attr":
+                    value = fetch_attr(self.gm, str(node.target))
+                    tensors = value.parameters() if isinstance(value, nn.Module) else [value]
+                    for p in tensors:
+                        if isinstance(p, nn.Parameter):
+                            seen[id(p)] = p.numel()
+            self._trimmed_params[key] = sum(seen.values()) + sum(layer.params for layer in plan.head)
+        return self._trimmed_params[key]
 
     def stride_blocker(self, layer: str) -> str | None:
         return _stride_blocker(self.gm, self.stack, layer)
@@ -139,53 +171,6 @@ class TorchContext(Context):
             self._shapes[resolution] = _node_shapes(self.model, self.gm, resolution)
         return self._shapes[resolution]
 
-
-POOL_MODULES = (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd, nn.modules.pooling._LPPoolNd)
-CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-REFERENCE_SIDE = 224  # where the channel counts of the head are read when the model fails at the target
-
-
-class TorchSource(Source):
-    """A torch model for :func:`~rf_widgets.strategies.budget.search`: its graph, blockers and surgery."""
-
-    def __init__(
-        self, model: nn.Module, name: str | None, input_size: Any, context: TorchContext | None = None
-    ) -> None:
-        self.context = context or TorchContext(model, name)
-        stack = self.context.stack
-        super().__init__(stack, self.context.name, normalize_resolution(input_size, stack.ndim))
-        self.model = model
-        self._heads: dict[str, tuple[Layer, ...]] = {}
-        self._calls: dict[str, int] = {}
-        self._trimmed_params: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
-        for layer in stack.layers:
-            if layer.module is not None:
-                self._calls[layer.module] = self._calls.get(layer.module, 0) + 1
-
-    @classmethod
-    def from_context(cls, context: TorchContext, resolution: tuple[int, ...]) -> TorchSource:
-        """A source that shares the import (and the forward-pass shapes) of ``context``."""
-        return cls(context.model, context.name, resolution, context)
-
-    def params(self) -> int:
-        return self.context.params()
-
-    def stride_blocker(self, layer: str) -> str | None:
-        return self.context.stride_blocker(layer)
-
-    def merge_blocker(self, layer: str) -> str | None:
-        return self.context.merge_blocker(layer)
-
-    def head(self, cut: str) -> tuple[Layer, ...]:
-        """The trim's head; channel counts do not depend on the input size, so any size that runs will do."""
-        if cut not in self._heads:
-            try:
-                self._heads[cut] = self.context.head(cut, self.resolution)
-            except NotApplicable:
-                reference = (max(REFERENCE_SIDE, *self.resolution),) * self.stack.ndim
-                self._heads[cut] = self.context.head(cut, reference)
-        return self._heads[cut]
-
     def _module(self, layer: Layer) -> nn.Module | None:
         if layer.module is None or self._calls.get(layer.module, 0) != 1:
             return None
@@ -194,18 +179,18 @@ class TorchSource(Source):
     def can_remove(self, layer: Layer) -> bool:
         return isinstance(self._module(layer), POOL_MODULES)
 
-    @cached_property
-    def _stages(self) -> tuple[Stage, ...]:
-        if self.params() != sum(layer.params for layer in self.stack.layers):
-            return ()  # a parameter outside the layers: moved blocks could not be counted exactly
-        try:
-            shapes = self.context.shapes(self.resolution)
-        except NotApplicable:
-            shapes = self.context.shapes((max(REFERENCE_SIDE, *self.resolution),) * self.stack.ndim)
-        return find_stages(self.model, self.stack, shapes, _conv_params)
-
-    def stages(self) -> tuple[Stage, ...]:
-        return self._stages
+    def stages(self, resolution: tuple[int, ...]) -> tuple[Stage, ...]:
+        if resolution not in self._stages:
+            if self.params() != sum(layer.params for layer in self.stack.layers):
+                found: tuple[Stage, ...] = ()  # a parameter outside the layers: no exact count after a move
+            else:
+                try:
+                    shapes = self.shapes(resolution)
+                except NotApplicable:
+                    shapes = self.shapes(self._reference(resolution))
+                found = find_stages(self.model, self.stack, shapes, _conv_params)
+            self._stages[resolution] = found
+        return self._stages[resolution]
 
     def can_rekernel(self, layer: Layer) -> bool:
         module = self._module(layer)
@@ -215,14 +200,11 @@ class TorchSource(Source):
             and layer.params == _conv_params(module)  # type: ignore[arg-type]
         )
 
-    def params_after_trim(self, plan: TrimPlan, stack: Stack) -> int:
-        key = (plan.cut, plan.bypassed)
-        if key not in self._trimmed_params:
-            self._trimmed_params[key] = self.context.params_after_trim(plan)
-        return self._trimmed_params[key]
-
     def apply(self, candidate: Candidate, model: Any) -> Any:
         return apply_edits(self.model if model is None else model, candidate, self.stack)
+
+    def apply_plan(self, plan: TrimPlan | StridePlan | ResolutionPlan, kind: str, predicted: Stack) -> Any:
+        return apply_plan(self.model, plan, self.stack)
 
 
 def _conv_params(module: nn.Module) -> int:
