@@ -370,15 +370,15 @@ MOVABLE = {  # the stages found, as (label, blocks), by reading torchvision's de
 }
 
 
-def _source(name, size):
+def _source(name):
     from rf_widgets.strategies.surgery import TorchSource
 
-    return TorchSource(_model(name), name, size)
+    return TorchSource(_model(name), name)
 
 
 @pytest.mark.parametrize("name", sorted(MOVABLE))
 def test_the_stages_of_ten_families(name):
-    stages = _source(name, 32).stages()
+    stages = _source(name).stages((32, 32))
     assert [(s.label, s.count) for s in stages] == MOVABLE[name]
 
 
@@ -392,8 +392,8 @@ def test_the_moved_graph_is_the_built_modules_graph(name):
 
     model = _model(name)
     snapshot = _snapshot(model)
-    source = _source(name, 32)
-    stages = source.stages()
+    source = _source(name)
+    stages = source.stages((32, 32))
     productive = [True] * (len(stages) - 1) + [False]
     plans = {blocks.even_counts(stages, productive), blocks.border_counts(stages, productive)}
     plans.add(tuple(reversed([s.count for s in stages])))  # blocks moved both ways
