@@ -515,6 +515,14 @@ def _show(layout: Layout) -> str:
 # -- folding constants and shapes ----------------------------------------------------------------------
 
 
+NOT_FOLDABLE = object()
+"""What :func:`_fold_numpy` returns for an operator it does not compute."""
+
+FOLD_ERRORS = (ValueError, IndexError, ArithmeticError)
+"""What numpy raises when a constant's numbers do not fit its operator (shapes that do not broadcast or
+reshape, indices out of range, a division by zero): the value is then left as computed at run time."""
+
+
 def fold(node: Any, inputs: list[Any]) -> Any:
     """The value of a node that reads no activation: a Const (its numpy value when cheap to get),
     or a ShapeOf when it slices, gathers or concatenates the shape of an activation. Arithmetic on
@@ -532,7 +540,13 @@ def fold(node: Any, inputs: list[Any]) -> Any:
     _check_fold_size(node, op, numbers)
     try:
         value = _fold_numpy(node, op, numbers)
-    except Exception:  # folding is best effort: an unhandled case is a value computed at run time
+    except FOLD_ERRORS:  # numbers that do not fit the operator: left as a value computed at run time
+        return Const()
+    except Exception as err:  # anything else is a bug of the folder, not a property of the model
+        raise ModelImportError(
+            f"folding the constant node '{node.name or op}' ({op}) failed: {type(err).__name__}: {err}"
+        ) from err
+    if value is NOT_FOLDABLE:  # an operator the folder does not compute: its value is known at run time
         return Const()
     exact = all(isinstance(v, Const) and v.value is not None for v in inputs if v is not None)
     if exact:
@@ -657,7 +671,7 @@ def _fold_numpy(node: Any, op: str, values: list[Any]) -> Any:
     if op == "Mod":
         left, right = np.asarray(values[0]), np.asarray(values[1])
         return np.fmod(left, right) if attrs.get("fmod", 0) else np.mod(left, right)
-    raise NotImplementedError(op)
+    return NOT_FOLDABLE
 
 
 def _fold_shape(node: Any, inputs: list[Any]) -> Any:

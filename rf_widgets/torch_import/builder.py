@@ -269,8 +269,16 @@ def _propagate_shapes(
                     x = mode.from_tensor(torch.empty(1, channels, *reference, device=device))
                     ShapeProp(gm).propagate(x)
                 break
-            except Exception:  # best effort: reshapes whose shapes stay unknown become unknown layers
+            except RuntimeError:
+                # ShapeProp reports a node that fails (the model's own code, at a channel count it
+                # does not take) as a RuntimeError naming it: best effort, reshapes whose shapes stay
+                # unknown become unknown layers
                 continue
+            except Exception as err:  # not a node of the model: a bug of this pass
+                raise ModelImportError(
+                    "the shape pass of the torch import failed before any node ran: "
+                    f"{type(err).__name__}: {err}"
+                ) from err
     finally:
         for m, flag in flags:
             m.training = flag
