@@ -26,7 +26,7 @@ The README's fenced blocks:
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import importlib.util
 import os
 import re
 import shlex
@@ -286,9 +286,12 @@ def _demo_command() -> list[str]:
     runs. In a ``.venv`` made by hand the set-up would reinstall into it: then only the step after the
     set-up runs (``tasks.demo``), with the same ``.venv``.
     """
-    stamp = REPO / ".venv" / ".rf_widgets-installed"
-    wanted = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text() == wanted:
+    spec = importlib.util.spec_from_file_location("tasks", REPO / "tasks.py")
+    assert spec is not None
+    assert spec.loader is not None
+    tasks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tasks)
+    if tasks.is_set_up("demo"):
         return [shutil.which("python3") or sys.executable, "tasks.py", "demo"]
     return [sys.executable, "-c", "import sys, tasks; tasks.demo(*sys.argv[1:])"]
 
