@@ -160,30 +160,27 @@ def test_the_front_index_and_its_text():
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-_MODELS: dict[str, object] = {}
+import meta_models  # noqa: E402
+
+# The torch tests below run on the meta device (tests/meta_models.py): the search, the built candidates'
+# shapes, multiply-adds, parameter counts and statuses are those of the CPU models, in milliseconds per
+# build; that the values of a model's weights are left as found is test_model_integrity's.
+
+
+@pytest.fixture(autouse=True)
+def _on_meta():
+    """Tensors made without a device (inputs, the importer's placeholder) are meta tensors too."""
+    with torch.device("meta"):
+        yield
 
 
 def _model(name):
-    if name not in _MODELS:
-        _MODELS[name] = getattr(torchvision.models, name)().eval()
-    return _MODELS[name]
+    """The torchvision model, built once per test run on the meta device (shared: leave it as found)."""
+    return meta_models.torchvision_model(name)
 
 
-def _snapshot(model):
-    return (
-        str(model),
-        {k: v.clone() for k, v in model.state_dict().items()},
-        [m.training for m in model.modules()],
-    )
-
-
-def _assert_unchanged(model, snapshot):
-    text, state, flags = snapshot
-    assert str(model) == text
-    now = model.state_dict()
-    assert now.keys() == state.keys()
-    assert all(torch.equal(now[k], v) for k, v in state.items())
-    assert [m.training for m in model.modules()] == flags
+_snapshot = meta_models.snapshot
+_assert_unchanged = meta_models.left_as_found
 
 
 def _built_figures(module, size):

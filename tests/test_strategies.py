@@ -201,6 +201,8 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 nn = torch.nn
 
+import meta_models  # noqa: E402
+
 FAMILIES = [
     "vgg11",
     "resnet18",
@@ -237,8 +239,9 @@ def _run(module, size):
     from torch.utils.flop_counter import FlopCounterMode
 
     module.eval()
+    device = next(module.parameters()).device
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        out = module(torch.randn(1, 3, *size))
+        out = module(torch.randn(1, 3, *size, device=device))
     return out, counter.get_total_flops() // 2
 
 
@@ -262,18 +265,21 @@ def _check_applied(suggestion, model):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILIES)
 def test_every_strategy_on_torchvision_families(name):
-    model = getattr(torchvision.models, name)().eval()
-    snapshot = _snapshot(model)
-    plan = rfw.suggest(model, 32)
-    assert {s.kind for s in plan.applicable()} == {"trim", "slow-downsampling", "resolution"}, repr(plan)
-    for suggestion in plan:
-        _check_applied(suggestion, model)
-        assert suggestion.params_before == sum(p.numel() for p in model.parameters())
+    # On the meta device (tests/meta_models.py): shapes, multiply-adds, parameter counts and statuses are
+    # those of the CPU model; that the values of the weights are left as found is test_model_integrity's.
+    model = meta_models.torchvision_model(name)
+    snapshot = meta_models.snapshot(model)
+    with torch.device("meta"):
+        plan = rfw.suggest(model, 32)
+        assert {s.kind for s in plan.applicable()} == {"trim", "slow-downsampling", "resolution"}, repr(plan)
+        for suggestion in plan:
+            _check_applied(suggestion, model)
+            assert suggestion.params_before == sum(p.numel() for p in model.parameters())
     trim, slow = plan["trim"], plan["slow-downsampling"]
     assert trim.params_after < trim.params_before
     assert set(trim.removed) & set(trim.before.unproductive_layers)
     assert len(slow.still_unproductive) < len(slow.before.unproductive_layers)
-    _assert_unchanged(model, snapshot)
+    meta_models.left_as_found(model, snapshot)
 
 
 def test_trim_keeps_the_training_flag_and_the_users_model_in_train_mode():
