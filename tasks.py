@@ -173,7 +173,11 @@ def test(*options: str) -> None:
     selection = ["-m", "not slow"] if quick else []
     # The training notebook (04) trains smaller and shorter in the test run, still for real.
     os.environ.setdefault("RF_WIDGETS_QUICK", "1")
-    pytest = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", "--durations=25", "--durations-min=0"]
+    # One pytest-xdist worker per core (at most 4: each holds torch and its models); a file's tests, and
+    # so a notebook's cells, stay together on one worker (--dist loadfile). `-n 0` runs in one process.
+    workers = min(4, os.cpu_count() or 1)
+    parallel = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+    pytest = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *parallel, "--durations=25"]
     run(*pytest, *selection, "tests", *notebooks, *options)
 
 

@@ -50,6 +50,8 @@ ENV_BIN = Path(sys.executable).parent
 NOT_RUN_HERE = {
     "python3 tasks.py test": "CI's command: .ci/run runs exactly this line (checked in "
     "test_ci_runs_the_readme_test_command); running the whole suite from inside the suite would recurse",
+    "python3 tasks.py test --quick": "the same suite less the slow tests and the notebooks (its pytest "
+    "command is checked in test_tasks.py); running it from inside the suite would recurse",
 }
 FENCE = re.compile(r"^( *)```(\w+)\n(.*?)^\1```", flags=re.S | re.M)
 DEMO_TIMEOUT = 240.0  # s: Voila executes the notebook (torch import, tracing) before answering /

@@ -43,7 +43,8 @@ def _pytest_command(ran: list[list[str]]) -> list[str]:
     return command
 
 
-def test_the_whole_suite_runs_notebooks_and_slow_tests_and_prints_the_25_slowest(tasks):
+def test_the_whole_suite_runs_notebooks_and_slow_tests_and_prints_the_25_slowest(tasks, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     tasks.test()
     tools = [c[2] for c in tasks.ran]
     assert tools == ["ruff", "ruff", "mypy", "pytest"]
@@ -52,6 +53,14 @@ def test_the_whole_suite_runs_notebooks_and_slow_tests_and_prints_the_25_slowest
     assert "-m" not in command[3:]  # no marker selection: the slow tests run
     assert command[command.index("tests") :][:2] == ["tests", "notebooks"]
     assert {"--nbval-lax", "--nbval-current-env"} <= set(command)
+    # two workers on two cores; a notebook's cells share a kernel: each file stays on one worker
+    assert command[command.index("-n") : command.index("-n") + 4] == ["-n", "2", "--dist", "loadfile"]
+
+
+def test_one_core_runs_in_one_process(tasks, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    tasks.test()
+    assert "-n" not in _pytest_command(tasks.ran)
 
 
 def test_quick_leaves_out_the_slow_marker_and_the_notebooks(tasks):
