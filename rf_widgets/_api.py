@@ -6,10 +6,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rf_widgets.core.analysis import MAX_INPUT_SIZE, analyze_stack
+from rf_widgets.core.analysis import MAX_INPUT_SIZE
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
-from rf_widgets.core.results import Analysis
+from rf_widgets.core.results import Analysis, analyze_stack
 from rf_widgets.errors import ModelImportError, ResolutionError
 
 __all__ = ["MAX_INPUT_SIZE", "analyze", "check_input_size", "load_stack", "to_stack"]

@@ -9,10 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from rf_widgets.core.results import Analysis
+from typing import Any
 
 __all__ = [
     "count",
@@ -20,9 +17,6 @@ __all__ = [
     "per_axis",
     "percent",
     "size",
-    "spatial_line",
-    "summary_lines",
-    "summary_rows",
 ]
 
 
@@ -76,60 +70,3 @@ def feasible_range(low: int | None, high: int | None) -> str:
     shown_low = "?" if low is None else str(low)
     shown_high = "unbounded" if high is None else str(high)
     return f"{shown_low} to {shown_high}"
-
-
-def spatial_line(result: Analysis) -> str:
-    """``7 of 18 convolutions and pools (17 of 69 layers)``: how much of the network is unproductive."""
-    spatial = sum(result.verdicts.spatial)
-    bad_spatial = sum(1 for i in result.verdicts.unproductive if result.verdicts.spatial[i])
-    return (
-        f"{bad_spatial} of {spatial} convolutions and pools "
-        f"({len(result.verdicts.unproductive)} of {len(result.stack.layers)} layers)"
-    )
-
-
-def _unknown(result: Analysis) -> list[str]:
-    return [layer.name for layer in result.layers if layer.status == "unknown"]
-
-
-def summary_rows(result: Analysis) -> list[tuple[str, str]]:
-    """The verdict summary as (label, value) rows, as the Explorer shows it."""
-    share = result.unproductive_share()
-    here = size(result.input_size)
-    rows = [
-        ("Input", here),
-        ("Border layer", result.border_layer or "none"),
-        ("Unproductive", spatial_line(result)),
-    ]
-    if share["params"] is not None:
-        rows.append(("Parameters in unproductive layers", percent(share["params"])))
-    if share["macs"] is not None:
-        rows.append((f"Multiply-adds in unproductive layers at {here}", percent(share["macs"])))
-    rows.append(("Feasible input resolutions", feasible_range(*result.resolution_range)))
-    if len(result.border_layers) > 1:
-        rows.append(("All border layers", ", ".join(result.border_layers)))
-    unknown = _unknown(result)
-    if unknown:
-        rows.append(("Unknown operations (values after them are lower bounds)", ", ".join(unknown)))
-    return rows
-
-
-def summary_lines(result: Analysis) -> list[str]:
-    """The same summary as text lines (``repr`` of an analysis, the CLI, ``%rfa``)."""
-    share = result.unproductive_share()
-    cost = [
-        f"{percent(value)} of the {label}"
-        for value, label in ((share["params"], "parameters"), (share["macs"], "multiply-adds at this size"))
-        if value is not None
-    ]
-    lines = [
-        f"{result.model} at {size(result.input_size)}: border layer {result.border_layer or 'none'}",
-        f"unproductive: {spatial_line(result)}" + "".join(f", {c}" for c in cost),
-        f"feasible input resolutions: {feasible_range(*result.resolution_range)}",
-    ]
-    if len(result.border_layers) > 1:
-        lines.append(f"all border layers: {', '.join(result.border_layers)}")
-    unknown = _unknown(result)
-    if unknown:
-        lines.append(f"unknown operations (values after them are lower bounds): {', '.join(unknown)}")
-    return lines

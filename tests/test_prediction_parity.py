@@ -15,8 +15,8 @@ from __future__ import annotations
 import pytest
 
 import rf_widgets as rfw
-from rf_widgets.core.analysis import analyze_stack
 from rf_widgets.core.graph import Stack
+from rf_widgets.core.results import analyze_stack
 from rf_widgets.strategies import search
 
 torch = pytest.importorskip("torch")

@@ -15,6 +15,7 @@ from matplotlib.colors import to_rgba
 
 import rf_widgets as rfw
 from rf_widgets import _format
+from rf_widgets.core import results
 from rf_widgets.plotting import BORDER_COLOUR
 
 torchvision = pytest.importorskip("torchvision")
@@ -36,7 +37,7 @@ def test_every_view_agrees(explorer, size):
     # text report
     text = repr(result)
     assert f"resnet18 at {size}x{size}: border layer {border or 'none'}" in text
-    assert f"unproductive: {_format.spatial_line(result)}" in text
+    assert f"unproductive: {results.spatial_line(result)}" in text
     tagged = [line.split()[0] for line in text.splitlines() if line.endswith("[border]")]
     assert tagged == ([border] if border else [])
 
@@ -59,7 +60,7 @@ def test_every_view_agrees(explorer, size):
     # the Explorer's summary and its HTML table
     summary = html.unescape(explorer.summary.value)
     assert f"<td>{border or 'none'}</td>" in summary
-    assert _format.spatial_line(result) in summary
+    assert results.spatial_line(result) in summary
     assert _format.feasible_range(*result.resolution_range) in summary
     assert re.findall(r'data-status="(\w+)"', explorer.table.value) == statuses
 

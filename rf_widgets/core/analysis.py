@@ -1,9 +1,10 @@
-"""``analyze_stack``: validate the resolution, compute sizes, fields and verdicts, wrap the result.
+"""The engine: validate the resolution, compute sizes, fields and verdicts of a stack.
 
 Everything that can be prepared once per stack lives in one :class:`Engine` (see :func:`engine`): the
 verdict plan, the fields per resolution of the size-dependent layers, and the smallest feasible
 resolution. A new input size then costs one size pass and one verdict pass (plus a field pass only when
-an adaptive pool changes its window).
+an adaptive pool changes its window). :func:`rf_widgets.core.results.analyze_stack` wraps an
+evaluation in an ``Analysis``.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ __all__ = [
     "Evaluation",
     "Judgement",
     "MapRequirement",
-    "analyze_stack",
     "engine",
     "evaluate",
     "normalize_resolution",
@@ -232,34 +232,15 @@ def resolution_range(stack: Stack, field: Field) -> tuple[int | None, int | None
     return engine(stack).smallest_feasible(), upper
 
 
-def analyze_stack(stack: Stack, input_size: object, model: str | None = None):  # type: ignore[no-untyped-def]
-    """Analyse a :class:`Stack` at ``input_size`` and return an :class:`~rf_widgets.core.results.Analysis`."""
-    from rf_widgets.core.results import Analysis
-
-    resolution = normalize_resolution(input_size, stack.ndim)
-    found = evaluate(stack, resolution)
-    _check_requirements(stack, found.sizes, resolution)
-    return Analysis(
-        stack=stack,
-        input_size=resolution,
-        model=model or stack.name,
-        sizes=tuple(found.sizes),
-        resolved=found.resolved,
-        field=found.field,
-        verdicts=found.verdicts,
-        diagnostics=_imported_diagnostics(stack) + found.field.diagnostics + tuple(found.diagnostics),
-        resolution_range=resolution_range(stack, found.field),
-    )
-
-
 @dataclass(frozen=True)
 class MapRequirement:
     """A condition the real module puts on the feature map of ``layer`` (kept in ``stack.metadata``).
 
     An importer adds one where the module computes something else, or refuses to run, at other sizes
     (timm's Swin blocks fix their window and attention mask at construction). ``accepts`` tells whether
-    a map (one size per axis) is fine. :func:`analyze_stack` raises :class:`ResolutionError` with ``why``
-    at an input size that breaks one; the searches over resolutions (smallest feasible size) do not look.
+    a map (one size per axis) is fine. :func:`~rf_widgets.core.results.analyze_stack` raises
+    :class:`ResolutionError` with ``why`` at an input size that breaks one; the searches over
+    resolutions (smallest feasible size) do not look.
     """
 
     layer: str
@@ -267,7 +248,7 @@ class MapRequirement:
     why: str
 
 
-def _check_requirements(stack: Stack, sizes: Sequence[tuple[int, ...]], resolution: tuple[int, ...]) -> None:
+def check_requirements(stack: Stack, sizes: Sequence[tuple[int, ...]], resolution: tuple[int, ...]) -> None:
     found = stack.metadata.get("map_requirements", ())
     for need in found if isinstance(found, tuple) else ():
         # an edited stack keeps the import's metadata: a requirement of a removed layer is gone
@@ -280,7 +261,7 @@ def _check_requirements(stack: Stack, sizes: Sequence[tuple[int, ...]], resoluti
                 )
 
 
-def _imported_diagnostics(stack: Stack) -> tuple[Diagnostic, ...]:
+def imported_diagnostics(stack: Stack) -> tuple[Diagnostic, ...]:
     """What the model import noticed (unknown operations), kept with the stack."""
     found = stack.metadata.get("diagnostics", ())
     return tuple(d for d in found if isinstance(d, Diagnostic)) if isinstance(found, tuple) else ()

@@ -480,7 +480,7 @@ def _through_taps(classes: dict[Any, PathClass], taps: Taps, into: dict[Any, Pat
 def _unpack(key: Any) -> tuple[Number, int, tuple[Number, ...], tuple[Number, ...]]:
     """(jump, period, start offsets, end offsets) of a class key; a plain jump has period 1."""
     if type(key) is tuple:
-        return key  # type: ignore[no-any-return]
+        return key
     return key, 1, (0,), (0,)
 
 
@@ -534,7 +534,8 @@ def key_width(key: Any) -> Number:
     if type(key) is not tuple:
         return 0
     _, _, ss, es = key
-    return max(e - s for s, e in zip(ss, es, strict=True))
+    widest: Number = max(e - s for s, e in zip(ss, es, strict=True))
+    return widest
 
 
 def key_jump(key: Any) -> Number:

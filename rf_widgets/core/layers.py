@@ -301,7 +301,7 @@ def _per_axis(value: IntPerAxis, label: str, name: str) -> tuple[int, ...]:
     if isinstance(value, Sequence) and not isinstance(value, str) and value:
         out = tuple(value)
         if all(_is_int(v) for v in out):
-            return out  # type: ignore[return-value]
+            return out
     raise LayerSpecError(
         f"{_parameter_label(label)} must be an int or a sequence of ints, got {value!r} for layer '{name}'"
     )

@@ -14,13 +14,30 @@ from functools import cached_property
 from typing import Any, Literal
 
 from rf_widgets import _format
+from rf_widgets.core.analysis import (
+    check_requirements,
+    evaluate,
+    imported_diagnostics,
+    normalize_resolution,
+    resolution_range,
+)
 from rf_widgets.core.arithmetic import INF, Diagnostic, Field, Number, Resolved, unit_interval
 from rf_widgets.core.graph import NETWORK_INPUT, Stack
 from rf_widgets.core.layers import INPUT, Layer
 from rf_widgets.core.verdicts import Verdicts
 from rf_widgets.errors import GraphError, ResolutionError, RFError
 
-__all__ = ["SCHEMA_VERSION", "STATUS_COLOURS", "Analysis", "Box", "LayerResult"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "STATUS_COLOURS",
+    "Analysis",
+    "Box",
+    "LayerResult",
+    "analyze_stack",
+    "spatial_line",
+    "summary_lines",
+    "summary_rows",
+]
 
 SCHEMA_VERSION = 2
 STATUS_COLOURS = {
@@ -173,8 +190,6 @@ class Analysis:
 
     def at(self, input_size: object) -> Analysis:
         """The same network analysed at another input size (no re-tracing)."""
-        from rf_widgets.core.analysis import analyze_stack
-
         return analyze_stack(self.stack, input_size, self.model)
 
     def unit_box(
@@ -252,8 +267,8 @@ class Analysis:
         elif resolved is not None and resolved[0] in ("window", "phased"):
             # adaptive pools and resampling: the window the arithmetic uses at this size (for a
             # resampling layer the widest number of input units one output unit reads, and its jump)
-            kernel = tuple(_plain(k) for k in resolved[1])  # type: ignore[misc]
-            stride = tuple(_plain(s) for s in resolved[2])  # type: ignore[misc]
+            kernel = tuple(_plain(k) for k in resolved[1])
+            stride = tuple(_plain(s) for s in resolved[2])
         return LayerResult(
             name=layer.name,
             module=layer.module,
@@ -315,7 +330,7 @@ class Analysis:
 
     def summary(self) -> str:
         """The border layer, how much is unproductive (layers, parameters, multiply-adds), the range."""
-        return "\n".join(_format.summary_lines(self))
+        return "\n".join(summary_lines(self))
 
     # -- export ---------------------------------------------------------------------------------------
 
@@ -461,3 +476,81 @@ def _padding_json(padding: tuple[tuple[int, int], ...] | None) -> list[Any] | No
 
 def _axes(values: tuple[Any, ...] | None) -> str:
     return _format.per_axis(values)
+
+
+def analyze_stack(stack: Stack, input_size: object, model: str | None = None) -> Analysis:
+    """Analyse a :class:`Stack` at ``input_size`` and return an :class:`~rf_widgets.core.results.Analysis`."""
+    resolution = normalize_resolution(input_size, stack.ndim)
+    found = evaluate(stack, resolution)
+    check_requirements(stack, found.sizes, resolution)
+    return Analysis(
+        stack=stack,
+        input_size=resolution,
+        model=model or stack.name,
+        sizes=tuple(found.sizes),
+        resolved=found.resolved,
+        field=found.field,
+        verdicts=found.verdicts,
+        diagnostics=imported_diagnostics(stack) + found.field.diagnostics + tuple(found.diagnostics),
+        resolution_range=resolution_range(stack, found.field),
+    )
+
+
+# -- the summary, as text and as rows ------------------------------------------------------------------
+
+
+def spatial_line(result: Analysis) -> str:
+    """``7 of 18 convolutions and pools (17 of 69 layers)``: how much of the network is unproductive."""
+    spatial = sum(result.verdicts.spatial)
+    bad_spatial = sum(1 for i in result.verdicts.unproductive if result.verdicts.spatial[i])
+    return (
+        f"{bad_spatial} of {spatial} convolutions and pools "
+        f"({len(result.verdicts.unproductive)} of {len(result.stack.layers)} layers)"
+    )
+
+
+def _unknown(result: Analysis) -> list[str]:
+    return [layer.name for layer in result.layers if layer.status == "unknown"]
+
+
+def summary_rows(result: Analysis) -> list[tuple[str, str]]:
+    """The verdict summary as (label, value) rows, as the Explorer shows it."""
+    share = result.unproductive_share()
+    here = _format.size(result.input_size)
+    rows = [
+        ("Input", here),
+        ("Border layer", result.border_layer or "none"),
+        ("Unproductive", spatial_line(result)),
+    ]
+    if share["params"] is not None:
+        rows.append(("Parameters in unproductive layers", _format.percent(share["params"])))
+    if share["macs"] is not None:
+        rows.append((f"Multiply-adds in unproductive layers at {here}", _format.percent(share["macs"])))
+    rows.append(("Feasible input resolutions", _format.feasible_range(*result.resolution_range)))
+    if len(result.border_layers) > 1:
+        rows.append(("All border layers", ", ".join(result.border_layers)))
+    unknown = _unknown(result)
+    if unknown:
+        rows.append(("Unknown operations (values after them are lower bounds)", ", ".join(unknown)))
+    return rows
+
+
+def summary_lines(result: Analysis) -> list[str]:
+    """The same summary as text lines (``repr`` of an analysis, the CLI, ``%rfa``)."""
+    share = result.unproductive_share()
+    cost = [
+        f"{_format.percent(value)} of the {label}"
+        for value, label in ((share["params"], "parameters"), (share["macs"], "multiply-adds at this size"))
+        if value is not None
+    ]
+    lines = [
+        f"{result.model} at {_format.size(result.input_size)}: border layer {result.border_layer or 'none'}",
+        f"unproductive: {spatial_line(result)}" + "".join(f", {c}" for c in cost),
+        f"feasible input resolutions: {_format.feasible_range(*result.resolution_range)}",
+    ]
+    if len(result.border_layers) > 1:
+        lines.append(f"all border layers: {', '.join(result.border_layers)}")
+    unknown = _unknown(result)
+    if unknown:
+        lines.append(f"unknown operations (values after them are lower bounds): {', '.join(unknown)}")
+    return lines

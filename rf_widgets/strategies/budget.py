@@ -31,10 +31,10 @@ from itertools import product
 from typing import Any
 
 from rf_widgets import _format
-from rf_widgets.core.analysis import Engine, Evaluation, analyze_stack, engine, normalize_resolution
+from rf_widgets.core.analysis import Engine, Evaluation, engine, normalize_resolution
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
-from rf_widgets.core.results import Analysis
+from rf_widgets.core.results import Analysis, analyze_stack
 from rf_widgets.core.verdicts import Verdicts
 from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rf_widgets import _format
-from rf_widgets.core.analysis import analyze_stack, normalize_resolution
+from rf_widgets.core.analysis import normalize_resolution
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
-from rf_widgets.core.results import Analysis
+from rf_widgets.core.results import Analysis, analyze_stack
 from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning
 from rf_widgets.strategies.budget import Candidate, Front, search_source

@@ -11,7 +11,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from rf_widgets import _format
+from rf_widgets.core import results
 from rf_widgets.core.results import Analysis
 from rf_widgets.data import SAMPLE_IMAGES
 from rf_widgets.strategies import Suggestions
@@ -166,7 +166,7 @@ def export_panel(controls: dict[str, widgets.Widget]) -> widgets.Widget:
 
 def summary_rows(result: Analysis) -> list[tuple[str, str]]:
     """The summary as (label, plain text) rows: the model, then the rows every view shares."""
-    return [("Model", result.model), *_format.summary_rows(result)]
+    return [("Model", result.model), *results.summary_rows(result)]
 
 
 def summary_html(result: Analysis) -> str:

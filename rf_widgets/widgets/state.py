@@ -18,10 +18,10 @@ import numpy as np
 import traitlets
 
 from rf_widgets import editing
-from rf_widgets.core.analysis import analyze_stack, normalize_resolution
+from rf_widgets.core.analysis import normalize_resolution
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
-from rf_widgets.core.results import Analysis
+from rf_widgets.core.results import Analysis, analyze_stack
 from rf_widgets.data import SAMPLE_IMAGES, load_image, sample_image
 from rf_widgets.errors import RFError
 
