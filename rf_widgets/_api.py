@@ -93,7 +93,7 @@ def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None, name: st
         from rf_widgets.keras_import import import_model as import_keras
 
         return import_keras(model, rules=rules)
-    if _is_torch_module(model):
+    if is_torch_module(model):
         return _import_torch(model, name, rules)
     if isinstance(model, Sequence) and model and all(isinstance(layer, Layer) for layer in model):
         return Stack(model)
@@ -116,7 +116,7 @@ def _import_torch(model: Any, name: str | None, rules: Any = None) -> Stack:
     return import_model(model, name=name, rules=rules)
 
 
-def _is_torch_module(model: Any) -> bool:
+def is_torch_module(model: Any) -> bool:
     torch = sys.modules.get("torch")
     # Keras layers on the torch backend are torch modules too, but are read through Keras
     return torch is not None and isinstance(model, torch.nn.Module) and not _is_keras_model(model)

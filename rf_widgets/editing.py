@@ -32,7 +32,7 @@ def _explicit(stack: Stack) -> list[Layer]:
     return [replace(layer, inputs=layer.inputs) for layer in stack.layers]
 
 
-def _rename_inputs(layers: list[Layer], old: str, new: tuple[str, ...]) -> list[Layer]:
+def rename_inputs(layers: list[Layer], old: str, new: tuple[str, ...]) -> list[Layer]:
     out = []
     for layer in layers:
         inputs = layer.inputs or ()
@@ -78,7 +78,7 @@ def remove_layer(stack: Stack, name: str) -> Stack:
         raise GraphError(
             f"cannot remove the merge '{name}' while other layers use it: it has {len(inputs)} inputs"
         )
-    return _rebuilt(stack, _rename_inputs(layers, name, inputs))
+    return _rebuilt(stack, rename_inputs(layers, name, inputs))
 
 
 def move_layer(stack: Stack, name: str, offset: int) -> Stack:
@@ -116,7 +116,7 @@ def change_layer(stack: Stack, name: str, **changes: Any) -> Stack:
     Values follow the constructors: an int applies to every axis, a tuple gives one value per axis;
     padding also takes one ``(lo, hi)`` pair per axis, or ``"same"`` / ``"same_lower"`` / ``"valid"``.
     """
-    from rf_widgets.core.layers import _padding_or_mode, _per_axis
+    from rf_widgets.core.layers import ints_per_axis, padding_or_mode
 
     layer = stack[name]
     allowed = {"kernel", "stride", "dilation", "padding", "op", "kind", "ceil_mode", "output_size"}
@@ -126,9 +126,9 @@ def change_layer(stack: Stack, name: str, **changes: Any) -> Stack:
     fields: dict[str, Any] = {}
     for key, value in changes.items():
         if key in ("kernel", "stride", "dilation"):
-            fields[key] = _per_axis(value, key, name)
+            fields[key] = ints_per_axis(value, key, name)
         elif key == "padding":  # explicit padding replaces "same", and a word sets it
-            fields["padding"], fields["padding_mode"] = _padding_or_mode(value, name)
+            fields["padding"], fields["padding_mode"] = padding_or_mode(value, name)
         else:
             fields[key] = value
     if fields.get("kind", layer.kind) != "window" and any(

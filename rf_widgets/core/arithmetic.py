@@ -81,7 +81,8 @@ class Diagnostic:
         return {"layer": self.layer, "kind": self.kind, "message": self.message}
 
 
-def _window_size(n: int, k: int, s: int, lo: int, hi: int, ceil_mode: bool) -> int:
+def window_size(n: int, k: int, s: int, lo: int, hi: int, ceil_mode: bool) -> int:
+    """Output units of a window (effective size ``k``, stride ``s``) over ``n`` units padded ``lo, hi``."""
     span = n + lo + hi - k
     if n <= 0:
         return 0
@@ -240,7 +241,7 @@ def _layer_size(
         resolved[i] = (WINDOW, k_eff, layer.stride, tuple(lo for lo, _ in pads))
     elif kind == WINDOW:
         out = tuple(
-            _window_size(
+            window_size(
                 n_in[a],
                 layer.dilation[a] * (layer.kernel[a] - 1) + 1,
                 layer.stride[a],
@@ -333,7 +334,7 @@ def _resolve_resample(layer: Layer, n_in: tuple[int, ...], n_out: tuple[int, ...
 def _taps(spec: Resample, layer: Layer, a: int, n: int, m: int) -> Taps:
     mode = spec.mode
     if mode == "transpose":
-        return _transpose_taps(layer.kernel[a], layer.stride[a], layer.dilation[a], layer.padding[a][0])
+        return transpose_taps(layer.kernel[a], layer.stride[a], layer.dilation[a], layer.padding[a][0])
     if mode == "windows":
         w = spec.window[a]
         shift = 0 if n <= w else spec.shift[a] % w
@@ -375,7 +376,7 @@ def _interpolation_taps(mode: str, ratio: Fraction, half: Fraction, n: int) -> T
 
 
 @lru_cache(maxsize=1024)
-def _transpose_taps(k: int, s: int, d: int, p: int) -> Taps:
+def transpose_taps(k: int, s: int, d: int, p: int) -> Taps:
     """Output ``o`` of a transposed convolution reads ``i`` when ``o = i s - p + j d``, ``0 <= j < k``."""
     first, last = [], []
     for o in range(s):

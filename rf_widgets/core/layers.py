@@ -295,7 +295,8 @@ def _parameter_label(label: str) -> str:
     return "kernel_size" if label == "kernel" else label
 
 
-def _per_axis(value: IntPerAxis, label: str, name: str) -> tuple[int, ...]:
+def ints_per_axis(value: IntPerAxis, label: str, name: str) -> tuple[int, ...]:
+    """``value`` (an int or a sequence of ints) as a tuple; a LayerSpecError naming ``label`` and layer."""
     if _is_int(value):
         return (value,)  # type: ignore[return-value]
     if isinstance(value, Sequence) and not isinstance(value, str) and value:
@@ -333,7 +334,8 @@ def same_padding(n: int, k_eff: int, stride: int, mode: str = "same_upper") -> t
     return (small, total - small) if mode == "same_upper" else (total - small, small)
 
 
-def _padding(value: PaddingPerAxis, name: str) -> tuple[tuple[int, int], ...]:
+def padding_per_axis(value: PaddingPerAxis, name: str) -> tuple[tuple[int, int], ...]:
+    """Explicit padding (an int, one int or one ``(lo, hi)`` pair per axis) as ``(lo, hi)`` pairs."""
     if _is_int(value):
         pairs: tuple[tuple[int, int], ...] = ((value, value),)  # type: ignore[assignment]
     elif isinstance(value, Sequence) and not isinstance(value, str) and value:
@@ -357,7 +359,7 @@ def _padding(value: PaddingPerAxis, name: str) -> tuple[tuple[int, int], ...]:
     return pairs
 
 
-def _padding_or_mode(
+def padding_or_mode(
     value: PaddingPerAxis | str, name: str
 ) -> tuple[tuple[tuple[int, int], ...], PaddingMode]:
     """Explicit padding, or one of the words ``"valid"`` (none), ``"same"`` (= ``"same_upper"``),
@@ -374,7 +376,7 @@ def _padding_or_mode(
             f"padding must be an int, per-axis values, 'valid', 'same', 'same_upper' or 'same_lower', "
             f"got {value!r} for layer '{name}'"
         )
-    return _padding(value, name), None
+    return padding_per_axis(value, name), None
 
 
 def _inputs(inputs: str | Sequence[str] | None, name: str) -> tuple[str, ...] | None:
@@ -411,15 +413,15 @@ def conv(
     >>> conv("stem", 7, stride=2, padding="same").padding_mode
     'same_upper'
     """
-    pads, mode = _padding_or_mode(padding, name)
+    pads, mode = padding_or_mode(padding, name)
     return Layer(
         name,
         op,
         "window",
         _inputs(inputs, name),
-        kernel=_per_axis(kernel, "kernel", name),
-        stride=_per_axis(stride, "stride", name),
-        dilation=_per_axis(dilation, "dilation", name),
+        kernel=ints_per_axis(kernel, "kernel", name),
+        stride=ints_per_axis(stride, "stride", name),
+        dilation=ints_per_axis(dilation, "dilation", name),
         padding=pads,
         padding_mode=mode,
     )
@@ -443,15 +445,15 @@ def pool(
     >>> pool("p1", 2).stride
     (2,)
     """
-    pads, mode = _padding_or_mode(padding, name)
+    pads, mode = padding_or_mode(padding, name)
     return Layer(
         name,
         op,
         "window",
         _inputs(inputs, name),
-        kernel=_per_axis(kernel, "kernel", name),
-        stride=_per_axis(kernel if stride is None else stride, "stride", name),
-        dilation=_per_axis(dilation, "dilation", name),
+        kernel=ints_per_axis(kernel, "kernel", name),
+        stride=ints_per_axis(kernel if stride is None else stride, "stride", name),
+        dilation=ints_per_axis(dilation, "dilation", name),
         padding=pads,
         ceil_mode=bool(ceil_mode),
         padding_mode=mode,
@@ -544,7 +546,7 @@ def upsample(
     if scale is not None:
         values = scale if isinstance(scale, Sequence) else (scale,)
         scales = tuple(Fraction(v) for v in values)
-    sizes = None if size is None else _per_axis(size, "size", name)
+    sizes = None if size is None else ints_per_axis(size, "size", name)
     mode = "linear" if mode in ("bilinear", "trilinear") else ("cubic" if mode == "bicubic" else mode)
     spec = Resample(mode, scale=scales, size=sizes, align_corners=bool(align_corners))
     return Layer(name, op, "resample", _inputs(inputs, name), resample=spec)
@@ -568,17 +570,17 @@ def conv_transpose(
     >>> conv_transpose("up", 2, stride=2).kernel
     (2,)
     """
-    pads = _per_axis(padding, "padding", name)
-    extra = _per_axis(output_padding, "output_padding", name)
-    strides = _per_axis(stride, "stride", name)
+    pads = ints_per_axis(padding, "padding", name)
+    extra = ints_per_axis(output_padding, "output_padding", name)
+    strides = ints_per_axis(stride, "stride", name)
     return Layer(
         name,
         op,
         "resample",
         _inputs(inputs, name),
-        kernel=_per_axis(kernel, "kernel", name),
+        kernel=ints_per_axis(kernel, "kernel", name),
         stride=strides,
-        dilation=_per_axis(dilation, "dilation", name),
+        dilation=ints_per_axis(dilation, "dilation", name),
         padding=tuple((p, p) for p in pads),
         resample=Resample("transpose", output_padding=extra),
     )

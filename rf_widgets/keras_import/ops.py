@@ -81,12 +81,12 @@ def _conv_transpose(call: KerasCall) -> Act:
         hi = k_eff - c - lo
         pads.append((lo, max(hi, 0)))
         grow.append(max(-hi, 0))
-    from rf_widgets.core.arithmetic import _transpose_taps
+    from rf_widgets.core.arithmetic import transpose_taps
     from rf_widgets.errors import LayerSpecError
 
     for a in range(rank):
         try:
-            _transpose_taps(layer.kernel_size[a], layer.strides[a], layer.dilation_rate[a], pads[a][0])
+            transpose_taps(layer.kernel_size[a], layer.strides[a], layer.dilation_rate[a], pads[a][0])
         except LayerSpecError as err:
             raise Unsupported(str(err)) from None
     placed = call.place(

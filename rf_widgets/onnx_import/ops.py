@@ -69,7 +69,7 @@ def _window_shape(
     pool: bool,
 ) -> None:
     """The output shape at the reference size, for the Reshapes after it when inference lost track."""
-    from rf_widgets.core.arithmetic import _window_size
+    from rf_widgets.core.arithmetic import window_size
 
     shape = call.shape(call.node.input[0])
     if shape is None or len(shape) != len(kernel) + 2:
@@ -77,7 +77,7 @@ def _window_shape(
     spatial = []
     for n, k, s, d, (lo, hi) in zip(shape[2:], kernel, strides, dilations, padding, strict=True):
         k_eff = d * (k - 1) + 1
-        spatial.append(-(-n // s) if mode else _window_size(n, k_eff, s, lo, hi, ceil_mode))
+        spatial.append(-(-n // s) if mode else window_size(n, k_eff, s, lo, hi, ceil_mode))
     weight = call.input_dims(1)
     channels = shape[1] if pool or not weight else weight[0]
     call.remember_shape((shape[0], channels, *spatial))
@@ -117,7 +117,7 @@ def _space_to_depth(call: OnnxCall) -> Act:
 
 
 def _conv_transpose(call: OnnxCall) -> Act:
-    from rf_widgets.core.arithmetic import _transpose_taps
+    from rf_widgets.core.arithmetic import transpose_taps
     from rf_widgets.errors import LayerSpecError
 
     weight = call.input_dims(1)
@@ -137,7 +137,7 @@ def _conv_transpose(call: OnnxCall) -> Act:
     extra = [int(v) for v in call.attr("output_padding", [0] * n)]
     for axis in range(n):
         try:
-            _transpose_taps(kernel[axis], strides[axis], dilations[axis], padding[axis][0])
+            transpose_taps(kernel[axis], strides[axis], dilations[axis], padding[axis][0])
         except LayerSpecError as err:
             raise Unsupported(str(err)) from None
     macs = math.prod(weight) // math.prod(strides) if weight else 0

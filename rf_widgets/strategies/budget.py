@@ -417,7 +417,7 @@ class _Search:
             (d.layer, d.kind) for d in found.diagnostics + list(found.field.diagnostics)
         }
         self.base_macs = sum(self.stack.macs(found.sizes, self.resolution))
-        flatten_sizes = planning._flatten_input_sizes(self.stack, found.sizes)
+        flatten_sizes = planning.flatten_input_sizes(self.stack, found.sizes)
         # What a classifier after a flatten reads must not change; unknown when the original's map is
         # already empty there (it does not run at this size): then the built module is the judge.
         self.flatten_sizes = None if any(0 in n for n in flatten_sizes) else flatten_sizes
@@ -442,7 +442,7 @@ class _Search:
                 choices.append(Edit("remove-pool", names, (), f"remove {_names(names)}"))
             elif "stride" in self.kinds and not pools:
                 old = layers[0].stride
-                new = planning._smaller_stride(old)
+                new = planning.smaller_stride(old)
                 names = tuple(layer.name for layer in layers)
                 label = f"{_names(names)} stride {_format.per_axis(old)} -> {_format.per_axis(new)}"
                 choices.append(Edit("stride", names, new, label))
@@ -514,7 +514,7 @@ class _Search:
         )
         if (
             self.flatten_sizes is not None
-            and planning._flatten_input_sizes(stack, sizes) != self.flatten_sizes
+            and planning.flatten_input_sizes(stack, sizes) != self.flatten_sizes
         ):
             return None  # a fixed-width classifier would see another number of features
         if found.field is not None:  # the full field was needed: its problems count too

@@ -24,7 +24,7 @@ from rf_widgets.core.graph import NETWORK_INPUT, Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis
 from rf_widgets.core.verdicts import Verdicts
-from rf_widgets.editing import _rename_inputs, change_layer
+from rf_widgets.editing import change_layer, rename_inputs
 
 __all__ = [
     "ResolutionPlan",
@@ -330,7 +330,7 @@ def trimmed_stack(stack: Stack, plan: TrimPlan) -> Stack:
     keep = set(plan.kept)
     layers = [layer for layer in stack.layers if layer.name in keep] + list(plan.head)
     for merge, skip in plan.bypassed:
-        layers = _rename_inputs(layers, merge, (skip,))
+        layers = rename_inputs(layers, merge, (skip,))
     if any("fx_node" in layer.extra for layer in layers):
         layers = _renumbered(layers)
     return Stack(layers, stack.ndim, f"{stack.name} (trimmed)", stack.metadata)
@@ -352,7 +352,7 @@ def _renumbered(layers: list[Layer]) -> list[Layer]:
 # -- slow the growth --------------------------------------------------------------------------------------
 
 
-def _smaller_stride(stride: tuple[int, ...]) -> tuple[int, ...]:
+def smaller_stride(stride: tuple[int, ...]) -> tuple[int, ...]:
     """Half the stride where it is even and above 2 (a stride-4 patchify becomes 2), else 1."""
     return tuple(s // 2 if s > 2 and s % 2 == 0 else 1 for s in stride)
 
@@ -386,7 +386,7 @@ def plan_slowdown(
     reasons = [f"'{name}': {why}" for name, why in blocked.items() if why]
     groups = [g for g in groups if not any(blocked[stack.layers[i].name] for i in g)]
     baseline = _problems(stack, resolution)
-    flatten_sizes = _flatten_input_sizes(stack, analysis.sizes)
+    flatten_sizes = flatten_input_sizes(stack, analysis.sizes)
     current: dict[str, tuple[int, ...]] = {}
     current_stack = stack
     best_count = len(analysis.unproductive_layers)
@@ -398,7 +398,7 @@ def plan_slowdown(
             trial = dict(current)
             for i in group:
                 layer = stack.layers[i]
-                trial[layer.name] = _smaller_stride(trial.get(layer.name, layer.stride))
+                trial[layer.name] = smaller_stride(trial.get(layer.name, layer.stride))
             if trial == current:
                 continue
             candidate = _with_strides(stack, trial)
@@ -406,7 +406,7 @@ def plan_slowdown(
             sizes = trial_result.sizes
             found = {(d.layer, d.kind) for d in trial_result.diagnostics}
             empty = any(kind == "empty-output" for _, kind in found)
-            if found - baseline or empty or _flatten_input_sizes(candidate, sizes) != flatten_sizes:
+            if found - baseline or empty or flatten_input_sizes(candidate, sizes) != flatten_sizes:
                 rejected.append(stack.layers[group[0]].name)
                 continue
             count = len(trial_result.verdicts.unproductive)
@@ -437,7 +437,7 @@ def _problems(stack: Stack, resolution: tuple[int, ...]) -> set[tuple[str | None
     return {(d.layer, d.kind) for d in evaluate(stack, resolution).diagnostics}
 
 
-def _flatten_input_sizes(stack: Stack, sizes: object) -> list[tuple[int, ...]]:
+def flatten_input_sizes(stack: Stack, sizes: object) -> list[tuple[int, ...]]:
     out: list[tuple[int, ...]] = []
     for layer, sources in zip(stack.layers, stack.input_indices, strict=True):
         if layer.kind == "flatten":

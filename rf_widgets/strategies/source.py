@@ -116,7 +116,7 @@ def source_of(model: Any, name: str | None = None) -> tuple[Source, tuple[int, .
     ``model`` is an ``nn.Module``, a :class:`Stack`, a list of layers, a model spec string or an
     :class:`Analysis`.
     """
-    from rf_widgets._api import _is_torch_module, to_stack
+    from rf_widgets._api import is_torch_module, to_stack
 
     if isinstance(model, Analysis):
         return Source(model.stack, name or model.model), model.input_size
@@ -125,7 +125,7 @@ def source_of(model: Any, name: str | None = None) -> tuple[Source, tuple[int, .
 
         name = name or model
         model = load_model_spec(model)
-    if _is_torch_module(model):
+    if is_torch_module(model):
         from rf_widgets.strategies.surgery import TorchSource
 
         return TorchSource(model, name), None

@@ -170,7 +170,7 @@ def transpose_layer(
     call: Call, kernel: Any, stride: Any, padding: Any, output_padding: Any, dilation: Any, macs: int = 0
 ) -> Act:
     """A transposed convolution as a resample layer; refused when some output phase reads no input."""
-    from rf_widgets.core.arithmetic import _transpose_taps
+    from rf_widgets.core.arithmetic import transpose_taps
     from rf_widgets.core.layers import Resample
     from rf_widgets.errors import LayerSpecError
 
@@ -181,7 +181,7 @@ def transpose_layer(
     )
     for axis in range(ndim):
         try:
-            _transpose_taps(k[axis], s[axis], d[axis], p[axis])
+            transpose_taps(k[axis], s[axis], d[axis], p[axis])
         except LayerSpecError as err:
             raise Unsupported(str(err)) from None
     return call.emit(

@@ -20,7 +20,15 @@ import ipywidgets as widgets
 from rf_widgets import editing
 from rf_widgets._api import to_stack
 from rf_widgets.core.graph import Stack
-from rf_widgets.core.layers import Layer, _padding, _per_axis, conv, elementwise, global_pool, pool
+from rf_widgets.core.layers import (
+    Layer,
+    conv,
+    elementwise,
+    global_pool,
+    ints_per_axis,
+    padding_per_axis,
+    pool,
+)
 from rf_widgets.core.results import Analysis
 from rf_widgets.errors import RFError
 from rf_widgets.stackfile import stack_to_dict
@@ -523,5 +531,8 @@ def _field_text(layer: Layer, key: str) -> str:
 
 def _normalised(key: str, value: Any, ndim: int, name: str) -> tuple[Any, ...]:
     """A parsed field as the layer stores it: one value per axis."""
-    values: tuple[Any, ...] = _padding(value, name) if key == "padding" else _per_axis(value, key, name)
+    if key == "padding":
+        values: tuple[Any, ...] = padding_per_axis(value, name)
+    else:
+        values = ints_per_axis(value, key, name)
     return values * ndim if len(values) == 1 else values
