@@ -44,6 +44,7 @@ def test_initial_state(declared):
     assert declared.picture.value[:2] == b"\xff\xd8"  # a JPEG
     assert "small" in _summary(declared)
     assert declared.result.input_size == (32, 32)
+    assert declared.controls["front_plot"].layout.display == "none"  # no broken image before a search
 
 
 def test_resolution_changes_verdicts_and_summary(declared):
@@ -387,6 +388,21 @@ def test_strategies_panel_on_a_torch_model_predicts_the_new_head():
     assert ex.result.layer("rfw_head.2").params == sum(p.numel() for p in head.parameters())
     ex.controls["reset"].click()
     assert ex.stack.names[-1] == "fc"
+
+
+def test_size_slider_spans_one_size_per_pixel_or_less_and_the_box_reaches_beyond(declared):
+    from rf_widgets.widgets.panels import SLIDER_WIDTH
+
+    slider, box = declared.controls["resolution"], declared.controls["resolution_text"]
+    # 512 sizes on a 720 px slider (its track about 590 px): a drag lands on the size under the mouse
+    assert (slider.min, slider.max) == (1, 512)
+    assert SLIDER_WIDTH == slider.layout.width == "720px"
+    box.value = 900  # beyond the slider's end: typed
+    assert declared.result.input_size == (900, 900)
+    assert slider.max >= 900
+    assert slider.value == 900
+    slider.value = 40
+    assert box.value == 40
 
 
 def test_initial_unit_is_centred_named_model_and_linked_size_box(declared):

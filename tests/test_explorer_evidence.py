@@ -58,14 +58,18 @@ def test_erf_toggle_draws_the_heat_map_over_the_input(ex):
     field = ex.effective_fields.cached("4", (3, 4), (32, 32))
     assert field is not None
     assert field.map.shape == (32, 32)
-    text = _message(ex)
+    text = html.unescape(ex.caption.value)
     r_max = "x".join(str(r) for r in ex.result.layer("4").r_max)
     assert f"2-sigma size {field.size:.1f} px" in text
     assert f"r_max {r_max} px" in text
-    assert "2-sigma" in html.unescape(ex.caption.value)
+    # said once, above the picture: not again in the message line (issue 20)
+    assert text.count("2-sigma") == 1
+    assert "2-sigma" not in _message(ex)
+    assert "computing" not in _message(ex)
     ex.controls["erf"].value = False
     assert not heat.get_visible()
     assert "2-sigma" not in html.unescape(ex.caption.value)
+    assert "2-sigma" not in _message(ex)  # nothing about the field stays once the box is unticked
 
 
 def test_erf_is_cached_per_layer_unit_and_size(ex, monkeypatch):
@@ -208,4 +212,4 @@ def test_erf_of_a_model_opened_by_its_spec_string():
     ex.controls["erf"].value = True
     assert ex.controls["erf"].value is True, _message(ex)
     assert ex.renderer.erf.get_visible()
-    assert "effective field" in _message(ex)
+    assert "effective field" in html.unescape(ex.caption.value)

@@ -6,6 +6,7 @@ Driven from Python through the controls, as a user would in the Strategies tab.
 from __future__ import annotations
 
 import html
+import json
 
 import pytest
 
@@ -80,6 +81,7 @@ def test_search_fills_the_choice_with_the_picks_and_draws_the_front(torch_explor
     assert {_index(ex, c) for c in front.pareto} <= listed
     assert ex.controls["front_choice"].value == -1  # the searched stack is shown
     assert ex.controls["front_plot"].value[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ex.controls["front_plot"].layout.display is None  # shown once there is a front
     details = html.unescape(ex.controls["front_details"].value)
     assert f"efficiency: {front['efficiency'].label}" in details
 
@@ -131,6 +133,8 @@ def test_build_makes_the_predicted_module_and_leaves_the_model(torch_explorer):
     assert built(torch.zeros(2, 3, *pick.input_size)).shape == (2, 10)
     assert "built" in _message(ex)
     assert "unchanged" in _message(ex)
+    assert "Export tab" in _message(ex)  # where a Voila user finds what was built (issue 20)
+    assert json.loads(ex.export_text.value)["name"] == ex.stack.name
     after = model.state_dict()
     assert after.keys() == weights.keys()
     assert all(torch.equal(after[k], weights[k]) for k in weights)

@@ -38,7 +38,7 @@ from rf_widgets.widgets.effective import EffectiveFields
 from rf_widgets.widgets.front import FrontView, front_panel
 from rf_widgets.widgets.outputs import add_output_picker, show_outputs
 from rf_widgets.widgets.parsing import format_padding, format_per_axis, parse_padding, parse_per_axis
-from rf_widgets.widgets.renderer import ALL_VIEWS, Renderer, describe_erf
+from rf_widgets.widgets.renderer import ALL_VIEWS, Renderer
 from rf_widgets.widgets.state import ExplorerState
 
 __all__ = ["Explorer", "explore"]
@@ -193,6 +193,7 @@ class Explorer(widgets.VBox):
     def _wire(self) -> None:
         c, state = self.controls, self.state
         self._on_value("resolution", state.set_resolution)
+        self._on_value("resolution_text", state.set_resolution)
         self._on_value("layer", state.select_layer)
         self._on_value("stack", state.select_layer)
         self._on_value("output", state.select_layer)
@@ -415,8 +416,8 @@ class Explorer(widgets.VBox):
                 except Exception as err:  # the user's model may not run at this size or layer
                     first = str(err).splitlines()[0] if str(err) else type(err).__name__
                     self._refuse_erf(f"no effective field for {state.layer}: {first}")
-            if erf is not None:
-                self._report(describe_erf(erf, state.result, state.layer), error=False)
+                else:
+                    self.message.value = ""  # the caption above the picture describes the field
         self.renderer.show(state.result, state.layer, state.unit, state.image, views, erf=erf)
 
     def _refuse_erf(self, why: str) -> None:
@@ -442,8 +443,8 @@ class Explorer(widgets.VBox):
                     c[key].value = state.layer
                 show_outputs(c, result, state.layer)
                 size = state.resolution[0]
+                c["resolution"].max = max(c["resolution"].max, size)
                 for key in ("resolution", "resolution_text"):
-                    c[key].max = max(c[key].max, size)
                     c[key].value = size
                 for a, n in enumerate(result.layer(state.layer).feature_map):
                     slider = c[f"unit_{a}"]

@@ -62,7 +62,8 @@ def front_panel(controls: dict[str, widgets.Widget]) -> widgets.Widget:
         tooltip="build the shown candidate from the torch model (a copy; the model is not changed)",
         disabled=True,
     ).add_class("rfw-front-build")
-    picture = widgets.Image(format="png", layout=widgets.Layout(max_width="760px")).add_class(
+    # Hidden until a search draws the front: an Image without bytes shows a broken-image icon.
+    picture = widgets.Image(format="png", layout=widgets.Layout(max_width="760px", display="none")).add_class(
         "rfw-front-plot"
     )
     details = widgets.HTML().add_class("rfw-front-details")
@@ -183,11 +184,13 @@ class FrontView:
         except Exception as err:  # surgery runs the user's model once
             raise RFError(f"building '{candidate.label}' failed ({type(err).__name__}: {err})") from None
         self.built = module
+        self.explorer._export_json()  # the built candidate's layer graph, readable in any front end
         params = sum(p.numel() for p in module.parameters())
         size = _format.size(candidate.input_size)
         return (
-            f"built {type(module).__name__} ({_format.count(params)} parameters, feed it {size}): "
-            "explorer.front_view.built; the model you passed is unchanged"
+            f"built {type(module).__name__} ({_format.count(params)} parameters, feed it {size}); the "
+            "model you passed is unchanged. Its layer graph is in the Export tab; in a notebook the module "
+            "is this Explorer's front_view.built"
         )
 
     # -- reading ----------------------------------------------------------------------------------------
@@ -254,6 +257,7 @@ class FrontView:
                 self.plot.figure.canvas.draw_idle()  # ipympl sends the frame itself
             else:
                 c["front_plot"].value = _png(self.plot)
+                c["front_plot"].layout.display = None
         c["front_details"].value = self._details(candidate)
 
     def _details(self, candidate: Candidate | None) -> str:

@@ -15,6 +15,7 @@ from rf_widgets.core import results
 from rf_widgets.core.results import Analysis
 from rf_widgets.data import SAMPLE_IMAGES
 from rf_widgets.strategies import Suggestions
+from rf_widgets.widgets.state import MAX_INPUT_SIZE
 
 __all__ = [
     "NEW_LAYER_TYPES",
@@ -45,30 +46,36 @@ EDIT_BUTTONS = {
     "reset": ("Reset", "back to the original stack (Undo reverts it)"),
 }
 STRUCTURAL = ("add", "remove", "up", "down")
+SLIDER_TOP = 512
+SLIDER_WIDTH = "720px"  # a track of about 590 px for sizes 1 to 512
 
 
 def view_panel(
     controls: dict[str, widgets.Widget], ndim: int, size: int, has_weights: bool = False
 ) -> widgets.Widget:
     """Input size (slider + number), the feasible range, the layer, one slider per unit axis, the ERF."""
-    top = max(1024, 2 * size)
+    # About one size per pixel of track: a drag lands on the size under the mouse. Larger sizes are
+    # typed into the number box, which raises the slider's end.
+    top = max(SLIDER_TOP, 2 * size)
     resolution = widgets.IntSlider(
         value=size,
         min=1,
         max=top,
         description="Input size",
         continuous_update=True,
-        layout=widgets.Layout(width="520px"),
+        layout=widgets.Layout(width=SLIDER_WIDTH),
     ).add_class("rfw-resolution")
-    number = widgets.BoundedIntText(value=size, min=1, max=top, layout=widgets.Layout(width="90px"))
-    widgets.link((resolution, "value"), (number, "value"))  # kernel-side: setting either from code works
+    # Both drive the state (the Explorer wires them); it sets both back, so they always agree.
+    number = widgets.BoundedIntText(
+        value=size, min=1, max=MAX_INPUT_SIZE, layout=widgets.Layout(width="90px")
+    ).add_class("rfw-resolution-text")
     feasible = widgets.IntRangeSlider(
         value=(1, 1),
         min=1,
         max=top,
         description="Feasible",
         disabled=True,
-        layout=widgets.Layout(width="520px"),
+        layout=widgets.Layout(width=SLIDER_WIDTH),
     ).add_class("rfw-feasible")
     layer = widgets.Dropdown(options=(), description="Layer").add_class("rfw-layer")
     units = [
