@@ -36,3 +36,50 @@ def test_a_size_change_on_resnet18_redraws_only_the_changed_artists():
     assert len(pictures) == 5  # each size still got its own picture
     ex.controls["log"].value = True  # a new y scale is a new background
     assert full_draws == [1]
+
+
+class _Loop:
+    """Stands in for the kernel's event loop: keeps what is scheduled until ``run``."""
+
+    def __init__(self) -> None:
+        self.callbacks: list = []
+
+    def call_soon(self, callback) -> None:
+        self.callbacks.append(callback)
+
+    def run(self) -> None:
+        callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            callback()
+
+
+def test_changes_from_the_browser_during_a_draw_are_coalesced_into_one_draw_of_the_latest(monkeypatch):
+    import rf_widgets as rfw
+    from rf_widgets.widgets import explorer as explorer_module
+
+    stack = rfw.Stack([rfw.conv("c1", 3, stride=2, padding=1), rfw.conv("c2", 3, padding=1)], name="tiny")
+    ex = explorer_module.Explorer(stack, image="checkerboard", input_size=32)
+    drawn = []
+    render = ex.renderer.render
+    monkeypatch.setattr(
+        ex.renderer, "render", lambda views=(): (drawn.append(ex.result.input_size), render(views))[1]
+    )
+    loop = _Loop()
+    monkeypatch.setattr(explorer_module, "_front_end_loop", lambda: loop)
+    before = ex.picture.value
+    for size in (30, 28, 26):  # three messages handled before the kernel gets back to its loop
+        ex.controls["resolution"].value = size
+    ex.controls["unit_0"].value = 2
+    assert ex.result.input_size == (26, 26)  # the state and the controls follow every message at once
+    assert ex.controls["resolution_text"].value == 26
+    assert ex.picture.value == before  # nothing drawn yet
+    assert len(loop.callbacks) == 1  # one draw scheduled for all of them
+    loop.run()
+    assert drawn == [(26, 26)]  # once, the latest state only
+    assert ex.picture.value != before
+    assert ex.renderer.overlay.unit == ex.state.unit == (2, 7)
+
+    monkeypatch.setattr(explorer_module, "_front_end_loop", lambda: None)  # a change from code: drawn now
+    ex.controls["resolution"].value = 20
+    assert drawn[-1] == (20, 20)
+    assert loop.callbacks == []

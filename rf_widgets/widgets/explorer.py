@@ -10,8 +10,11 @@ controls are put back to what the state holds and the reason is shown in one lin
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
+import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -149,6 +152,8 @@ class Explorer(widgets.VBox):
         self.effective_fields = EffectiveFields(model) if self.is_torch else None
         self._erf_error = ""
         self._shown: dict[str, Any] = {}
+        self._pending_draw: tuple[tuple[str, ...], bool] | None = None
+        self._draw_scheduled = False
         self._strategies_shown: tuple[Any, Any] = (None, "")
         self._wire()
         self._show_state()
@@ -383,14 +388,51 @@ class Explorer(widgets.VBox):
         self._show_controls(
             refill_editor=now["stack"] is not before.get("stack") or now["layer"] != before.get("layer")
         )
-        views = ALL_VIEWS if analysis_changed else ("overlay",)
-        if any(now[k] != before.get(k) for k in ("result", "layer", "unit", "image")):
+        views: tuple[str, ...] = ALL_VIEWS if analysis_changed else ("overlay",)
+        if not any(now[k] != before.get(k) for k in ("result", "layer", "unit", "image")):
+            views = ()
+        self._shown = now
+        self._request_draw(views, table=analysis_changed)
+
+    def _request_draw(self, views: tuple[str, ...], table: bool) -> None:
+        """Draw ``views`` (and the layer table) for the state: now, or coalesced with later changes.
+
+        While the kernel handles a message from the browser (a slider moved, the picture clicked), the
+        drawing waits until that handler returns; changes that arrive meanwhile are merged into it, so
+        only the latest state is drawn and no stale picture is queued. Changes made by code (a cell, a
+        script, a test) are drawn at once.
+        """
+        wanted, wants_table = self._pending_draw or ((), False)
+        self._pending_draw = (tuple(v for v in ALL_VIEWS if v in views or v in wanted), wants_table or table)
+        if self._draw_scheduled:
+            return
+        loop = _front_end_loop()
+        if loop is None:
+            self._draw_pending()
+            return
+        self._draw_scheduled = True
+        loop.call_soon(self._draw_pending_reported)
+
+    def _draw_pending(self) -> None:
+        self._draw_scheduled = False
+        pending, self._pending_draw = self._pending_draw, None
+        if pending is None:
+            return
+        views, table = pending
+        if views:
             self._show_overlay(views)
-        if analysis_changed:
+        if table:
             # After the picture: the table of every layer is the largest message, and the browser
             # shows what arrives first.
-            self.table.value = state.result._repr_html_()
-        self._shown = now
+            self.table.value = self.state.result._repr_html_()
+
+    def _draw_pending_reported(self) -> None:
+        """:meth:`_draw_pending` outside any handler: a failure is shown in the message line and logged."""
+        try:
+            self._draw_pending()
+        except Exception as err:
+            self._report(f"{type(err).__name__}: {err}")
+            logging.getLogger("rf_widgets").exception("drawing the Explorer failed")
 
     def _show_overlay(self, views: tuple[str, ...] = ("overlay",)) -> None:
         """Draw ``views``; with the effective field ticked, the unit's field too (computed once, cached).
@@ -492,6 +534,23 @@ class Explorer(widgets.VBox):
         if (suggestions, shown) != self._strategies_shown:
             self.controls["strategy_details"].value = panels.strategies_html(suggestions, shown, deeper)
             self._strategies_shown = (suggestions, shown)
+
+
+def _front_end_loop() -> asyncio.AbstractEventLoop | None:
+    """The kernel's event loop while it handles a message from the browser (``comm_msg``), else None."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    kernelbase = sys.modules.get("ipykernel.kernelbase")
+    if kernelbase is None or not kernelbase.Kernel.initialized():
+        return None
+    try:
+        parent = kernelbase.Kernel.instance().get_parent("shell")
+    except Exception:  # another kernel version: draw at once, as outside a kernel
+        return None
+    header = parent.get("header", {}) if isinstance(parent, dict) else {}
+    return loop if header.get("msg_type") == "comm_msg" else None
 
 
 PICK_THROTTLE_MS = 40
