@@ -36,10 +36,24 @@ FULL = {
     32: {"train": 4000, "test": 1500, "probe_train": 1500, "epochs": 6},
     64: {"train": 2000, "test": 800, "probe_train": 1200, "epochs": 5},
 }
+# Quick: enough to run every step for real (training, saturation, probes, the border) and no more. The
+# probes (a fixed number of LBFGS steps per layer) dominate, so a quick run measures five convolutions:
+# the first, the border layer with the two before it, and the last.
 QUICK = {
-    32: {"train": 200, "test": 100, "probe_train": 200, "epochs": 1},
-    64: {"train": 100, "test": 60, "probe_train": 100, "epochs": 1},
+    32: {"train": 200, "test": 100, "probe_train": 200, "epochs": 1, "layers": 5},
+    64: {"train": 100, "test": 60, "probe_train": 100, "epochs": 1, "layers": 5},
 }
+
+
+def around_the_border(model: torch.nn.Module, size: int) -> list[str]:
+    """The first convolution, the border layer with the two before it, and the last (for a quick run)."""
+    analysis = rfw.analyze(model, size)
+    convs = [
+        name for name, m in model.named_modules() if isinstance(m, torch.nn.Conv2d) and max(m.kernel_size) > 1
+    ]
+    border = convs.index(analysis.border_layer) if analysis.border_layer in convs else len(convs) - 1
+    picked = {0, max(border - 2, 0), max(border - 1, 0), border, len(convs) - 1}
+    return [convs[i] for i in sorted(picked)]
 
 
 def run(size: int, recipe: dict[str, int], seed: int = 0, log=print) -> dict:
@@ -53,9 +67,10 @@ def run(size: int, recipe: dict[str, int], seed: int = 0, log=print) -> dict:
     )
     torch.manual_seed(seed)
     model = torchvision.models.resnet18(num_classes=10)
+    layers = around_the_border(model, size) if recipe.get("layers") else None
     meta = {"data": "rf_widgets.evidence.shape_pairs", "seed": seed + size, **recipe}
     t = time.perf_counter()
-    untrained = measure(model, probe_train, test, size, name="resnet18 (untrained)", meta=meta)
+    untrained = measure(model, probe_train, test, size, layers=layers, name="resnet18 (untrained)", meta=meta)
     log(f"untrained measured in {time.perf_counter() - t:.1f} s: accuracy {untrained.model_accuracy:.3f}")
     history = train_classifier(model, train, recipe["epochs"], batch_size=64, lr=1e-3, seed=seed, log=log)
     t = time.perf_counter()
@@ -64,6 +79,7 @@ def run(size: int, recipe: dict[str, int], seed: int = 0, log=print) -> dict:
         probe_train,
         test,
         size,
+        layers=layers,
         name="resnet18",
         meta={**meta, "optimiser": "Adam", "lr": 1e-3, "batch_size": 64, "history": history},
     )
@@ -77,10 +93,12 @@ def run(size: int, recipe: dict[str, int], seed: int = 0, log=print) -> dict:
 
 def save(size: int, outcome: dict, out: Path, command: str) -> Path:
     path = out / f"evidence_{size}px.json"
+    torch_version = torch.__version__.split("+")[0]
     doc = {
         "command": command,
         "seconds": round(outcome["seconds"], 1),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+        # no build tag (+cu130) and, in the command, no folder of the machine that ran it
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch_version}",
         "trained": outcome["trained"].to_dict(),
         "untrained": outcome["untrained"].to_dict(),
     }
@@ -116,9 +134,10 @@ def main(argv: list[str] | None = None) -> None:
         reanalyse(out or DATA)
         return
     recipes = QUICK if args.quick else FULL
-    command = "python notebooks/scripts/evidence_run.py " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--out" in given[:-1]:  # the folder is a path of this machine: keep only its name
+        given[given.index("--out") + 1] = Path(given[given.index("--out") + 1]).name
+    command = "python notebooks/scripts/evidence_run.py " + " ".join(given)
     total = time.perf_counter()
     for size in args.sizes:
         outcome = run(size, recipes[size])

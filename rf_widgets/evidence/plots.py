@@ -65,6 +65,7 @@ def plot_evidence(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     if ax is None:
         figure = Figure(figsize=(max(6.0, 0.45 * len(result.layers) + 2), 4.6), layout="constrained")
@@ -145,13 +146,30 @@ def plot_evidence(
     artists["r_min"] = ax_rf.plot(xs, r_min, color=RF, marker="^", ms=4, lw=1, label="r_min")[0]
     artists["input_size"] = ax_rf.axhline(result.input_size[0], color=RF, ls=":", lw=1, label="input size")
     ax_rf.set_yscale("log")
+    # plain numbers on the log axis (10, 20, 50, 100 rather than 2 x 10^1 or mixed minor labels)
+    ax_rf.yaxis.set_major_formatter(ScalarFormatter())
+    ax_rf.yaxis.set_minor_formatter(NullFormatter())
+    ax_rf.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax_rf.set_ylabel("r_min (pixels)", color=RF)
     size = "x".join(map(str, result.input_size))
     accuracy = f", test accuracy {result.model_accuracy:.3f}" if result.model_accuracy is not None else ""
-    ax.set_title(title if title is not None else f"{result.model} at {size}{accuracy}", fontsize=10)
+    pad = 6.0
     if legend:
+        # Above the axes, not over them: every corner of the plot holds data (the first layers' low
+        # probe accuracy, the tail's low saturation, the deep layers' large r_min).
         handles = list(ax.get_legend_handles_labels()[0]) + ax_rf.get_legend_handles_labels()[0]
-        artists["legend"] = ax.legend(handles=handles, fontsize=7, loc="lower left", framealpha=0.9)
+        columns = 3
+        artists["legend"] = ax.legend(
+            handles=handles,
+            fontsize=7,
+            loc="lower center",
+            bbox_to_anchor=(0.5, 1.0),
+            ncols=columns,
+            frameon=False,
+            borderaxespad=0.2,
+        )
+        pad += 11.5 * -(-len(handles) // columns)  # the title goes above the legend's rows
+    ax.set_title(title if title is not None else f"{result.model} at {size}{accuracy}", fontsize=10, pad=pad)
     return EvidencePlot(ax, ax_rf, artists)
 
 
