@@ -158,6 +158,7 @@ class GrowthPlot:
         self.which = which
         self.axis = axis
         self.layer_names: tuple[str, ...] = ()
+        self._ylim: tuple[float, float] | None = None  # the y-limits last set (linear scale)
         ax.set_yscale("log" if log else "linear")
         ax.set_ymargin(0.08)
         self.artists: dict[str, Any] = self._build()
@@ -217,9 +218,42 @@ class GrowthPlot:
         self._set_verdicts(result, layers)
         self._set_resolution(result)
         self.ax.relim(visible_only=True)
-        self.ax.autoscale_view(scalex=False)
+        self._settle_ylim()
         size = _format.size(result.input_size)
         self.ax.set_title(f"{result.model}: receptive field growth at {size}", fontsize=10)
+
+    def _settle_ylim(self) -> None:
+        """Autoscale y, but keep the limits while the data still fills at least half of them.
+
+        The input-size line is part of the data: where it is the tallest thing drawn (a vision
+        transformer's fields are global, or the size is past the last field) every new size would
+        rescale the axis, and the Explorer would draw the whole figure again at each step of a drag.
+        New limits get a quarter of headroom, so the next steps fit.
+        """
+        ax = self.ax
+        low, high = (float(v) for v in ax.dataLim.intervaly)
+        kept = self._ylim
+        linear = ax.get_yscale() == "linear"
+        if (
+            linear
+            and kept is not None
+            and math.isfinite(low)
+            and math.isfinite(high)
+            and kept[0] <= low
+            and high <= kept[1]
+            and high - low >= 0.5 * (kept[1] - kept[0])
+        ):
+            ax.set_ylim(kept, auto=None)  # autoscaling stays on (a log scale rescales)
+            return
+        ax.autoscale_view(scalex=False)
+        if not linear:
+            self._ylim = None
+            return
+        bottom, top = ax.get_ylim()
+        if kept is not None:  # changed after the first view: leave room to grow
+            top = bottom + 1.25 * (top - bottom)
+            ax.set_ylim(bottom, top, auto=None)
+        self._ylim = (bottom, top)
 
     def _set_lines(self, layers: list[LayerResult]) -> None:
         a = self.axis

@@ -83,3 +83,31 @@ def test_changes_from_the_browser_during_a_draw_are_coalesced_into_one_draw_of_t
     ex.controls["resolution"].value = 20
     assert drawn[-1] == (20, 20)
     assert loop.callbacks == []
+
+
+def test_sizes_past_the_last_field_rescale_the_growth_plot_rarely():
+    """When the input-size line is the tallest thing on the growth plot (a vision transformer's fields
+    are global; here the fields end at 5 px), a drag over sizes must not draw the whole figure at
+    every step: the y-limits are kept while the data fills half of them, and grow with headroom."""
+    import rf_widgets as rfw
+    from rf_widgets.widgets import Explorer
+
+    ex = Explorer(rfw.Stack([rfw.conv("c1", 3), rfw.conv("c2", 3)], name="tiny"), input_size=64)
+    canvas = ex.figure.canvas
+    full_draws = []
+    draw = canvas.draw
+    canvas.draw = lambda: (full_draws.append(ex.result.input_size[0]), draw())[1]
+    for size in (62, 60, 56, 48):  # smaller, still more than half of the plotted range
+        ex.controls["resolution"].value = size
+    assert full_draws == []
+    for size in range(72, 100, 4):  # past the top: one rescale with room, then the steps fit
+        ex.controls["resolution"].value = size
+    assert full_draws == [72]
+    bottom, top = ex.renderer.growth.ax.get_ylim()
+    assert bottom <= 0
+    assert top >= 96  # the input line stays in view
+    ex.controls["resolution"].value = 20  # the data now fills less than half: rescaled to fit
+    assert full_draws == [72, 20]
+    assert ex.renderer.growth.ax.get_ylim()[1] < 40
+    ex.controls["log"].value = True
+    assert ex.renderer.growth.ax.get_ylim()[0] > 0  # a log axis autoscales to positive limits
