@@ -29,3 +29,13 @@ def fail_on_swallowed_callback_errors():
         logger.removeHandler(handler)
     if handler.records:
         pytest.fail("a widget callback raised: " + "; ".join(r.getMessage() for r in handler.records))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Real-browser tests take 10 s and more each (a Jupyter server, Chromium): they count as slow too.
+
+    So ``tasks.py test --quick`` (``-m "not slow"``) leaves them out; the whole suite runs them.
+    """
+    for item in items:
+        if item.get_closest_marker("browser") is not None:
+            item.add_marker(pytest.mark.slow)
