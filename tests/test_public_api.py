@@ -71,6 +71,7 @@ PUBLIC = {
         "search",
         "suggest",
     ],
+    "rf_widgets.frontends": ["CONST", "Act", "ShapeOf"],
     "rf_widgets.core.analysis": [
         "Engine",
         "Evaluation",

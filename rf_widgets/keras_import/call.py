@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rf_widgets.frontends.records import CONST, Act
 from rf_widgets.rules import Unsupported
 
 if TYPE_CHECKING:
@@ -22,23 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["CONST", "Act", "KerasCall", "Layout"]
 
 Layout = tuple[Any, ...]
-
-
-@dataclass(frozen=True)
-class Act:
-    """An activation: produced by layer ``source`` (or the network input), dimensions as ``layout``."""
-
-    source: str
-    layout: Layout
-
-
-class _Const:
-    def __repr__(self) -> str:
-        return "CONST"
-
-
-CONST: Any = _Const()
-"""A value that does not depend on the image input: it adds no receptive field."""
 
 
 def channel_layout(ndim: int, data_format: str) -> Layout:

@@ -10,13 +10,13 @@ other exception is a bug and is raised as :class:`~rf_widgets.errors.ModelImport
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rf_widgets.core.arithmetic import Diagnostic
 from rf_widgets.core.layers import INPUT, Layer, Resample
 from rf_widgets.errors import ModelImportError, RFError
+from rf_widgets.frontends.records import Act, ShapeOf
 from rf_widgets.onnx_import.layout import Layout, mixing, partition, plain, spatial_order
 from rf_widgets.onnx_import.reader import Const, constant_of
 from rf_widgets.rules import RuleTable, Unsupported
@@ -30,25 +30,6 @@ only up to this many elements; a larger one is left as computed at run time, wit
 
 class TooLarge(Exception):
     """A folded constant would exceed :data:`FOLD_LIMIT` elements (raised before allocating it)."""
-
-
-@dataclass(frozen=True)
-class Act:
-    """An activation: produced by layer ``source`` (or the network input), dimensions as ``layout``."""
-
-    source: str
-    layout: Layout
-
-
-@dataclass(frozen=True)
-class ShapeOf:
-    """Entries of an activation's shape (``Shape`` and what slices or concatenates it): one role per
-    entry, or ``("K", n)`` for a constant entry."""
-
-    source: str
-    roles: tuple[Any, ...]
-    values: tuple[int, ...] | None = None
-    """The entries at the reference input size, when known."""
 
 
 class OnnxCall:

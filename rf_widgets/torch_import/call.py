@@ -8,7 +8,6 @@ computed from shapes or parameters alone is :data:`CONST`, literals are themselv
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch.fx as fx
@@ -16,6 +15,7 @@ import torch.nn as nn
 
 from rf_widgets.core.arithmetic import Diagnostic
 from rf_widgets.core.layers import Layer
+from rf_widgets.frontends.records import CONST, Act, ShapeOf
 from rf_widgets.torch_import.layout import Layout, mixing, partition
 from rf_widgets.torch_import.rules import Unsupported
 
@@ -23,31 +23,6 @@ if TYPE_CHECKING:
     from rf_widgets.torch_import.builder import GraphBuilder
 
 __all__ = ["CONST", "Act", "Call", "ShapeOf"]
-
-
-@dataclass(frozen=True)
-class Act:
-    """An activation tensor: produced by layer ``source`` (or the network input), dims as ``layout``."""
-
-    source: str
-    layout: Layout
-
-
-@dataclass(frozen=True)
-class ShapeOf:
-    """Sizes read off an activation's shape (``x.shape[-2:]``, ``x.size(2)``): ``roles`` per entry."""
-
-    source: str
-    roles: tuple[Any, ...]
-
-
-class _Const:
-    def __repr__(self) -> str:
-        return "CONST"
-
-
-CONST: Any = _Const()
-"""A value computed from shapes, parameters or literals alone: it adds no receptive field."""
 
 
 class Call:
