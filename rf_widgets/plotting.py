@@ -803,6 +803,7 @@ class ArchitectureStrip:
         self.lanes: dict[str, int] = {}
         self._grid: dict[tuple[int, int], str] = {}
         self._key: tuple[object, tuple[str, ...]] | None = None
+        self._coloured: tuple[tuple[str, ...], str | None] | None = None  # statuses and border shown
         handles = [Patch(facecolor=c, edgecolor="#555", label=s) for s, c in STATUS_COLOURS.items()]
         handles.append(Patch(facecolor="white", edgecolor=BORDER_COLOUR, lw=2.5, label="border layer"))
         self.artists: dict[str, Any] = {
@@ -827,15 +828,21 @@ class ArchitectureStrip:
         if key != self._key:
             self._layout(result, layers)
             self._key = key
+            self._coloured = None
         for layer in layers:
-            cell = self.cells[layer.name]
-            cell.set_facecolor(STATUS_COLOURS[layer.status])
-            cell.set_edgecolor("#555555")
-            cell.set_linewidth(0.6)
             if layer.name in self.artists["labels"]:
                 self.artists["labels"][layer.name].set_text(_cell_text(layer))
-        self._mark_border(result.border_layer)
-        self._sync_patches()
+        colours = (tuple(layer.status for layer in layers), result.border_layer)
+        if colours != self._coloured:
+            # Recolouring hundreds of cells costs more than drawing them: only when a verdict moved.
+            for layer in layers:
+                cell = self.cells[layer.name]
+                cell.set_facecolor(STATUS_COLOURS[layer.status])
+                cell.set_edgecolor("#555555")
+                cell.set_linewidth(0.6)
+            self._mark_border(result.border_layer)
+            self._sync_patches()
+            self._coloured = colours
         size = _format.size(result.input_size)
         counts = result.counts
         self.ax.set_title(

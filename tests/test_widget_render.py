@@ -111,3 +111,28 @@ def test_sizes_past_the_last_field_rescale_the_growth_plot_rarely():
     assert ex.renderer.growth.ax.get_ylim()[1] < 40
     ex.controls["log"].value = True
     assert ex.renderer.growth.ax.get_ylim()[0] > 0  # a log axis autoscales to positive limits
+
+
+def test_strip_recolours_when_a_verdict_moves_and_only_then():
+    import matplotlib.colors as mcolors
+
+    import rf_widgets as rfw
+    from rf_widgets.plotting import STATUS_COLOURS, plot_architecture
+
+    stack = rfw.Stack(
+        [rfw.conv("c1", 3, stride=2, padding=1), *(rfw.conv(f"c{i}", 3, padding=1) for i in (2, 3, 4))]
+    )
+    strip = plot_architecture(rfw.analyze(stack, 64))
+
+    def colours():
+        return [mcolors.to_hex(c) for c in strip.artists["cell_patches"].get_facecolor()]
+
+    assert colours() == [mcolors.to_hex(STATUS_COLOURS["productive"])] * 4
+    strip.update(rfw.analyze(stack, 6))  # c2, c3, c4 unproductive (c2 the border layer)
+    expected = ["productive", "unproductive", "unproductive", "unproductive"]
+    assert colours() == [mcolors.to_hex(STATUS_COLOURS[s]) for s in expected]
+    assert strip.artists["border_label"].get_text() == "border: c2"
+    assert strip.artists["border_label"].get_visible()
+    strip.update(rfw.analyze(stack, 64))
+    assert colours() == [mcolors.to_hex(STATUS_COLOURS["productive"])] * 4
+    assert not strip.artists["border_label"].get_visible()
