@@ -39,53 +39,18 @@ from rf_widgets.core.verdicts import Verdicts
 from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning
 from rf_widgets.strategies.blocks import MovePlan, border_counts, even_counts, moved_stack
+from rf_widgets.strategies.edits import EDIT_KINDS, Edit
 from rf_widgets.strategies.planning import NotApplicable, TrimPlan
-from rf_widgets.strategies.source import Source, source_of
+from rf_widgets.strategies.resolve import source_of
+from rf_widgets.strategies.source import Source
 
 __all__ = ["EDIT_KINDS", "PICKS", "Candidate", "Edit", "Front", "search", "search_source"]
-
-EDIT_KINDS = ("stride", "remove-pool", "stem-kernel", "move-blocks", "trim", "input-size")
-"""``stride``: a downsampling step softened (stride 2 to 1, a stride-4 patchify to 2) in every parallel
-layer of one step; ``remove-pool``: a pooling step removed (the pool becomes an identity);
-``stem-kernel``: the first convolution's kernel made smaller, its padding kept "same";
-``move-blocks``: the repeated blocks of the stages moved to the stages that stay productive (spread
-evenly, or only the blocks past the border; torch models, see :mod:`rf_widgets.strategies.blocks`);
-``trim``: the blocks past the last productive block output replaced by a head (pooling, a linear
-layer); ``input-size``: the network fed larger inputs."""
 
 PICKS = ("efficiency", "performance", "hybrid")
 """The three named candidates of a :class:`Front`."""
 
 STEM_KERNELS = (5, 3)
 MAX_STRIDE_STEPS = 8  # 2**8 stride combinations at most; more steps keep only the last eight
-
-
-@dataclass(frozen=True)
-class Edit:
-    """One change of a network or of its input.
-
-    Attributes
-    ----------
-    kind
-        One of :data:`EDIT_KINDS`.
-    layers
-        The layers it changes (for ``trim``: the cut, the layer whose output the new head reads).
-    value
-        The new stride (``stride``), kernel (``stem-kernel``) or input size (``input-size``), per axis;
-        the new block count per stage (``move-blocks``).
-    label
-        A few words for people, e.g. ``"layer2.0.conv2 stride 2 -> 1"``.
-    """
-
-    kind: str
-    layers: tuple[str, ...] = ()
-    value: tuple[int, ...] = ()
-    label: str = ""
-    plan: TrimPlan | None = field(default=None, compare=False, repr=False)
-    move: MovePlan | None = field(default=None, compare=False, repr=False)
-
-    def __str__(self) -> str:
-        return self.label
 
 
 class _Built:
@@ -194,7 +159,7 @@ class Candidate:
         """
         if self.refused:
             raise RFError(f"the candidate '{self.label}' is refused: {self.refused}")
-        return self.source.apply(self, model)
+        return self.source.apply(self.edits, self.label, self.stack, model)
 
     def describe(self) -> str:
         """Two lines for people: the edits, then cost and verdicts."""

@@ -4,12 +4,13 @@
 layer graph and the edited graph is the result. :class:`rf_widgets.strategies.surgery.TorchSource` adds
 what a torch model knows beyond its graph (parameters outside the layers, the channels a new head
 reads, which strides and merges can be edited) and builds the edited module by torch.fx surgery.
-:func:`source_of` picks the adapter; :func:`~rf_widgets.strategies.suggest` and
+:func:`rf_widgets.strategies.resolve.source_of` picks the adapter; :func:`~rf_widgets.strategies.suggest` and
 :func:`~rf_widgets.strategies.search` both go through it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rf_widgets.core.graph import Stack
@@ -20,9 +21,9 @@ from rf_widgets.strategies.blocks import Stage
 from rf_widgets.strategies.planning import ResolutionPlan, StridePlan, TrimPlan
 
 if TYPE_CHECKING:
-    from rf_widgets.strategies.budget import Candidate
+    from rf_widgets.strategies.edits import Edit
 
-__all__ = ["Source", "source_of"]
+__all__ = ["Source"]
 
 
 class Source:
@@ -91,10 +92,10 @@ class Source:
             layer.params for layer in plan.head
         )
 
-    def apply(self, candidate: Candidate, model: Any) -> Any:
-        """The network of a search candidate: its predicted stack."""
-        self._refuse_imported(f"building '{candidate.label}'", "the candidate's predicted")
-        return candidate.stack
+    def apply(self, edits: Sequence[Edit], label: str, predicted: Stack, model: Any) -> Any:
+        """The network of a search candidate (``edits``, called ``label``): its predicted stack."""
+        self._refuse_imported(f"building '{label}'", "the candidate's predicted")
+        return predicted
 
     def apply_plan(self, plan: TrimPlan | StridePlan | ResolutionPlan, kind: str, predicted: Stack) -> Any:
         """The network of a strategy's plan: its predicted stack ``predicted``."""
@@ -108,25 +109,3 @@ class Source:
                 f"{what} applies to torch models only (torch.fx surgery); this {frontend} model is not "
                 f"changed: {whose} layer graph is .stack"
             )
-
-
-def source_of(model: Any, name: str | None = None) -> tuple[Source, tuple[int, ...] | None]:
-    """The adapter of ``model``, and the input size an :class:`Analysis` was made at (else None).
-
-    ``model`` is an ``nn.Module``, a :class:`Stack`, a list of layers, a model spec string or an
-    :class:`Analysis`.
-    """
-    from rf_widgets._api import is_torch_module, to_stack
-
-    if isinstance(model, Analysis):
-        return Source(model.stack, name or model.model), model.input_size
-    if isinstance(model, str):
-        from rf_widgets.specs import load_model_spec
-
-        name = name or model
-        model = load_model_spec(model)
-    if is_torch_module(model):
-        from rf_widgets.strategies.surgery import TorchSource
-
-        return TorchSource(model, name), None
-    return Source(to_stack(model), name), None

@@ -16,7 +16,8 @@ from rf_widgets.errors import RFError
 from rf_widgets.strategies import planning
 from rf_widgets.strategies.budget import Candidate, Front, search_source
 from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan
-from rf_widgets.strategies.source import Source, source_of
+from rf_widgets.strategies.resolve import source_of
+from rf_widgets.strategies.source import Source
 
 __all__ = ["KINDS", "PICK_KINDS", "Suggestion", "Suggestions", "suggest"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import operator
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -28,7 +29,7 @@ from rf_widgets.torch_import import import_traced, leaf_types
 from rf_widgets.torch_import.tracing import fetch_attr, preserved, trace
 
 if TYPE_CHECKING:
-    from rf_widgets.strategies.budget import Candidate
+    from rf_widgets.strategies.edits import Edit
 
 __all__ = ["HEAD_NAME", "TorchSource", "apply_plan"]
 
@@ -200,8 +201,8 @@ class TorchSource(Source):
             and layer.params == _conv_params(module)  # type: ignore[arg-type]
         )
 
-    def apply(self, candidate: Candidate, model: Any) -> Any:
-        return apply_edits(self.model if model is None else model, candidate, self.stack)
+    def apply(self, edits: Sequence[Edit], label: str, predicted: Stack, model: Any) -> Any:
+        return apply_edits(self.model if model is None else model, edits, self.stack)
 
     def apply_plan(self, plan: TrimPlan | StridePlan | ResolutionPlan, kind: str, predicted: Stack) -> Any:
         return apply_plan(self.model, plan, self.stack)
@@ -211,18 +212,18 @@ def _conv_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def apply_edits(model: nn.Module, candidate: Candidate, stack: Stack) -> nn.Module:
-    """A copy of ``model`` with the candidate's edits; ``stack`` is the graph the edits name layers of."""
+def apply_edits(model: nn.Module, edits: Sequence[Edit], stack: Stack) -> nn.Module:
+    """A copy of ``model`` with a candidate's edits; ``stack`` is the graph the edits name layers of."""
     clone = copy.deepcopy(model)
     strides: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
     trim: TrimPlan | None = None
     rename: Any = str
-    move = next((edit.move for edit in candidate.edits if edit.move is not None), None)
+    move = next((edit.move for edit in edits if edit.move is not None), None)
     if move is not None:  # first, on the plain copy: its containers are still the model's own
         move_blocks(clone, move)
         stack = import_traced(clone)[0]
         rename = move.rename
-    for edit in candidate.edits:
+    for edit in edits:
         if edit.kind == "stem-kernel":
             name = rename(edit.layers[0])
             _set_module(
