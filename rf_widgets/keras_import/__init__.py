@@ -13,11 +13,11 @@ whose padding depends on the input size; it is resolved at every analysed size (
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from rf_widgets.core.graph import Stack
-from rf_widgets.errors import ModelImportError, UnknownOperationWarning
+from rf_widgets.errors import ModelImportError
+from rf_widgets.frontends.reporting import warn_unknown
 from rf_widgets.keras_import.builder import KerasBuilder, graph_of
 from rf_widgets.keras_import.call import Act, KerasCall, channel_layout
 from rf_widgets.rules import RuleTable, lookup_chain, register_frontend
@@ -90,14 +90,7 @@ def import_model(model: Any, *, name: str | None = None, rules: RuleTable | None
     outputs = builder.walk(graph, inputs)
     if not builder.layers:
         raise ModelImportError(f"{label} has no layer that reads its spatial input")
-    if builder.unknown:
-        listed = ", ".join(f"'{n}'" for n in builder.unknown[:8])
-        more = f" and {len(builder.unknown) - 8} more" if len(builder.unknown) > 8 else ""
-        warnings.warn(
-            f"{label}: no receptive-field rule for {listed}{more}; they are reported as unknown",
-            UnknownOperationWarning,
-            stacklevel=3,
-        )
+    warn_unknown(label, [f"'{n}'" for n in builder.unknown], stacklevel=3)
     named = [(str(i), act.source) for i, act in enumerate(outputs) if isinstance(act, Act)]
     return Stack(
         builder.layers,

@@ -12,11 +12,11 @@ nodes. Operators without a rule become ``unknown`` layers with a diagnostic and 
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from rf_widgets.core.graph import Stack
-from rf_widgets.errors import ModelImportError, UnknownOperationWarning
+from rf_widgets.errors import ModelImportError
+from rf_widgets.frontends.reporting import warn_unknown
 from rf_widgets.rules import RuleTable, lookup_chain, register_frontend
 
 __all__ = ["import_onnx"]
@@ -80,14 +80,7 @@ def import_onnx(model: Any, *, name: str | None = None, rules: RuleTable | None 
             builder, layers = retry, retried
     if not layers:
         raise ModelImportError(f"'{label}' has no operation on its image input that rf_widgets can see")
-    if builder.unknown:
-        shown = ", ".join(f"'{n}' ({op})" for n, op in builder.unknown[:8])
-        more = f" and {len(builder.unknown) - 8} more" if len(builder.unknown) > 8 else ""
-        warnings.warn(
-            f"{label}: no receptive-field rule for {shown}{more}; they are reported as unknown",
-            UnknownOperationWarning,
-            stacklevel=2,
-        )
+    warn_unknown(label, [f"'{n}' ({op})" for n, op in builder.unknown], stacklevel=2)
     return Stack(
         layers,
         image.ndim,

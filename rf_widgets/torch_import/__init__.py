@@ -12,14 +12,13 @@ The model, its training flags, hooks, parameters and device are left as they wer
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.fx as fx
 import torch.nn as nn
 
 from rf_widgets.core.graph import Stack
-from rf_widgets.errors import ModelImportError, UnknownOperationWarning
+from rf_widgets.errors import ModelImportError
+from rf_widgets.frontends.reporting import warn_unknown
 from rf_widgets.torch_import.builder import GraphBuilder
 from rf_widgets.torch_import.call import Call
 from rf_widgets.torch_import.rules import RuleTable, Unsupported, iter_module_types, lookup_chain
@@ -89,14 +88,7 @@ def import_traced(
         layers = builder.build()
     if not layers:
         raise ModelImportError(f"{label} has no operation on its input that rf_widgets can see")
-    if builder.unknown:
-        shown = ", ".join(f"'{n}'" for n in builder.unknown[:8])
-        more = f" and {len(builder.unknown) - 8} more" if len(builder.unknown) > 8 else ""
-        warnings.warn(
-            f"{label}: no receptive-field rule for {shown}{more}; they are reported as unknown",
-            UnknownOperationWarning,
-            stacklevel=2,
-        )
+    warn_unknown(label, [f"'{n}'" for n in builder.unknown], stacklevel=2)
     stack = Stack(
         layers,
         ndim,
