@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -10,7 +11,7 @@ from rf_widgets.core.analysis import MAX_INPUT_SIZE
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis, analyze_stack
-from rf_widgets.errors import ModelImportError, ResolutionError
+from rf_widgets.errors import ModelImportError, ResolutionError, shown
 
 __all__ = ["MAX_INPUT_SIZE", "analyze", "check_input_size", "load_stack", "to_stack"]
 
@@ -58,16 +59,12 @@ def check_input_size(input_size: object) -> None:
 
     Strings, booleans and floats are refused rather than converted: ``"32"`` is not 32.
     """
-    import reprlib
-
     from rf_widgets.core.analysis import normalize_resolution
 
-    short = reprlib.Repr()  # keyword arguments to Repr() need Python 3.12
-    short.maxlong, short.maxtuple, short.maxlist = 40, 8, 8
-    shown = short.repr(input_size)
+    text = shown(input_size)
     count = len(input_size) if isinstance(input_size, Sequence) and not isinstance(input_size, str) else 1
     if count == 0:
-        raise ResolutionError(f"input size is empty, got {shown}: give one positive int or one per axis")
+        raise ResolutionError(f"input size is empty, got {text}: give one positive int or one per axis")
     normalize_resolution(input_size, count)  # also refuses sizes above MAX_INPUT_SIZE
 
 
@@ -80,6 +77,14 @@ def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None, name: st
     """
     if isinstance(model, Stack):
         return model
+    if isinstance(model, os.PathLike):
+        path = os.fspath(model)
+        if not isinstance(path, str):
+            raise ModelImportError(f"a path to a model must be text, got {type(path).__name__}")
+        if not path.strip().lower().endswith(".onnx"):
+            from rf_widgets.stackfile import read_stack
+
+            return read_stack(path)
     if _is_onnx(model):
         from rf_widgets.onnx_import import import_onnx
 
@@ -103,7 +108,7 @@ def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None, name: st
     )
 
 
-def load_stack(path: str) -> Stack:
+def load_stack(path: str | os.PathLike[str]) -> Stack:
     """Read a layer stack from a JSON or YAML file (see :mod:`rf_widgets.stackfile`)."""
     from rf_widgets.stackfile import read_stack
 

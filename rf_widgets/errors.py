@@ -48,3 +48,31 @@ class UnknownOperationWarning(UserWarning):
 
 class DataError(RFError):
     """Data for a measurement is unusable: empty, the wrong image size or channel count, files missing."""
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A short ``repr`` for messages: an integer too long to print by its size, long texts and lists cut.
+
+    ``repr(10**5000)`` raises ValueError (Python's digit limit) and a million-character name would make
+    a message of a million characters; every message that shows a user's value goes through this.
+    """
+    import reprlib
+
+    class _Short(reprlib.Repr):
+        def repr_int(self, x: int, level: int) -> str:
+            if x.bit_length() <= 128:
+                return repr(x)
+            digits = int(x.bit_length() * 0.30102999566398120) + 1
+            if abs(x) < 10 ** (digits - 1):
+                digits -= 1
+            return f"an integer of {digits} digits"
+
+    short = _Short()
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 8
+    try:
+        text = short.repr(value)
+    except Exception:  # a user object whose repr fails
+        text = f"<a {type(value).__name__}>"
+    text = " ".join(text.split())
+    return text if len(text) <= 2 * limit else text[:limit] + "..." + text[-limit // 2 :]

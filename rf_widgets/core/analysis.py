@@ -29,7 +29,7 @@ from rf_widgets.core.arithmetic import (
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.verdicts import FieldArrays, VerdictPlan, Verdicts, any_unproductive, judge
-from rf_widgets.errors import ResolutionError
+from rf_widgets.errors import ResolutionError, shown
 
 __all__ = [
     "Engine",
@@ -53,15 +53,18 @@ def normalize_resolution(value: object, ndim: int) -> tuple[int, ...]:
     elif isinstance(value, Sequence) and not isinstance(value, str):
         values = tuple(value)
         if len(values) != ndim:
-            raise ResolutionError(f"input size must have one value per spatial axis ({ndim}), got {value!r}")
+            raise ResolutionError(
+                f"input size must have one value per spatial axis ({ndim}), got {shown(value)}"
+            )
     else:
-        raise ResolutionError(f"input size must be a positive integer (or one per axis), got {value!r}")
+        raise ResolutionError(f"input size must be a positive integer (or one per axis), got {shown(value)}")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or int(v) < 1:
-            raise ResolutionError(f"input size must be a positive integer on every axis, got {value!r}")
+            raise ResolutionError(f"input size must be a positive integer on every axis, got {shown(value)}")
         if int(v) > MAX_INPUT_SIZE:
-            shown = str(int(v)) if int(v) < 10**30 else f"an integer of {len(str(int(v)))} digits"
-            raise ResolutionError(f"input size must be at most {MAX_INPUT_SIZE} per axis, got {shown}")
+            raise ResolutionError(
+                f"input size must be at most {MAX_INPUT_SIZE} per axis, got {shown(int(v))}"
+            )
     return tuple(int(v) for v in values)  # type: ignore[call-overload]
 
 

@@ -341,13 +341,27 @@ def _taps(spec: Resample, layer: Layer, a: int, n: int, m: int) -> Taps:
         return _window_taps(w, shift)
     if spec.align_corners and mode in ("linear", "cubic"):
         ratio = Fraction(n - 1, m - 1) if m > 1 else Fraction(0)
+        _check_period(ratio, layer, n, m)
         return _interpolation_taps(mode, ratio, Fraction(0), n)
     if spec.scale is not None and spec.size is None and spec.size_of is None:
         ratio = 1 / Fraction(spec.scale[a])  # PyTorch reads positions with the given factor
     else:
         ratio = Fraction(n, m)
     half = Fraction(1, 2) if mode in ("linear", "cubic", "nearest-exact") else Fraction(0)
+    _check_period(ratio, layer, n, m)
     return _interpolation_taps(mode, ratio, half, n)
+
+
+def _check_period(ratio: Fraction, layer: Layer, n: int, m: int) -> None:
+    """Refuse, before following them, more phases than MAX_RESAMPLE_PERIOD (the work grows with them)."""
+    from rf_widgets.core.layers import MAX_RESAMPLE_PERIOD
+
+    if ratio.denominator > MAX_RESAMPLE_PERIOD:
+        raise LayerSpecError(
+            f"layer '{layer.name}' resamples {n} positions to {m}, a pattern that repeats only every "
+            f"{ratio.denominator} outputs; rf_widgets follows at most {MAX_RESAMPLE_PERIOD} "
+            "(MAX_RESAMPLE_PERIOD): use a whole or simpler scale, or another input size"
+        )
 
 
 @lru_cache(maxsize=4096)

@@ -6,9 +6,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rf_widgets.core.layers import INPUT, Layer
-from rf_widgets.errors import GraphError
+from rf_widgets.errors import GraphError, shown
 
-__all__ = ["Stack"]
+__all__ = ["MAX_NDIM", "Stack"]
+
+MAX_NDIM = 8
+"""The most spatial axes a stack may have."""
 
 NETWORK_INPUT = -1
 """Index used in :attr:`Stack.input_indices` for the network input."""
@@ -65,8 +68,8 @@ class Stack:
                 )
         if ndim is None:
             ndim = max(max(layer.ndim for layer in declared), 2)
-        if not isinstance(ndim, int) or ndim < 1:
-            raise GraphError(f"ndim must be a positive int, got {ndim!r} for '{name}'")
+        if not isinstance(ndim, int) or isinstance(ndim, bool) or not 1 <= ndim <= MAX_NDIM:
+            raise GraphError(f"ndim must be an int from 1 to {MAX_NDIM}, got {shown(ndim)} for '{name}'")
         resolved = _resolve_inputs([layer.broadcast(ndim) for layer in declared])
         ordered = _topological_order(resolved)
         index = {layer.name: i for i, layer in enumerate(ordered)}

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
-from rf_widgets.errors import LayerSpecError
+from rf_widgets.errors import LayerSpecError, shown
 
 __all__ = [
     "INPUT",
@@ -68,6 +68,11 @@ INPUT = "input"
 Kind = Literal["window", "global", "adaptive", "flatten", "resample", "unknown"]
 KINDS: tuple[str, ...] = ("window", "global", "adaptive", "flatten", "resample", "unknown")
 RESAMPLE_MODES = ("nearest", "nearest-exact", "linear", "cubic", "transpose", "windows")
+MAX_LAYER_VALUE = 1 << 32
+"""The largest kernel, stride, dilation or padding a layer may have (far beyond any input size)."""
+MAX_RESAMPLE_PERIOD = 4096
+"""The largest period of an interpolation, in output units (the numerator of a scale ``p/q``): the
+arithmetic follows every phase of the period, so its cost grows with it."""
 
 
 @dataclass(frozen=True)
@@ -98,14 +103,26 @@ class Resample:
     def __post_init__(self) -> None:
         if self.mode not in RESAMPLE_MODES:
             raise LayerSpecError(
-                f"resample mode must be one of {', '.join(RESAMPLE_MODES)}, got {self.mode!r}"
+                f"resample mode must be one of {', '.join(RESAMPLE_MODES)}, got {shown(self.mode)}"
             )
-        if self.scale is not None and any(not isinstance(v, (int, Fraction)) or v <= 0 for v in self.scale):
-            raise LayerSpecError(f"scale must be positive on every axis, got {self.scale!r}")
-        if self.size is not None and any(not _is_int(v) or v < 1 for v in self.size):
-            raise LayerSpecError(f"size must be >= 1 on every axis, got {self.size!r}")
+        if self.scale is not None and any(
+            not isinstance(v, (int, Fraction)) or isinstance(v, bool) or v <= 0 for v in self.scale
+        ):
+            raise LayerSpecError(f"scale must be positive on every axis, got {shown(self.scale)}")
+        if self.scale is not None and any(
+            Fraction(v).numerator > MAX_RESAMPLE_PERIOD or Fraction(v).denominator > MAX_LAYER_VALUE
+            for v in self.scale
+        ):
+            raise LayerSpecError(
+                f"scale must be a fraction p/q with p at most {MAX_RESAMPLE_PERIOD} (MAX_RESAMPLE_PERIOD) "
+                f"and q at most {MAX_LAYER_VALUE}, got {shown(self.scale)}"
+            )
+        if self.size is not None and any(not _is_int(v) or not 1 <= v <= MAX_LAYER_VALUE for v in self.size):
+            raise LayerSpecError(
+                f"size must be between 1 and {MAX_LAYER_VALUE} on every axis, got {shown(self.size)}"
+            )
         if any(not _is_int(v) or v < 1 for v in self.window):
-            raise LayerSpecError(f"window must be >= 1 on every axis, got {self.window!r}")
+            raise LayerSpecError(f"window must be >= 1 on every axis, got {shown(self.window)}")
 
     def broadcast(self, ndim: int) -> Resample:
         from dataclasses import replace
@@ -158,54 +175,63 @@ class Layer:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise LayerSpecError(f"a layer name must be a non-empty string, got {self.name!r}")
+            raise LayerSpecError(f"a layer name must be a non-empty string, got {shown(self.name)}")
+        if not isinstance(self.op, str):
+            raise LayerSpecError(f"op must be a string, got {shown(self.op)} for layer {shown(self.name)}")
+        if not isinstance(self.ceil_mode, bool):
+            raise LayerSpecError(
+                f"ceil_mode must be True or False, got {shown(self.ceil_mode)} for layer {shown(self.name)}"
+            )
         if self.name == INPUT:
             raise LayerSpecError(f"'{INPUT}' is reserved for the network input and cannot name a layer")
         if self.kind not in KINDS:
             raise LayerSpecError(
-                f"kind must be one of {', '.join(KINDS)}, got {self.kind!r} for layer '{self.name}'"
+                f"kind must be one of {', '.join(KINDS)}, got {shown(self.kind)} for layer '{self.name}'"
             )
         for label in ("kernel", "stride", "dilation"):
             values = getattr(self, label)
-            if not values or any(not _is_int(v) or v < 1 for v in values):
+            if not values or any(not _is_int(v) or not 1 <= v <= MAX_LAYER_VALUE for v in values):
                 raise LayerSpecError(
-                    f"{_parameter_label(label)} must be >= 1 on every axis, got {_show(values)} "
-                    f"for layer '{self.name}'"
+                    f"{_parameter_label(label)} must be between 1 and {MAX_LAYER_VALUE} on every axis, got "
+                    f"{_show(values)} for layer {shown(self.name)}"
                 )
         if not self.padding or any(
-            len(pair) != 2 or not all(_is_int(v) for v in pair) for pair in self.padding
+            len(pair) != 2 or not all(_is_int(v) and abs(v) <= MAX_LAYER_VALUE for v in pair)
+            for pair in self.padding
         ):
             raise LayerSpecError(
-                f"padding must be one (lo, hi) pair of ints per axis, got {self.padding!r} "
+                f"padding must be one (lo, hi) pair of ints up to {MAX_LAYER_VALUE} per axis, got "
+                f"{shown(self.padding)} "
                 f"for layer '{self.name}'"
             )
         if self.padding_mode is not None:
             if self.padding_mode not in PADDING_MODES:
                 raise LayerSpecError(
                     f"padding_mode must be one of {', '.join(PADDING_MODES)} or None, "
-                    f"got {self.padding_mode!r} for layer '{self.name}'"
+                    f"got {shown(self.padding_mode)} for layer '{self.name}'"
                 )
             if self.kind != "window" or any(lo or hi for lo, hi in self.padding) or self.ceil_mode:
                 raise LayerSpecError(
                     f"padding_mode applies to window layers without explicit padding or ceil_mode, "
-                    f"got kind {self.kind!r}, padding {self.padding!r} for layer '{self.name}'"
+                    f"got kind {shown(self.kind)}, padding {shown(self.padding)} for layer '{self.name}'"
                 )
         if self.kind == "adaptive" and (
             not self.output_size or any(v is not None and (not _is_int(v) or v < 1) for v in self.output_size)
         ):
             raise LayerSpecError(
-                f"output_size must be >= 1 (or None) on every axis, got {self.output_size!r} "
+                f"output_size must be >= 1 (or None) on every axis, got {shown(self.output_size)} "
                 f"for layer '{self.name}'"
             )
         if self.kind == "resample" and not isinstance(self.resample, Resample):
             raise LayerSpecError(
-                f"a resample layer needs a Resample record, got {self.resample!r} for layer '{self.name}'"
+                f"a resample layer needs a Resample record, got {shown(self.resample)} "
+                f"for layer '{self.name}'"
             )
         if self.inputs is not None and (
             not isinstance(self.inputs, tuple) or any(not isinstance(i, str) for i in self.inputs)
         ):
             raise LayerSpecError(
-                f"inputs must be a tuple of layer names, got {self.inputs!r} for layer '{self.name}'"
+                f"inputs must be a tuple of layer names, got {shown(self.inputs)} for layer '{self.name}'"
             )
         lengths = {len(self.kernel), len(self.stride), len(self.dilation), len(self.padding)} - {1}
         if len(lengths) > 1:
@@ -288,7 +314,7 @@ def _is_int(value: object) -> bool:
 
 
 def _show(values: tuple[object, ...]) -> str:
-    return "(" + ", ".join(repr(v) for v in values) + ("," if len(values) == 1 else "") + ")"
+    return "(" + ", ".join(shown(v) for v in values[:8]) + ("," if len(values) == 1 else "") + ")"
 
 
 def _parameter_label(label: str) -> str:
@@ -304,7 +330,8 @@ def ints_per_axis(value: IntPerAxis, label: str, name: str) -> tuple[int, ...]:
         if all(_is_int(v) for v in out):
             return out
     raise LayerSpecError(
-        f"{_parameter_label(label)} must be an int or a sequence of ints, got {value!r} for layer '{name}'"
+        f"{_parameter_label(label)} must be an int or a sequence of ints, got {shown(value)} "
+        f"for layer '{name}'"
     )
 
 
@@ -347,15 +374,15 @@ def padding_per_axis(value: PaddingPerAxis, name: str) -> tuple[tuple[int, int],
         else:
             raise LayerSpecError(
                 f"padding must be an int, one int per axis or one (lo, hi) pair per axis, "
-                f"got {value!r} for layer '{name}'"
+                f"got {shown(value)} for layer '{name}'"
             )
     else:
         raise LayerSpecError(
             f"padding must be an int, one int per axis or one (lo, hi) pair per axis, "
-            f"got {value!r} for layer '{name}'"
+            f"got {shown(value)} for layer '{name}'"
         )
     if any(v < 0 for pair in pairs for v in pair):
-        raise LayerSpecError(f"padding must be >= 0 on every axis, got {value!r} for layer '{name}'")
+        raise LayerSpecError(f"padding must be >= 0 on every axis, got {shown(value)} for layer '{name}'")
     return pairs
 
 
@@ -374,7 +401,7 @@ def padding_or_mode(
             return ((0, 0),), word  # type: ignore[return-value]
         raise LayerSpecError(
             f"padding must be an int, per-axis values, 'valid', 'same', 'same_upper' or 'same_lower', "
-            f"got {value!r} for layer '{name}'"
+            f"got {shown(value)} for layer '{name}'"
         )
     return padding_per_axis(value, name), None
 
@@ -387,7 +414,7 @@ def _inputs(inputs: str | Sequence[str] | None, name: str) -> tuple[str, ...] | 
     if isinstance(inputs, Sequence) and all(isinstance(i, str) for i in inputs):
         return tuple(inputs)
     raise LayerSpecError(
-        f"inputs must be a layer name or a list of layer names, got {inputs!r} for layer '{name}'"
+        f"inputs must be a layer name or a list of layer names, got {shown(inputs)} for layer '{name}'"
     )
 
 
@@ -455,7 +482,7 @@ def pool(
         stride=ints_per_axis(kernel if stride is None else stride, "stride", name),
         dilation=ints_per_axis(dilation, "dilation", name),
         padding=pads,
-        ceil_mode=bool(ceil_mode),
+        ceil_mode=ceil_mode,
         padding_mode=mode,
     )
 
@@ -468,7 +495,7 @@ def elementwise(name: str, op: str = "relu", *, inputs: str | Sequence[str] | No
 def _merge(name: str, op: str, inputs: Sequence[str]) -> Layer:
     names = _inputs(inputs, name)
     if not names:
-        raise LayerSpecError(f"a merge needs at least one input, got {inputs!r} for layer '{name}'")
+        raise LayerSpecError(f"a merge needs at least one input, got {shown(inputs)} for layer '{name}'")
     return Layer(name, op, "window", names)
 
 
@@ -506,7 +533,7 @@ def adaptive_pool(
         sizes = tuple(output_size)
     else:
         raise LayerSpecError(
-            f"output_size must be an int, None or one per axis, got {output_size!r} for layer '{name}'"
+            f"output_size must be an int, None or one per axis, got {shown(output_size)} for layer '{name}'"
         )
     return Layer(name, op, "adaptive", _inputs(inputs, name), output_size=sizes)
 

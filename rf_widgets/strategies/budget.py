@@ -37,6 +37,7 @@ from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis, analyze_stack
 from rf_widgets.core.verdicts import Verdicts
 from rf_widgets.errors import RFError
+from rf_widgets.errors import shown as short_repr
 from rf_widgets.strategies import planning
 from rf_widgets.strategies.blocks import MovePlan, border_counts, even_counts, moved_stack
 from rf_widgets.strategies.edits import EDIT_KINDS, Edit
@@ -47,6 +48,8 @@ from rf_widgets.strategies.source import Source
 __all__ = ["EDIT_KINDS", "PICKS", "Candidate", "Edit", "Front", "search", "search_source"]
 
 PICKS = ("efficiency", "performance", "hybrid")
+MAX_BUDGET = 1000.0
+"""The largest budget: a thousand times the original multiply-adds (larger ones overflow floats)."""
 """The three named candidates of a :class:`Front`."""
 
 STEM_KERNELS = (5, 3)
@@ -311,8 +314,11 @@ def search(
     0
     """
     budget = 1.0 if budget is None else budget
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0:
-        raise RFError(f"budget must be a positive ratio of the original multiply-adds, got {budget!r}")
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= MAX_BUDGET:
+        raise RFError(
+            f"budget must be a ratio of the original multiply-adds in (0, {MAX_BUDGET:g}], "
+            f"got {short_repr(budget)}"
+        )
     unknown = [k for k in edits if k not in EDIT_KINDS]
     if unknown:
         raise RFError(f"unknown edit kind {unknown[0]!r}; the edit kinds are {', '.join(EDIT_KINDS)}")

@@ -13,8 +13,9 @@ from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis, analyze_stack
 from rf_widgets.errors import RFError
+from rf_widgets.errors import shown as short_repr
 from rf_widgets.strategies import planning
-from rf_widgets.strategies.budget import Candidate, Front, search_source
+from rf_widgets.strategies.budget import MAX_BUDGET, Candidate, Front, search_source
 from rf_widgets.strategies.planning import NotApplicable, ResolutionPlan, StridePlan, TrimPlan
 from rf_widgets.strategies.resolve import source_of
 from rf_widgets.strategies.source import Source
@@ -248,9 +249,12 @@ def suggest(
     ('c4',)
     """
     if budget is not None and (
-        isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0
+        isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= MAX_BUDGET
     ):
-        raise RFError(f"budget must be a positive ratio of the original multiply-adds, got {budget!r}")
+        raise RFError(
+            f"budget must be a ratio of the original multiply-adds in (0, {MAX_BUDGET:g}], "
+            f"got {short_repr(budget)}"
+        )
     if kinds is None:
         kinds = KINDS + PICK_KINDS if budget is not None else KINDS
     unknown = [k for k in kinds if k not in KINDS + PICK_KINDS]
