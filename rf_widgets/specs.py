@@ -20,11 +20,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rf_widgets.errors import ModelImportError
+from rf_widgets.errors import ModelImportError, shown
 
 __all__ = ["load_model_spec"]
 
 STACK_SUFFIXES = (".json", ".yaml", ".yml")
+MAX_SPEC = 4096
+"""The longest spec string read (a path longer than this is no file name on any common system)."""
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -48,7 +50,12 @@ def load_model_spec(spec: str, *, allow_code: bool = True) -> Any:
         from rf_widgets.onnx_import import import_onnx
 
         return import_onnx(spec)
-    if spec.lower().endswith(STACK_SUFFIXES) or Path(spec).is_file():
+    if len(spec) > MAX_SPEC:
+        raise ModelImportError(
+            f"a model spec of {len(spec):,} characters ({shown(spec, 40)}) is longer than any model name or "
+            f"path; at most {MAX_SPEC} (MAX_SPEC)"
+        )
+    if spec.lower().endswith(STACK_SUFFIXES) or _is_file(spec):
         from rf_widgets.stackfile import read_stack
 
         return read_stack(spec)
@@ -73,6 +80,40 @@ def load_model_spec(spec: str, *, allow_code: bool = True) -> Any:
             "if you trust it)"
         )
     return _factory(prefix, rest)
+
+
+def _is_file(spec: str) -> bool:
+    try:
+        return Path(spec).is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
+def _in_standard_library(target: Any) -> str | None:
+    """The standard-library (or builtin) module ``target`` lives in, whatever path reached it."""
+    import sysconfig
+
+    inner = getattr(target, "__func__", target)
+    names = [getattr(inner, "__module__", None)]
+    if inspect.isfunction(inner) or inspect.ismethod(inner) or inspect.isclass(inner):
+        module = inspect.getmodule(inner)
+        names.append(getattr(module, "__name__", None))
+    for name in names:
+        top = str(name or "").split(".")[0]
+        if (
+            top in ("builtins", "__builtin__")
+            or top in sys.stdlib_module_names
+            or top in sys.builtin_module_names
+        ):
+            return str(name)
+    code = getattr(inner, "__code__", None)
+    filename = str(getattr(code, "co_filename", "") or "")
+    stdlib = sysconfig.get_paths().get("stdlib", "")
+    if stdlib and filename.startswith(stdlib) and "-packages" not in filename:
+        return filename
+    if inspect.isbuiltin(inner):
+        return str(getattr(inner, "__module__", None) or "builtins")
+    return None
 
 
 def _torchvision(name: str) -> Any:
@@ -127,6 +168,12 @@ def _factory(module_name: str, attribute: str) -> Any:
         target = getattr(target, part)
     if _is_model(target):
         return target
+    home = _in_standard_library(target)
+    if home is not None:
+        raise ModelImportError(
+            f"'{spec}' is {getattr(target, '__qualname__', type(target).__name__)} from the standard library "
+            f"('{home}'), which has no model factories; refused"
+        )
     _check_factory(target, spec)
     try:
         made = target()

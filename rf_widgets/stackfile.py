@@ -43,7 +43,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -52,7 +54,7 @@ from typing import Any
 from rf_widgets.core import layers as L
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import INPUT, Layer
-from rf_widgets.errors import RFError, StackFileError
+from rf_widgets.errors import RFError, StackFileError, shown
 
 __all__ = [
     "LAYER_TYPES",
@@ -305,6 +307,14 @@ def _check_resample(spec: dict[str, Any], culprit: _Culprit) -> None:
             whole = _is_int(v) and 1 <= v <= MAX_PARAMETER
             if not whole and not (isinstance(v, str) and _FRACTION.fullmatch(v)):
                 raise culprit("scale", 'must be positive whole numbers or fractions written "p/q"', value)
+            ratio = _fraction(v)
+            if ratio.numerator > L.MAX_RESAMPLE_PERIOD or ratio.denominator > MAX_PARAMETER:
+                raise culprit(
+                    "scale",
+                    f"must be at most {L.MAX_RESAMPLE_PERIOD} (MAX_RESAMPLE_PERIOD) in lowest terms p/q, "
+                    f"with q at most {MAX_PARAMETER:,}",
+                    value,
+                )
     for key, low in (("size", 1), ("size_axes", 0), ("output_padding", 0), ("shift", 0)):
         if key in spec:
             _check_sizes(spec[key], key, low, culprit)
@@ -432,12 +442,33 @@ def _check_jumps(stack: Stack, source: str) -> None:
             )
 
 
-def _read_text(path: Path) -> str:
+def read_regular(path: Path, limit: int, what: str = "stack file") -> bytes:
+    """At most ``limit + 1`` bytes of ``path``, which must be a regular file: a FIFO or a device is
+    refused at once (opened without blocking, checked on the open descriptor, before any read)."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as err:
-        raise StackFileError(f"cannot read stack file '{path}': {err.strerror or err}") from None
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as err:  # missing, a name too long, a NUL byte
+        reason = getattr(err, "strerror", None) or str(err)
+        raise StackFileError(f"cannot read {what} '{shown_path(path)}': {reason}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise StackFileError(
+                f"cannot read {what} '{shown_path(path)}': not a regular file (a folder, a pipe or a device)"
+            )
+        try:
+            return handle.read(limit + 1)
+        except OSError as err:
+            raise StackFileError(f"cannot read {what} '{shown_path(path)}': {err.strerror or err}") from None
+
+
+def shown_path(path: Path | str) -> str:
+    """A path short enough for a one-line message."""
+    text = str(path)
+    return text if len(text) <= 200 else f"{text[:100]}...{text[-100:]}"
+
+
+def _read_text(path: Path) -> str:
+    data = read_regular(path, MAX_FILE_BYTES)
     if len(data) > MAX_FILE_BYTES:
         raise StackFileError(
             f"'{path}' is larger than {MAX_FILE_BYTES // 2**20} MiB; no stack file needs that much"
@@ -468,6 +499,17 @@ def _json(text: str, path: Path) -> Any:
         raise StackFileError(f"'{path}' is not valid JSON: {type(err).__name__}: {err}") from None
 
 
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# anchored at both ends: PyYAML's resolver only calls match()
+_YAML12_INT = re.compile(r"(?:[-+]?(0|[1-9][0-9]*))\Z")
+_YAML12_FLOAT = re.compile(
+    r"(?:[-+]?(\.[0-9]+|[0-9]+\.[0-9]*)([eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
+    r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))\Z"
+)
+
+
 def _yaml(text: str, path: Path) -> Any:
     try:
         import yaml
@@ -476,7 +518,9 @@ def _yaml(text: str, path: Path) -> Any:
     base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class StrictLoader(base):  # type: ignore[misc, valid-type]
-        """Safe loading without aliases (no expansion bombs) and without duplicate keys."""
+        """Safe loading without aliases (no expansion bombs), merge keys or duplicate keys, and with
+        YAML 1.2 numbers: ``017``, ``1_000``, ``1:30`` and ``0x10`` are text (refused where a number
+        belongs), not the octal, grouped, base-60 and hexadecimal integers of YAML 1.1."""
 
         def construct_object(self, node: Any, deep: bool = False) -> Any:
             if node in self.constructed_objects or node in self.recursive_objects:
@@ -490,11 +534,33 @@ def _yaml(text: str, path: Path) -> Any:
             seen = set()
             for key_node, _ in node.value:
                 key = key_node.value
+                line = key_node.start_mark.line + 1
+                if key_node.tag == _MERGE_TAG or key == "<<":
+                    raise StackFileError(f"'{path}' line {line}: YAML merge keys (<<) are not accepted")
                 if key in seen:
-                    line = key_node.start_mark.line + 1
                     raise StackFileError(f"'{path}' line {line}: key '{key}' appears twice in one mapping")
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
+
+        def construct_strict_number(self, node: Any) -> Any:
+            text = self.construct_scalar(node)
+            if _YAML12_INT.fullmatch(text):
+                return int(text)
+            if _YAML12_FLOAT.fullmatch(text):
+                return float(text.replace(".inf", "inf").replace(".Inf", "inf").replace(".INF", "inf"))
+            raise StackFileError(
+                f"'{path}' line {node.start_mark.line + 1}: {shown(text)} is not a YAML 1.2 number "
+                "(no octal, underscores, base 60 or hexadecimal)"
+            )
+
+    StrictLoader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG, _MERGE_TAG)]
+        for first, resolvers in base.yaml_implicit_resolvers.items()
+    }
+    StrictLoader.add_implicit_resolver(_INT_TAG, _YAML12_INT, list("-+0123456789"))
+    StrictLoader.add_implicit_resolver(_FLOAT_TAG, _YAML12_FLOAT, list("-+.0123456789"))
+    StrictLoader.add_constructor(_INT_TAG, StrictLoader.construct_strict_number)
+    StrictLoader.add_constructor(_FLOAT_TAG, StrictLoader.construct_strict_number)
 
     try:
         return yaml.load(text, Loader=StrictLoader)  # a SafeLoader subclass
@@ -507,7 +573,7 @@ def _yaml(text: str, path: Path) -> Any:
         raise StackFileError(f"'{path}' is not a valid stack file: {type(err).__name__}: {err}") from None
 
 
-def read_stack(path: str | Path) -> Stack:
+def read_stack(path: str | os.PathLike[str]) -> Stack:
     """Read a stack from a ``.json``, ``.yaml`` or ``.yml`` file (strictly: see the module docstring)."""
     path = Path(path)
     text = _read_text(path)
