@@ -23,7 +23,9 @@ __all__ = ["SAMPLE_IMAGES", "example_stacks", "load_image", "sample_image"]
 SAMPLE_IMAGES = ("grace_hopper", "checkerboard", "rings")
 """Names accepted by :func:`sample_image`."""
 
-DEFAULT_MAX_PIXELS = 50_000_000
+DEFAULT_MAX_PIXELS = 16_000_000
+"""The largest upload decoded (4000 x 4000): its RGB copy and the decoder's own buffers stay near
+150 MB; the header is read first, so a larger image is refused before any pixel is decoded."""
 ACCEPTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 _GENERATED_SIZE = 512
 

@@ -10,12 +10,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from rf_widgets.errors import DataError, GraphError, ModelImportError, ResolutionError
+from rf_widgets.errors import DataError, GraphError, ModelImportError, ResolutionError, shown
 
 __all__ = [
     "Images",
     "as_images",
     "as_labelled",
+    "check_batch_size",
+    "class_count",
     "default_layers",
     "forward_batches",
     "left_as_found",
@@ -26,6 +28,29 @@ Images = Any
 """What the public functions accept as data: an ImageSet, a (images, labels) pair, or an array/tensor."""
 
 BATCH = 256
+MAX_BATCH = 65536
+"""The largest batch_size accepted."""
+MAX_CLASSES = 1000
+"""The largest label + 1 (class count) a probe or classifier accepts: labels size its weights."""
+
+
+def check_batch_size(batch_size: object) -> int:
+    """``batch_size`` as an int from 1 to MAX_BATCH, or a one-line error naming it."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= MAX_BATCH:
+        raise DataError(f"batch_size must be a whole number from 1 to {MAX_BATCH:,}, got {shown(batch_size)}")
+    return batch_size
+
+
+def class_count(*labels: torch.Tensor) -> int:
+    """The number of classes the labels imply, after checking they are 0, 1, ... below MAX_CLASSES."""
+    low = min(int(y.min()) for y in labels)
+    high = max(int(y.max()) for y in labels)
+    if low < 0 or high >= MAX_CLASSES:
+        raise DataError(
+            f"labels must be whole numbers from 0 to {MAX_CLASSES - 1:,} (MAX_CLASSES), "
+            f"got {low if low < 0 else high:,}"
+        )
+    return high + 1
 
 
 def _as_tensor(images: Any, what: str) -> torch.Tensor:
@@ -33,15 +58,23 @@ def _as_tensor(images: Any, what: str) -> torch.Tensor:
         tensor = images.detach()
     else:
         try:
-            tensor = torch.as_tensor(np.asarray(images))
-        except (TypeError, ValueError) as err:
+            array = np.asarray(images)
+            if array.dtype.kind not in "biuf":
+                raise TypeError(f"its values are {array.dtype} (numbers are needed)")
+            tensor = torch.as_tensor(array)
+        except (TypeError, ValueError, RuntimeError) as err:
             raise DataError(f"{what} must be an array of images (N, C, H, W): {err}") from None
     if tensor.ndim != 4:
         raise DataError(f"{what} must have shape (N, C, H, W), got shape {tuple(tensor.shape)}")
     if tensor.shape[0] == 0:
         raise DataError(f"{what} is empty: it needs at least one image")
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise DataError(f"{what} must hold real numbers, got {tensor.dtype}")
     if not tensor.is_floating_point():
         tensor = tensor.float()
+    bad = int((~torch.isfinite(tensor)).sum())
+    if bad:
+        raise DataError(f"{what} has {bad:,} pixels that are NaN or infinite")
     return tensor
 
 
@@ -65,7 +98,12 @@ def as_labelled(data: Any, what: str) -> tuple[torch.Tensor, torch.Tensor]:
     else:
         raise DataError(f"{what} must be an ImageSet or an (images, labels) pair, got {type(data).__name__}")
     x = _as_tensor(images, what)
-    y = torch.as_tensor(np.asarray(labels)).long().reshape(-1)
+    raw = np.asarray(labels)
+    if raw.dtype.kind not in "iu" or raw.size == 0:
+        raise DataError(
+            f"{what} labels must be whole numbers (an integer array), got {raw.dtype} of {raw.size}"
+        )
+    y = torch.as_tensor(raw.astype(np.int64, copy=False)).reshape(-1)
     if len(y) != len(x):
         raise DataError(f"{what} has {len(x)} images but {len(y)} labels")
     return x, y
@@ -160,6 +198,7 @@ def forward_batches(
     shared ReLU, would otherwise mix two different feature maps). Without ``logits`` the pass stops
     after the last wanted layer. The model must already be inside :func:`left_as_found`.
     """
+    check_batch_size(batch_size)
     seen: set[str] = set()
 
     def hook_for(name: str) -> Callable[..., None]:

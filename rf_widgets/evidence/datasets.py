@@ -14,13 +14,15 @@ missing file is a :class:`~rf_widgets.errors.DataError` that says what to put wh
 
 from __future__ import annotations
 
+import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rf_widgets.errors import DataError
+from rf_widgets.errors import DataError, shown
 
 __all__ = ["SHAPE_PAIR_CLASSES", "ImageSet", "load_cifar10", "load_image_folder", "shape_pairs"]
 
@@ -211,19 +213,111 @@ def load_cifar10(root: str | Path, *, train: bool = True, limit: int | None = No
         )
     images, labels = [], []
     for name in names:
-        with open(folder / name, "rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")
-        images.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch[b"labels"], np.int64))
+        data, batch_labels = _cifar_batch(folder / name)
+        images.append(data)
+        labels.append(batch_labels)
         if limit is not None and sum(len(a) for a in labels) >= limit:
             break
     classes: tuple[str, ...] = tuple(f"class {i}" for i in range(10))
     meta = folder / "batches.meta"
     if meta.is_file():
-        with open(meta, "rb") as handle:
-            classes = tuple(c.decode() for c in pickle.load(handle, encoding="bytes")[b"label_names"])
+        meta_read = _unpickle(meta)
+        names_read = meta_read.get(b"label_names") if isinstance(meta_read, dict) else None
+        if (
+            not isinstance(names_read, list)
+            or len(names_read) != 10
+            or not all(isinstance(c, bytes) and len(c) <= 100 for c in names_read)
+        ):
+            raise DataError(f"'{meta}' is not a CIFAR-10 batches.meta file (label_names: ten names)")
+        classes = tuple(c.decode("utf-8", "replace") for c in names_read)
     all_images = np.concatenate(images)[:limit].astype(np.float32) / 255.0
     return ImageSet(all_images, np.concatenate(labels)[:limit], classes)
+
+
+MAX_CIFAR_BYTES = 64 * 2**20
+"""The largest CIFAR batch file read (the real ones are 31 MB)."""
+
+_PICKLE_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),
+}
+"""What a CIFAR batch pickle may name: numpy's array reconstruction (the data), nothing else."""
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles only dicts, lists, bytes, numbers and numpy arrays: any other global (a function to
+    call, a class to build) is refused before it is looked up, so a crafted file runs no code."""
+
+    def __init__(self, file: Any, path: Path) -> None:
+        super().__init__(file, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _PICKLE_GLOBALS:
+            raise DataError(
+                f"'{self.path}' is not a CIFAR-10 batch: it names {shown(module + '.' + name, 60)}, and "
+                "batches are read with numpy arrays only (no code runs from data)"
+            )
+        if name == "_reconstruct":
+            return _reconstruct
+        if name == "encode":
+            return _latin1
+        return super().find_class(module, name)
+
+
+def _latin1(text: Any, encoding: Any = "utf-8") -> bytes:
+    """How protocol-2 pickles written by Python 3 spell bytes: ``_codecs.encode(text, 'latin1')``."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise DataError("a CIFAR-10 batch spells bytes as latin-1 text only")
+    return text.encode("latin-1")
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
+    """numpy's pickle helper, for a plain ndarray of at most MAX_CIFAR_BYTES."""
+
+    if subtype is not np.ndarray or not isinstance(shape, tuple) or len(shape) > 8:
+        raise DataError("a CIFAR-10 batch holds plain numpy arrays only")
+    count = 1
+    for n in shape:
+        count *= int(n)
+    if count * np.dtype(dtype).itemsize > MAX_CIFAR_BYTES:
+        raise DataError(
+            f"a CIFAR-10 batch array larger than {MAX_CIFAR_BYTES // 2**20} MiB (MAX_CIFAR_BYTES)"
+        )
+    return np.ndarray.__new__(np.ndarray, shape, dtype)
+
+
+def _unpickle(path: Path) -> Any:
+    from rf_widgets.stackfile import read_regular
+
+    raw = read_regular(path, MAX_CIFAR_BYTES, "CIFAR-10 batch", DataError)
+    if len(raw) > MAX_CIFAR_BYTES:
+        raise DataError(f"'{path}' is larger than {MAX_CIFAR_BYTES // 2**20} MiB (MAX_CIFAR_BYTES)")
+    try:
+        return _BatchUnpickler(io.BytesIO(raw), path).load()
+    except DataError:
+        raise
+    except Exception as err:  # truncated or malformed pickles raise many kinds of errors
+        raise DataError(f"'{path}' is not a readable CIFAR-10 batch ({type(err).__name__})") from None
+
+
+def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 3, 32, 32) uint8 and labels (N,) of one batch, checked against the format."""
+    batch = _unpickle(path)
+    data = batch.get(b"data") if isinstance(batch, dict) else None
+    labels = batch.get(b"labels") if isinstance(batch, dict) else None
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"'{path}' is not a CIFAR-10 batch (b'data' must be a uint8 array of N x 3072)")
+    if (
+        not isinstance(labels, list)
+        or len(labels) != len(data)
+        or not all(type(v) is int and 0 <= v < 10 for v in labels)
+    ):
+        raise DataError(f"'{path}' is not a CIFAR-10 batch (b'labels' must be {len(data)} ints from 0 to 9)")
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels, np.int64)
 
 
 def load_image_folder(root: str | Path, size: int, *, limit_per_class: int | None = None) -> ImageSet:

@@ -13,7 +13,9 @@ from rf_widgets.errors import DataError, ResolutionError
 from rf_widgets.evidence._running import (
     BATCH,
     as_labelled,
+    check_batch_size,
     check_images,
+    class_count,
     forward_batches,
     left_as_found,
     resolve_layers,
@@ -96,12 +98,11 @@ def measure(
     x_test, y_test = as_labelled(test, "test")
     check_images(model, x_train, size, "train")
     check_images(model, x_test, size, "test")
-    if y_train.min() < 0 or y_test.min() < 0:
-        raise DataError("labels must be 0, 1, 2, ...; got a negative label")
+    classes = class_count(y_train, y_test)
+    check_batch_size(batch_size)
     modules = resolve_layers(model, layers)
     names = list(modules)
     analysis = analyze(model, size, name=name)
-    classes = int(max(y_train.max(), y_test.max())) + 1
 
     sat = saturation(model, x_test, names, batch_size=batch_size)
     with left_as_found(model):
@@ -157,6 +158,8 @@ def train_classifier(
     """
     images, labels = as_labelled(train, "train")
     check_images(model, images, None, "train")
+    class_count(labels)
+    check_batch_size(batch_size)
     if epochs < 1:
         raise DataError(f"epochs must be at least 1, got {epochs}")
     generator = torch.Generator().manual_seed(seed)

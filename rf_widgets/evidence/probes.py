@@ -17,11 +17,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from rf_widgets.errors import DataError
 from rf_widgets.evidence._running import (
     BATCH,
     as_labelled,
+    check_batch_size,
     check_images,
+    class_count,
     forward_batches,
     left_as_found,
     resolve_layers,
@@ -152,9 +153,8 @@ def probes(
     modules = resolve_layers(model, layers)
     check_images(model, x_train, None, "train")
     check_images(model, x_test, tuple(x_train.shape[2:]), "test")
-    if y_train.min() < 0:
-        raise DataError(f"train labels must be 0, 1, ..., got {int(y_train.min())}")
-    classes = int(max(y_train.max(), y_test.max())) + 1
+    classes = class_count(y_train, y_test)
+    check_batch_size(batch_size)
     with left_as_found(model):
         features_train = pooled_features(model, x_train, modules, batch_size)
         features_test = pooled_features(model, x_test, modules, batch_size)
