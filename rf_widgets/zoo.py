@@ -79,7 +79,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rf_widgets.errors import RFError
+from rf_widgets.errors import RFError, shown
 
 __all__ = [
     "CACHE_ENV",
@@ -467,15 +467,49 @@ def _cache_file(directory: Path, source: str, size: tuple[int, ...]) -> Path:
     return directory / f"zoo-{key}" / f"{source}-{'x'.join(map(str, size))}.json"
 
 
-def _load(path: Path) -> dict[str, Any]:
-    """The cached document (``specs``: the source's model list, ``rows``), or an empty one."""
+def _load(path: Path, prefix: str | None = None) -> dict[str, Any]:
+    """The cached document (``specs``: the source's model list, ``rows``), or an empty one.
+
+    A document that is not what :func:`_save` writes (a JSON list, a malformed row, a spec of another
+    source) is set aside with a warning and its rows are computed again.
+    """
+    empty: dict[str, Any] = {"specs": None, "rows": {}}
     try:
-        document = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {"specs": None, "rows": {}}
-    if document.get("versions") != _versions() or not isinstance(document.get("rows"), dict):
-        return {"specs": None, "rows": {}}
-    return document
+        if not path.is_file():
+            return empty
+        from rf_widgets.stackfile import read_regular
+
+        document = json.loads(read_regular(path, MAX_CACHE_BYTES, "zoo cache", RFError))
+    except (OSError, ValueError, RecursionError):  # RFError is a ValueError: unreadable, too large
+        return _corrupt(path, "it is not readable JSON")
+    if not isinstance(document, dict):
+        return _corrupt(path, f"it holds a JSON {type(document).__name__}, not the zoo's table")
+    if document.get("versions") != _versions():
+        return empty  # written by other library versions: a new cache, not a corrupt one
+    specs, rows = document.get("specs"), document.get("rows")
+    own = (prefix or "") + ":"
+    if not isinstance(specs, list) or not all(isinstance(n, str) and n.startswith(own) for n in specs):
+        return _corrupt(path, "its model list is not a list of this source's specs")
+    if not isinstance(rows, dict):
+        return _corrupt(path, "its rows are not a table")
+    bad = [k for k, row in rows.items() if k not in specs or not _well_formed(row)]
+    if bad:
+        _corrupt(path, f"{len(bad)} row(s) are malformed or name models outside its list ({shown(bad[0])})")
+        rows = {k: row for k, row in rows.items() if k not in bad}
+    return {"specs": specs, "rows": rows}
+
+
+MAX_CACHE_BYTES = 32 * 2**20
+"""The largest zoo cache file read."""
+
+
+def _well_formed(row: Any) -> bool:
+    return isinstance(row, dict) and set(row) == set(COLUMNS)
+
+
+def _corrupt(path: Path, why: str) -> dict[str, Any]:
+    warnings.warn(f"zoo cache '{path}' is set aside ({why}); its rows are computed again", stacklevel=3)
+    return {"specs": None, "rows": {}}
 
 
 def _save(path: Path, specs: list[str], rows: dict[str, dict[str, Any]]) -> None:
@@ -595,7 +629,9 @@ def table(
         raise RFError(f"source must be one of {', '.join(map(repr, SOURCES))}, got {source!r}")
     prefixes = ["torchvision", "timm"] if source == "both" else [source]
     documents = {
-        prefix: _load(_cache_file(cache_dir(), prefix, size)) if cache else {"specs": None, "rows": {}}
+        prefix: _load(_cache_file(cache_dir(), prefix, size), prefix)
+        if cache
+        else {"specs": None, "rows": {}}
         for prefix in prefixes
     }
     known: list[str] = []
@@ -607,6 +643,20 @@ def table(
     for document in documents.values():
         rows.update(document["rows"])
     missing = [spec for spec in specs if spec not in rows]
+    if missing and any(d["specs"] is not None for d in documents.values()):
+        # a model is built only when the library lists it, never because a cache file names it
+        listed = [spec for prefix in prefixes for spec in model_specs(prefix)]
+        strays = [spec for spec in known if spec not in listed]
+        if strays:
+            warnings.warn(
+                f"the zoo cache names {len(strays)} model(s) the libraries do not list ({shown(strays[0])}); "
+                "the model list is read from the libraries again",
+                stacklevel=2,
+            )
+            known = listed
+            specs = _resolve_models(models, source, known)
+            rows = {k: v for k, v in rows.items() if k in listed}
+            missing = [spec for spec in specs if spec not in rows]
     try:
         with _progress(len(missing), progress) as step:
             for spec in missing:
@@ -617,11 +667,13 @@ def table(
             for prefix in prefixes:
                 path = _cache_file(cache_dir(), prefix, size)
                 mine = {k: v for k, v in rows.items() if k.partition(":")[0] == prefix}
-                with contextlib.suppress(OSError):  # a read-only cache folder costs speed only
+                with contextlib.suppress(OSError), warnings.catch_warnings():
+                    # a read-only cache folder costs speed only; a corrupt file was reported on reading
+                    warnings.simplefilter("ignore")
                     _save(
                         path,
                         [k for k in known if k.startswith(prefix + ":")],
-                        {**_load(path)["rows"], **mine},
+                        {**_load(path, prefix)["rows"], **mine},
                     )
     frame = pd.DataFrame([rows[spec] for spec in specs], columns=list(COLUMNS))
     for column in ("params", "macs", "feasible_min", "feasible_max"):
