@@ -9,6 +9,8 @@ stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import os
 import sys
 import warnings
@@ -53,14 +55,30 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        # a layer name the terminal's encoding cannot show is escaped (PYTHONIOENCODING=ascii)
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):
+                reconfigure(errors="backslashreplace")
     try:
         return _main(argv)
     except BrokenPipeError:
         # The reader went away (``--json | head -1``): stop quietly on stdout, say so once on stderr.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _silence_stdout()
         print("rf_widgets: error: the output pipe was closed before everything was written", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk (> /dev/full), a closed descriptor (>&-)
+        _silence_stdout()
+        print(f"rf_widgets: error: cannot write the output: {err.strerror or err}", file=sys.stderr)
+        return 2
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so that the exit's final flush fails no more."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -87,6 +105,8 @@ def _main(argv: Sequence[str] | None) -> int:
         text = result.summary()
     else:
         text = repr(result)
+    if sys.stdout is None:  # started with standard output closed (>&-)
+        raise OSError(errno.EBADF, "standard output is closed")
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
     return 0

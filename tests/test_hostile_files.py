@@ -210,3 +210,57 @@ def test_values_are_type_checked_as_the_stack_file_reader_does() -> None:
     with pytest.raises(StackFileError) as err:
         stack_from_dict({"layers": [{"name": "a", "type": "conv", "kernel": 3, "op": 5}]}, "op.json")
     _one_line(err, "op.json", "'a'", "op")
+
+
+# -- the command line's own output --------------------------------------------------------------------
+
+
+def _cli(stack: Path, stdout: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rf_widgets", str(stack), "-r", "32"],
+        stdout=stdout,  # type: ignore[arg-type]
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def accented(tmp_path: Path) -> Path:
+    path = tmp_path / "stack.json"
+    path.write_text('{"layers": [{"name": "caf\\u00e9", "type": "conv", "kernel": 3}]}')
+    return path
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_the_cli_on_a_full_output_exits_2_with_one_line(accented: Path) -> None:
+    with open("/dev/full", "w") as full:
+        done = _cli(accented, full)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "rf_widgets: error: cannot write the output: No space left on device"
+    ]
+
+
+def test_the_cli_with_its_output_closed_exits_2_with_one_line(accented: Path) -> None:
+    code = (
+        "import os, runpy, sys; os.close(1); sys.stdout = None; sys.argv = sys.argv[1:]; "
+        "runpy.run_module('rf_widgets', run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "rf_widgets", str(accented), "-r", "32"],
+        stdout=None,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "standard output is closed" in done.stderr
+
+
+def test_the_cli_escapes_what_an_ascii_terminal_cannot_show(accented: Path) -> None:
+    done = _cli(accented, subprocess.PIPE, {"PYTHONIOENCODING": "ascii"})
+    assert done.returncode == 0, done.stderr
+    assert "caf\\xe9" in done.stdout
