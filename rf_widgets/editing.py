@@ -7,6 +7,7 @@ what the user had. :func:`to_python` writes code that rebuilds a stack with the 
 from __future__ import annotations
 
 from dataclasses import replace
+from fractions import Fraction
 from typing import Any
 
 from rf_widgets.core.graph import Stack
@@ -164,9 +165,18 @@ def to_python(stack: Stack) -> str:
     from rf_widgets.stackfile import stack_to_dict
 
     document = stack_to_dict(stack)
-    lines = ["import rf_widgets as rfw", "", "stack = rfw.Stack(", "    ["]
-    for spec in document["layers"]:
-        lines.append(f"        {_constructor(spec)},")
+    body = []
+    for layer, spec in zip(stack.layers, document["layers"], strict=True):
+        if layer.kind == "resample" and layer.resample is not None:
+            body.append(f"        {_resample_constructor(layer, spec)},")
+        else:
+            body.append(f"        {_constructor(spec)},")
+    header = ["import rf_widgets as rfw"]
+    if any("Fraction(" in line for line in body):
+        header.insert(0, "from fractions import Fraction")
+    if any("Resample(" in line for line in body):
+        header.append("from rf_widgets.core.layers import Resample")
+    lines = [*header, "", "stack = rfw.Stack(", "    [", *body]
     lines.append("    ],")
     lines.append(f"    ndim={stack.ndim},")
     lines.append(f"    name={stack.name!r},")
@@ -205,11 +215,66 @@ def _constructor(spec: dict[str, Any]) -> str:
             args.append(repr(tuple(spec["output_size"])))
         if kind == "unknown":
             args.append(repr(spec.get("op", "unknown")))
-        elif "op" in spec and kind != "flatten":
+        elif "op" in spec:
             args.append(f"op={spec['op']!r}")
         if "inputs" in spec:
             args.append(f"inputs={list(spec['inputs'])!r}")
     return f"rfw.{_CONSTRUCTOR[kind]}({', '.join(args)})"
+
+
+def _resample_constructor(layer: Layer, spec: dict[str, Any]) -> str:
+    """A resample layer: ``rfw.upsample`` or ``rfw.conv_transpose`` when they can say it, else the
+    ``Layer`` with its ``Resample`` record (attention windows, sizes taken from another layer)."""
+    resample = layer.resample
+    assert resample is not None
+    inputs = f", inputs={list(spec['inputs'])!r}" if "inputs" in spec else ""
+    if resample.mode == "transpose" and all(lo == hi for lo, hi in layer.padding):
+        return (
+            f"rfw.conv_transpose({layer.name!r}, {layer.kernel!r}, stride={layer.stride!r}, "
+            f"dilation={layer.dilation!r}, padding={tuple(lo for lo, _ in layer.padding)!r}, "
+            f"output_padding={resample.output_padding!r}{inputs}, op={layer.op!r})"
+        )
+    if resample.mode not in ("transpose", "windows") and resample.size_of is None:
+        amount = (
+            f"scale={_fractions(resample.scale)}" if resample.scale is not None else f"size={resample.size!r}"
+        )
+        return (
+            f"rfw.upsample({layer.name!r}, {amount}, mode={resample.mode!r}, "
+            f"align_corners={resample.align_corners!r}{inputs}, op={layer.op!r})"
+        )
+    fields = [
+        f"{name}={_fractions(value) if name == 'scale' else repr(value)}"
+        for name, value in (
+            ("scale", resample.scale),
+            ("size", resample.size),
+            ("size_of", resample.size_of),
+            ("size_axes", resample.size_axes),
+            ("align_corners", resample.align_corners),
+            ("output_padding", resample.output_padding),
+            ("window", resample.window),
+            ("shift", resample.shift),
+        )
+        if value is not None
+    ]
+    window = (
+        f", kernel={layer.kernel!r}, stride={layer.stride!r}, dilation={layer.dilation!r}, "
+        f"padding={layer.padding!r}"
+    )
+    inputs_field = f", inputs={tuple(spec['inputs'])!r}" if "inputs" in spec else ""
+    return (
+        f"rfw.Layer({layer.name!r}, {layer.op!r}, 'resample'{inputs_field}{window}, "
+        f"resample=Resample({resample.mode!r}, {', '.join(fields)}))"
+    )
+
+
+def _fractions(values: Any) -> str:
+    if values is None:
+        return "None"
+    shown = [
+        str(int(v)) if Fraction(v).denominator == 1 else f"Fraction({v.numerator}, {v.denominator})"
+        for v in values
+    ]
+    return "(" + ", ".join(shown) + ("," if len(shown) == 1 else "") + ")"
 
 
 def _py(value: Any) -> Any:

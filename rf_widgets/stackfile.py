@@ -442,23 +442,25 @@ def _check_jumps(stack: Stack, source: str) -> None:
             )
 
 
-def read_regular(path: Path, limit: int, what: str = "stack file") -> bytes:
+def read_regular(
+    path: Path, limit: int, what: str = "stack file", error: type[RFError] = StackFileError
+) -> bytes:
     """At most ``limit + 1`` bytes of ``path``, which must be a regular file: a FIFO or a device is
     refused at once (opened without blocking, checked on the open descriptor, before any read)."""
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except (OSError, ValueError) as err:  # missing, a name too long, a NUL byte
         reason = getattr(err, "strerror", None) or str(err)
-        raise StackFileError(f"cannot read {what} '{shown_path(path)}': {reason}") from None
+        raise error(f"cannot read {what} '{shown_path(path)}': {reason}") from None
     with os.fdopen(descriptor, "rb") as handle:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise StackFileError(
+            raise error(
                 f"cannot read {what} '{shown_path(path)}': not a regular file (a folder, a pipe or a device)"
             )
         try:
             return handle.read(limit + 1)
         except OSError as err:
-            raise StackFileError(f"cannot read {what} '{shown_path(path)}': {err.strerror or err}") from None
+            raise error(f"cannot read {what} '{shown_path(path)}': {err.strerror or err}") from None
 
 
 def shown_path(path: Path | str) -> str:
@@ -615,7 +617,7 @@ def stack_to_dict(stack: Stack) -> dict[str, Any]:
         elif layer.kind == "adaptive":
             spec.update(type="adaptive_pool", op=layer.op, output_size=list(layer.output_size or ()))
         elif layer.kind == "flatten":
-            spec["type"] = "flatten"
+            spec.update(type="flatten", op=layer.op)
         elif layer.kind == "resample" and layer.resample is not None:
             spec.update(_resample_spec(layer, layer.resample))
         else:

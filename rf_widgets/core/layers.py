@@ -190,19 +190,23 @@ class Layer:
             )
         for label in ("kernel", "stride", "dilation"):
             values = getattr(self, label)
-            if not values or any(not _is_int(v) or not 1 <= v <= MAX_LAYER_VALUE for v in values):
+            if not values or any(not _is_int(v) or v < 1 for v in values):
                 raise LayerSpecError(
-                    f"{_parameter_label(label)} must be between 1 and {MAX_LAYER_VALUE} on every axis, got "
-                    f"{_show(values)} for layer {shown(self.name)}"
+                    f"{_parameter_label(label)} must be >= 1 on every axis, got {_show(values)} "
+                    f"for layer '{self.name}'"
+                )
+            if any(v > MAX_LAYER_VALUE for v in values):
+                raise LayerSpecError(
+                    f"{_parameter_label(label)} must be at most {MAX_LAYER_VALUE} (MAX_LAYER_VALUE) on every "
+                    f"axis, got {_show(values)} for layer {shown(self.name)}"
                 )
         if not self.padding or any(
             len(pair) != 2 or not all(_is_int(v) and abs(v) <= MAX_LAYER_VALUE for v in pair)
             for pair in self.padding
         ):
             raise LayerSpecError(
-                f"padding must be one (lo, hi) pair of ints up to {MAX_LAYER_VALUE} per axis, got "
-                f"{shown(self.padding)} "
-                f"for layer '{self.name}'"
+                f"padding must be one (lo, hi) pair of ints per axis, got {shown(self.padding)} "
+                f"for layer '{self.name}' (each at most {MAX_LAYER_VALUE}, MAX_LAYER_VALUE)"
             )
         if self.padding_mode is not None:
             if self.padding_mode not in PADDING_MODES:
@@ -538,9 +542,9 @@ def adaptive_pool(
     return Layer(name, op, "adaptive", _inputs(inputs, name), output_size=sizes)
 
 
-def flatten(name: str, *, inputs: str | Sequence[str] | None = None) -> Layer:
+def flatten(name: str, *, inputs: str | Sequence[str] | None = None, op: str = "flatten") -> Layer:
     """Flattening the spatial axes into a feature vector (global unless the map is 1x1)."""
-    return Layer(name, "flatten", "flatten", _inputs(inputs, name))
+    return Layer(name, op, "flatten", _inputs(inputs, name))
 
 
 def unknown(
