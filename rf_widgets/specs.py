@@ -111,8 +111,6 @@ def _in_standard_library(target: Any) -> str | None:
     stdlib = sysconfig.get_paths().get("stdlib", "")
     if stdlib and filename.startswith(stdlib) and "-packages" not in filename:
         return filename
-    if inspect.isbuiltin(inner):
-        return str(getattr(inner, "__module__", None) or "builtins")
     return None
 
 

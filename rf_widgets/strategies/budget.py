@@ -316,7 +316,7 @@ def search(
     budget = 1.0 if budget is None else budget
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= MAX_BUDGET:
         raise RFError(
-            f"budget must be a ratio of the original multiply-adds in (0, {MAX_BUDGET:g}], "
+            f"budget must be a positive ratio of the original multiply-adds, at most {MAX_BUDGET:g}, "
             f"got {short_repr(budget)}"
         )
     unknown = [k for k in edits if k not in EDIT_KINDS]

@@ -252,7 +252,7 @@ def suggest(
         isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget <= MAX_BUDGET
     ):
         raise RFError(
-            f"budget must be a ratio of the original multiply-adds in (0, {MAX_BUDGET:g}], "
+            f"budget must be a positive ratio of the original multiply-adds, at most {MAX_BUDGET:g}, "
             f"got {short_repr(budget)}"
         )
     if kinds is None:
