@@ -38,6 +38,9 @@ def _check_range(values: tuple[int, ...], field: str, text: str) -> None:
 
 
 PADDING_WORDS = ("valid", "same", "same_upper", "same_lower")
+_PAIR = r"\(\s*-?\d+\s*,\s*-?\d+\s*\)"
+_PAIRS = re.compile(rf"\s*[\[(]?\s*{_PAIR}(\s*,?\s*{_PAIR})*\s*,?\s*[\])]?\s*")
+"""The whole field: (lo, hi) pairs, optionally in one pair of outer brackets."""
 
 
 def parse_padding(text: str) -> str | int | tuple[int, ...] | tuple[tuple[int, int], ...]:
@@ -49,6 +52,10 @@ def parse_padding(text: str) -> str | int | tuple[int, ...] | tuple[tuple[int, i
     if word in PADDING_WORDS:
         return word
     pairs = re.findall(r"\(\s*(-?\d+)\s*,\s*(-?\d+)\s*\)", text)
+    if pairs and not _PAIRS.fullmatch(text):
+        raise LayerSpecError(
+            f"padding must be (lo, hi) pairs like (1,0),(2,2) and nothing else, got {_shown(text)}"
+        )
     if pairs:
         values = tuple((int(lo), int(hi)) for lo, hi in pairs)
         _check_range(tuple(v for pair in values for v in pair), "padding", text)

@@ -30,10 +30,29 @@ __all__ = ["MAX_UPLOAD_BYTES", "ExplorerState", "default_layer"]
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_INPUT_SIZE = 1 << 20
 """The largest input size per axis the Explorer accepts (the analysis is exact far beyond any image)."""
+MAX_EDIT_VALUE = 4096
+"""The largest kernel, stride, dilation or padding an edit may set: checked before the edited stack
+is analysed (a stride of 1,000,000 on fcn_resnet50's first convolution took 84 s to analyse)."""
+MAX_NAME = 200
+"""The longest layer name an edit may give (a name of a million characters slowed every later action)."""
 UPLOADED = "upload"
 """``image_name`` of an uploaded image."""
 GIVEN = "array"
 """``image_name`` of an image passed as an array."""
+
+
+def _check_cap(layer: Layer) -> None:
+    """Refuse, before any analysis, an edited layer beyond MAX_EDIT_VALUE or MAX_NAME."""
+    if not isinstance(layer.name, str) or len(layer.name) > MAX_NAME:
+        raise RFError(
+            f"a layer name may have at most {MAX_NAME} characters (MAX_NAME), got {len(layer.name):,}"
+        )
+    values = [*layer.kernel, *layer.stride, *layer.dilation, *(v for pair in layer.padding for v in pair)]
+    if max(values) > MAX_EDIT_VALUE:
+        raise RFError(
+            f"layer '{layer.name}': kernel, stride, dilation and padding may be at most {MAX_EDIT_VALUE} "
+            f"here (MAX_EDIT_VALUE), got {max(values):,}"
+        )
 
 
 def default_layer(result: Analysis) -> str:
@@ -258,6 +277,7 @@ class ExplorerState(traitlets.HasTraits):
             raise RFError(f"nothing to change: the fields show the values of '{name}'")
         before = self.stack[name]
         stack = editing.change_layer(self.stack, name, **changes)
+        _check_cap(stack[name])
         after = stack[name]
         what = "; ".join(
             f"{key} {_show(getattr(before, key))} -> {_show(getattr(after, key))}" for key in changes
@@ -270,6 +290,7 @@ class ExplorerState(traitlets.HasTraits):
 
     def add(self, position: int, layer: Layer) -> str:
         """Insert ``layer`` at ``position`` of the chain."""
+        _check_cap(layer)
         stack = editing.insert_layer(self.stack, position, layer)
         return self._push(stack, f"added '{layer.name}'", select=layer.name)
 
