@@ -64,3 +64,47 @@ def test_the_padding_field_is_parsed_completely(text: str) -> None:
 def test_the_padding_field_still_reads_pairs() -> None:
     assert parse_padding("(1,2),(3,4)") == ((1, 2), (3, 4))
     assert parse_padding("[(1, 2), (3, 4)]") == ((1, 2), (3, 4))
+
+
+def _png(value: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((20, 30, 3), value, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _upload(ex: object, name: str, content: bytes) -> None:
+    item = {"name": name, "type": "image/png", "size": len(content), "content": content, "last_modified": 0}
+    ex.controls["upload"].set_state({"value": [item]})  # type: ignore[attr-defined]
+
+
+def test_a_disabled_remove_clicked_from_the_kernel_does_nothing() -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("ipywidgets")
+    from rf_widgets.widgets.explorer import Explorer
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Conv2d(4, 4, 3, stride=2))
+    ex = Explorer(model, input_size=32)
+    before = ex.state.stack
+    assert ex.controls["remove"].disabled
+    ex.controls["remove"].click()
+    assert ex.state.stack is before
+
+
+def test_uploading_the_same_file_again_shows_it_again() -> None:
+    pytest.importorskip("ipywidgets")
+    from rf_widgets.widgets.explorer import Explorer
+
+    ex = Explorer(rfw.Stack([rfw.conv("c", 3)]), input_size=32)
+    content = _png(120)
+    _upload(ex, "photo.png", content)
+    assert ex.state.image_label == "photo.png"
+    ex.controls["image"].value = "checkerboard"
+    assert ex.state.image_name == "checkerboard"
+    _upload(ex, "photo.png", content)  # the same file, chosen again
+    assert ex.state.image_label == "photo.png"
+    assert "showing &#x27;photo.png&#x27;" in ex.message.value

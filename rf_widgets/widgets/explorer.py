@@ -225,7 +225,8 @@ class Explorer(widgets.VBox):
             "strategy_export": self._export_preview,
         }
         for key, action in buttons.items():
-            c[key].on_click(lambda _, action=action: self._act(action))
+            # a click sent by the kernel (button.click()) reaches the handler even when disabled
+            c[key].on_click(lambda button, action=action: None if button.disabled else self._act(action))
         # ipympl's canvas reports clicks itself; the JPEG picture reports them through ipyevents.
         self.renderer.canvas.mpl_connect("button_press_event", self._on_click)
         self.picture_events = (
@@ -285,7 +286,11 @@ class Explorer(widgets.VBox):
         if not files:
             return
         item = files[0] if isinstance(files, (list, tuple)) else next(iter(files.values()))
-        self._act(lambda: self.state.upload(bytes(item["content"]), str(item.get("name", "upload"))))
+        try:
+            self._act(lambda: self.state.upload(bytes(item["content"]), str(item.get("name", "upload"))))
+        finally:
+            # emptied, so that choosing the same file again is a change the widget reports
+            self.controls["upload"].value = ()
 
     def _on_click(self, event: Any) -> None:
         """An ipympl click: on the image it picks the nearest unit, on a strip cell that layer."""
