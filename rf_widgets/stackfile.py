@@ -458,7 +458,8 @@ def read_regular(
                 f"cannot read {what} '{shown_path(path)}': not a regular file (a folder, a pipe or a device)"
             )
         try:
-            return handle.read(limit + 1)
+            # never more than the file holds: read(limit + 1) would reserve limit + 1 bytes up front
+            return handle.read(min(os.fstat(descriptor).st_size, limit) + 1)
         except OSError as err:
             raise error(f"cannot read {what} '{shown_path(path)}': {err.strerror or err}") from None
 

@@ -14,8 +14,10 @@ import io
 import json
 import tempfile
 import tracemalloc
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -43,7 +45,10 @@ SCALARS = st.one_of(
 )
 VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4), max_leaves=12)
 KEYS = st.sampled_from(
-    ["kernel", "stride", "dilation", "padding", "ceil_mode", "output_size", "op", "inputs", "name", "type"]
+    [
+        *("kernel", "stride", "dilation", "padding", "ceil_mode", "output_size", "op", "inputs", "name"),
+        *("type", "scale", "size", "window", "shift", "mode", "size_of", "align_corners"),
+    ]
 )
 WINDOW_TYPES = ["conv", "pool", "maxpool", "avgpool"]
 OTHER_TYPES = ["elementwise", "global_pool", "flatten", "unknown", "adaptive_pool"]
@@ -64,6 +69,24 @@ VALID_LAYER = st.one_of(
         {"type": st.sampled_from(OTHER_TYPES)}, optional={"output_size": st.integers(1, 4)}
     ),
     st.fixed_dictionaries({"type": st.sampled_from(["add", "mul", "concat"])}),
+    st.fixed_dictionaries(
+        {
+            "type": st.just("upsample"),
+            "mode": st.sampled_from(["nearest", "linear", "cubic", "nearest-exact"]),
+            "scale": st.one_of(
+                st.integers(1, 4), st.sampled_from(["3/2", "1/2", "4095/4096", "9999999/1", 1000000])
+            ),
+        }
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("upsample"), "mode": st.just("linear"), "size": st.sampled_from([7, 40, 1000000])}
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("windows"), "window": st.integers(1, 8), "shift": st.integers(0, 3)}
+    ),
+    st.fixed_dictionaries(
+        {"type": st.just("conv_transpose"), "kernel": st.integers(1, 4), "stride": st.integers(1, 3)}
+    ),
 )
 CORRUPTION = st.dictionaries(KEYS, VALUES, min_size=1, max_size=2)
 
@@ -225,3 +248,68 @@ def test_the_command_line_exits_0_or_2_with_one_line(tokens, document):
         assert lines[0].startswith("rf_widgets: error: ")
     else:
         assert out.getvalue()
+
+
+# -- ONNX bytes and evidence arrays (issue 24) --------------------------------------------------------
+
+
+def _onnx_seed() -> bytes:
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", kernel_shape=[3, 3], strides=[2, 2]),
+        helper.make_node("Shape", ["c"], ["s"], name="shape"),
+        helper.make_node("ConstantOfShape", ["s"], ["z"], name="fill"),
+        helper.make_node("Add", ["c", "z"], ["y"], name="add"),
+    ]
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], [1.0] * 108)
+    graph = helper.make_graph(nodes, "g", [x], [y], [weight])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]).SerializeToString()
+
+
+@settings(FUZZ, max_examples=60)
+@given(st.data())
+def test_onnx_bytes_are_imported_or_refused_cleanly(data):
+    pytest.importorskip("onnx")
+    from rf_widgets.onnx_import import import_onnx
+
+    seed = bytearray(_onnx_seed())
+    for _ in range(data.draw(st.integers(0, 6))):  # overwrite a few bytes: mostly decodable, often odd
+        seed[data.draw(st.integers(0, len(seed) - 1))] = data.draw(st.integers(0, 255))
+    content = bytes(seed) if data.draw(st.booleans()) else data.draw(st.binary(max_size=300))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "fuzz.onnx"
+        path.write_bytes(content)
+        with _bounded_memory(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                import_onnx(path)
+            except Exception as err:
+                _one_line(err)
+
+
+ARRAYS = st.one_of(
+    st.builds(lambda v: np.full((2, 3, 6, 6), v), st.sampled_from([0.5, np.nan, np.inf, -1e308, 7])),
+    st.builds(
+        lambda d: np.zeros((2, 3, 6, 6), dtype=d), st.sampled_from([object, bool, "U1", complex, np.int8])
+    ),
+    st.builds(lambda shape: np.zeros(shape, np.float32), st.lists(st.integers(0, 3), max_size=5).map(tuple)),
+    st.sampled_from([None, "images", [[1, 2], [3]], 5]),
+)
+
+
+@settings(FUZZ, max_examples=40)
+@given(ARRAYS, st.one_of(st.integers(-2, 4), st.sampled_from([2.5, True, 10**400])))
+def test_evidence_arrays_are_measured_or_refused_cleanly(images, batch_size):
+    torch = pytest.importorskip("torch")
+    from rf_widgets.evidence import saturation
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.ReLU())
+    with _bounded_memory(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            saturation(net, images, batch_size=batch_size)
+        except Exception as err:
+            _one_line(err)
