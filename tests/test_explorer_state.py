@@ -279,7 +279,7 @@ def test_a_refused_edit_is_not_kept():
 def test_a_parameter_that_overflows_the_analysis_is_refused_by_the_state():
     state = ExplorerState(_stack(), 32)
     before = state.snapshot()
-    with pytest.raises(rfw.RFError, match="kernel_size must be at most .*MAX_LAYER_VALUE"):
+    with pytest.raises(rfw.RFError, match=r"kernel_size must be at most .*MAX_LAYER_VALUE"):
         state.edit("c2", kernel=10**400)
     assert state.snapshot() == before
 
