@@ -108,3 +108,11 @@ def test_uploading_the_same_file_again_shows_it_again() -> None:
     _upload(ex, "photo.png", content)  # the same file, chosen again
     assert ex.state.image_label == "photo.png"
     assert "showing &#x27;photo.png&#x27;" in ex.message.value
+
+
+@pytest.mark.parametrize("dtype", [object, "U1", complex])
+def test_an_image_array_that_is_not_numbers_is_refused(dtype) -> None:
+    import numpy as np
+
+    with pytest.raises(RFError, match="an image must hold numbers"):
+        ExplorerState(rfw.Stack([rfw.conv("c", 3)]), 32, image=np.zeros((8, 8, 3), dtype=dtype))

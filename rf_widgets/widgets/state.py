@@ -22,7 +22,7 @@ from rf_widgets.core.analysis import normalize_resolution
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis, analyze_stack
-from rf_widgets.data import SAMPLE_IMAGES, load_image, sample_image
+from rf_widgets.data import DEFAULT_MAX_PIXELS, SAMPLE_IMAGES, load_image, sample_image
 from rf_widgets.errors import RFError
 
 __all__ = ["MAX_UPLOAD_BYTES", "ExplorerState", "default_layer"]
@@ -439,6 +439,12 @@ class ExplorerState(traitlets.HasTraits):
         picture = np.asarray(image)
         if picture.ndim not in (2, 3) or 0 in picture.shape:
             raise RFError(f"an image must be an HxW or HxWxC array, got shape {picture.shape}")
+        if picture.dtype.kind not in "biuf":
+            raise RFError(f"an image must hold numbers, got an array of {picture.dtype}")
+        if picture.size > DEFAULT_MAX_PIXELS * 4:
+            raise RFError(
+                f"an image may have at most {DEFAULT_MAX_PIXELS:,} pixels, got shape {picture.shape}"
+            )
         return GIVEN, "your image", picture
 
 
