@@ -128,16 +128,19 @@ def serve(*args: str | Path) -> None:
     server to stop with SIGTERM (Jupyter's own Ctrl-C handler would ask "Shutdown this server (y/[n])?").
     """
     print("+", " ".join(str(a) for a in args), flush=True)
-    server = subprocess.Popen([str(a) for a in args], cwd=ROOT, start_new_session=True)
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    server = None
     try:
+        server = subprocess.Popen([str(a) for a in args], cwd=ROOT, start_new_session=True)
         code = server.wait()
     except KeyboardInterrupt:
         print("\nstopping the server", flush=True)
+        if server is None:
+            return
         server.terminate()
         try:
             server.wait(timeout=20)
