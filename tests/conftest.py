@@ -31,11 +31,40 @@ def fail_on_swallowed_callback_errors():
         pytest.fail("a widget callback raised: " + "; ".join(r.getMessage() for r in handler.records))
 
 
+# Tests not marked slow in their files that took 4.4 CPU seconds or more (all their parameters together)
+# in a run of `-m "not slow"` on 2026-12-07 (per-test CPU time, see BENCHMARKS.md "Testing"): they count
+# as slow, so that `tasks.py test --quick` stays a quick loop. The whole suite runs them as before.
+LONG_RUNNING = {
+    ("test_prediction_parity.py", "test_every_candidate_within_budget_builds_as_predicted"),  # 42.8 s
+    ("test_timm_swin.py", "test_tiny_swin_at_32_is_local_then_global"),  # 29.3 s
+    ("test_explorer.py", "test_initial_unit_is_centred_named_model_and_linked_size_box"),  # 28.8 s
+    ("test_resample_oracle.py", "test_bicubic_and_bilinear_two_dimensional"),  # 28.0 s
+    ("test_keras_import.py", "test_every_unit_of_the_zoo_matches_the_gradient_support"),  # 27.3 s
+    ("test_explorer_state.py", "test_random_actions_keep_controls_result_and_history_in_agreement"),  # 15.9
+    ("test_resample_oracle.py", "test_one_dimensional_every_unit"),  # 14.4 s
+    ("test_torch_import.py", "test_model_is_left_as_found"),  # 10.4 s
+    ("test_timm_maxvit.py", "test_same_padding_layers_every_unit"),  # 9.0 s
+    ("test_keras_import.py", "test_transposed_convolutions_with_output_padding_and_bicubic_upsampling"),
+    ("test_timm_swin.py", "test_real_models_have_no_unknown_layer"),  # 7.1 s
+    ("test_timm_swin.py", "test_dynamic_model_follows_its_fixed_windows_at_other_sizes"),  # 6.9 s
+    ("test_timm_rules.py", "test_blur_pool_every_unit"),  # 6.7 s
+    ("test_cli.py", "test_timm_spec"),  # 5.6 s
+    ("test_evidence.py", "test_train_classifier_learns_a_separable_problem"),  # 5.5 s
+    ("test_cli.py", "test_table_and_summary_for_resnet18_at_32"),  # 5.2 s
+    ("test_oracle.py", "test_branching_networks_against_torch_gradients"),  # 5.1 s
+    ("test_cli.py", "test_factory_spec"),  # 4.9 s
+    ("test_cli.py", "test_json_document"),  # 4.8 s
+    ("test_cli.py", "test_bad_specs_give_one_line"),  # 4.7 s
+    ("test_zoo.py", "test_meta_and_cpu_builds_analyse_the_same"),  # 4.4 s
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Real-browser tests take 10 s and more each (a Jupyter server, Chromium): they count as slow too.
+    """Real-browser tests (a Jupyter server and Chromium each) and ``LONG_RUNNING`` count as slow too.
 
     So ``tasks.py test --quick`` (``-m "not slow"``) leaves them out; the whole suite runs them.
     """
     for item in items:
-        if item.get_closest_marker("browser") is not None:
+        name = getattr(item, "originalname", item.name)
+        if item.get_closest_marker("browser") is not None or (item.path.name, name) in LONG_RUNNING:
             item.add_marker(pytest.mark.slow)
