@@ -237,6 +237,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--results", type=Path, help="JSON file of rows, reused across runs")
     parser.add_argument("--fresh", action="store_true", help="ignore rows already in --results")
+    parser.add_argument(
+        "--retry", nargs="+", choices=STATES, default=[], help="run again the rows in these states"
+    )
     parser.add_argument("--table", type=Path, help="write the Markdown table grouped by family here")
     args = parser.parse_args()
     if args.worker:
@@ -247,7 +250,8 @@ def main() -> None:
     names = timm.list_models()[:: args.stride]
     done: dict[str, dict] = {}
     if args.results and args.results.exists() and not args.fresh:
-        done = {r["model"]: r for r in json.loads(args.results.read_text()) if r["model"] in names}
+        rows = json.loads(args.results.read_text())
+        done = {r["model"]: r for r in rows if r["model"] in names and r["state"] not in args.retry}
 
     def save(rows: dict[str, dict]) -> None:
         if args.results:
