@@ -97,6 +97,13 @@ def worker() -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_LIMIT, MEMORY_LIMIT))
     out = sys.stdout
     sys.stdout = sys.stderr  # anything a constructor prints must not corrupt the protocol
+    # Imported before the first deadline: a fresh worker's start-up is not the model's time.
+    import timm  # noqa: F401
+
+    import rf_widgets  # noqa: F401
+
+    out.write("ready\n")
+    out.flush()
     for line in sys.stdin:
         name = line.strip()
         try:
@@ -124,6 +131,8 @@ class Worker:
         )
         self.name: str | None = None
         self.started = 0.0
+        assert self.process.stdout is not None
+        self.process.stdout.readline()  # "ready": torch, timm and rf_widgets imported
 
     def send(self, name: str) -> None:
         assert self.process.stdin is not None
