@@ -250,6 +250,9 @@ def main() -> None:
         "--retry", nargs="+", choices=STATES, default=[], help="run again the rows in these states"
     )
     parser.add_argument("--table", type=Path, help="write the Markdown table grouped by family here")
+    parser.add_argument(
+        "--report-only", action="store_true", help="sweep nothing: summarise the rows already in --results"
+    )
     args = parser.parse_args()
     if args.worker:
         worker()
@@ -267,18 +270,19 @@ def main() -> None:
             args.results.write_text(json.dumps(list(rows.values()), indent=1))
 
     start, known = time.perf_counter(), len(done)
-    rows = sweep(names, args.limit, args.jobs, done, save)
+    rows = done if args.report_only else sweep(names, args.limit, args.jobs, done, save)
     elapsed = time.perf_counter() - start
     ordered = [rows[n] for n in names if n in rows]
     print(summary(ordered))
-    print(f"{elapsed:.0f} s for {len(names) - known} new models, {os.cpu_count()} cores")
+    if not args.report_only:
+        print(f"{elapsed:.0f} s for {len(names) - known} new models, {os.cpu_count()} cores")
     if args.table:
         import torch
 
         import rf_widgets
 
         header = (
-            f"# timm sweep: {len(ordered)} of {len(timm.list_models())} architectures "
+            f"# timm sweep: {len(ordered)} of {len(names)} architectures "
             f"(stride {args.stride}, {args.limit:g} s limit)\n\n"
             f"timm {timm.__version__}, torch {torch.__version__.split('+')[0]}, rf_widgets "
             f"{rf_widgets.__version__}; written by "
