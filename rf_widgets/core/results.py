@@ -258,17 +258,10 @@ class Analysis:
         layer = self.stack.layers[i]
         field = self.field
         is_window = layer.kind == "window"
-        resolved = self.resolved.get(i)
-        kernel = layer.kernel if is_window else None
-        stride = layer.stride if is_window else None
+        kernel, stride = self._window(i)
         padding = layer.padding if is_window else None
-        if is_window and layer.padding_mode and resolved is not None:
+        if is_window and layer.padding_mode and self.resolved.get(i) is not None:
             padding = self._same_padding(i, layer)
-        elif resolved is not None and resolved[0] in ("window", "phased"):
-            # adaptive pools and resampling: the window the arithmetic uses at this size (for a
-            # resampling layer the widest number of input units one output unit reads, and its jump)
-            kernel = tuple(_plain(k) for k in resolved[1])
-            stride = tuple(_plain(s) for s in resolved[2])
         return LayerResult(
             name=layer.name,
             module=layer.module,
@@ -293,6 +286,19 @@ class Analysis:
             macs=self._layer_macs[i],
             spatial=self.verdicts.spatial[i],
         )
+
+    def _window(self, i: int) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
+        """The kernel and stride layer ``i`` applies at this size (None for a layer without a window)."""
+        layer = self.stack.layers[i]
+        resolved = self.resolved.get(i)
+        is_window = layer.kind == "window"
+        if is_window and layer.padding_mode and resolved is not None:
+            return layer.kernel, layer.stride  # SAME padding: resolved holds the padding, not a window
+        if resolved is not None and resolved[0] in ("window", "phased"):
+            # adaptive pools and resampling: the window the arithmetic uses at this size (for a
+            # resampling layer the widest number of input units one output unit reads, and its jump)
+            return tuple(_plain(k) for k in resolved[1]), tuple(_plain(s) for s in resolved[2])
+        return (layer.kernel, layer.stride) if is_window else (None, None)
 
     @cached_property
     def _layer_macs(self) -> list[int]:
@@ -382,21 +388,36 @@ class Analysis:
     _COLUMNS = ("layer", "op", "kernel", "stride", "r_min", "r_max", "jump", "map", "status")
 
     def _rows(self) -> list[tuple[str, ...]]:
+        # Straight from the stack, field and verdicts (not through :attr:`layers`): the Explorer redraws
+        # this table on every size change, and a network has up to a thousand layers.
+        field, verdicts = self.field, self.verdicts
+        border = self.border_layer if verdicts.border else None
+        shown: dict[object, str] = {}
+
+        def axes(values: tuple[Any, ...] | None) -> str:
+            text = shown.get(values)
+            if text is None:
+                text = shown[values] = _axes(values)
+            return text
+
         rows: list[tuple[str, ...]] = []
-        for layer in self.layers:
-            status = layer.status + (f" ({layer.reason})" if layer.reason else "")
-            if self.verdicts.border and layer.name == self.border_layer:
+        for i, layer in enumerate(self.stack.layers):
+            reason = verdicts.reason[i]
+            status = verdicts.status[i] + (f" ({reason})" if reason else "")
+            if layer.name == border:
                 status += " [border]"
+            kernel, stride = self._window(i)
+            jump = field.jump[i]
             rows.append(
                 (
                     layer.name,
                     layer.op,
-                    _axes(layer.kernel),
-                    _axes(layer.stride),
-                    _axes(layer.r_min),
-                    _axes(layer.r_max),
-                    _axes(layer.jump),
-                    _axes(layer.feature_map),
+                    axes(kernel),
+                    axes(stride),
+                    axes(field.r_min[i]),
+                    axes(field.r_max[i]),
+                    axes(jump),
+                    axes(self.sizes[i]),
                     status,
                 )
             )
@@ -423,12 +444,13 @@ class Analysis:
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{c}</th>" for c in self._COLUMNS)
         body = []
-        for layer, row in zip(self.layers, self._rows(), strict=True):
-            style = f"background:{STATUS_COLOURS[layer.status]}"
-            if layer.name == self.border_layer:
+        border = self.border_layer
+        for status, row in zip(self.verdicts.status, self._rows(), strict=True):
+            style = f"background:{STATUS_COLOURS[status]}"
+            if row[0] == border:
                 style += ";font-weight:bold;border-top:2px solid #b00;border-bottom:2px solid #b00"
             cells = "".join(f"<td>{html.escape(cell)}</td>" for cell in row)
-            body.append(f'<tr style="{style}" data-status="{layer.status}">{cells}</tr>')
+            body.append(f'<tr style="{style}" data-status="{status}">{cells}</tr>')
         summary = "<br>".join(html.escape(line) for line in self.summary().splitlines())
         legend = " ".join(
             f'<span style="background:{colour};padding:0 4px">{status}</span>'
@@ -510,7 +532,8 @@ def spatial_line(result: Analysis) -> str:
 
 
 def _unknown(result: Analysis) -> list[str]:
-    return [layer.name for layer in result.layers if layer.status == "unknown"]
+    names = result.stack.names
+    return [names[i] for i, status in enumerate(result.verdicts.status) if status == "unknown"]
 
 
 def summary_rows(result: Analysis) -> list[tuple[str, str]]:
