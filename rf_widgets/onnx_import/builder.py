@@ -16,8 +16,9 @@ from typing import Any
 from rf_widgets.core.arithmetic import Diagnostic
 from rf_widgets.core.layers import INPUT, Layer, Resample
 from rf_widgets.errors import ModelImportError, RFError
+from rf_widgets.frontends.layout import Partition, Windows, describe
 from rf_widgets.frontends.records import Act, ShapeOf
-from rf_widgets.onnx_import.layout import Layout, mixing, partition, plain, spatial_order
+from rf_widgets.onnx_import.layout import Layout, mixing, plain, spatial_order
 from rf_widgets.onnx_import.reader import Const, constant_of
 from rf_widgets.rules import RuleTable, Unsupported
 
@@ -178,17 +179,16 @@ class OnnxCall:
     def mix(self, roles: Sequence[Any], layout: Layout | None = None, **extra: Any) -> Act:
         """A layer mixing values along dimensions with ``roles``: global along space, else pointwise."""
         how = mixing(list(roles))
-        if how == "global" and any(partition(r) for r in roles):
+        if how == "global" and any(isinstance(r, Partition) for r in roles):
             # grid attention: every window is reached and the map keeps its size (a window larger
             # than any map resolves to global at every input size), as in the torch import
             spec = Resample("windows", window=(1 << 30,) * self.ndim, shift=(0,) * self.ndim)
             return self.emit(layout=layout, kind="resample", resample=spec, **extra)
         if how == "global":
             return self.global_(layout, **extra)
-        if how.startswith("window:"):
-            _, size, shifts = (how.split(":") + [""])[:3]
-            shift = tuple(int(k) for k in shifts.split(",")) if shifts else (0,) * self.ndim
-            spec = Resample("windows", window=(int(size),) * self.ndim, shift=shift)
+        if isinstance(how, Windows):
+            shift = how.shift or (0,) * self.ndim
+            spec = Resample("windows", window=(how.size,) * self.ndim, shift=shift)
             return self.emit(layout=layout, kind="resample", resample=spec, **extra)
         if how == "unknown":
             raise Unsupported("it mixes values along a dimension that holds part of the spatial positions")
@@ -205,7 +205,7 @@ class OnnxCall:
         if order is None:
             raise Unsupported(
                 f"{self.op_type} reads its input as (batch, channels, spatial...), but here it holds "
-                f"{_show(act.layout)} (a layout no Transpose brought back)"
+                f"{describe(act.layout)} (a layout no Transpose brought back)"
             )
         return order
 
@@ -484,13 +484,6 @@ def _in_axis_order(fields: dict[str, Any], order: tuple[int, ...]) -> dict[str, 
             placed[axis] = values[position]
         out[key] = tuple(placed)
     return out
-
-
-def _show(layout: Layout) -> str:
-    names = {"N": "batch", "C": "channels", "T": "tokens", "X": "mixed positions", "F": "features"}
-    return (
-        "(" + ", ".join(names.get(r, str(r)) if isinstance(r, str) else f"spatial {r}" for r in layout) + ")"
-    )
 
 
 # -- folding constants and shapes ----------------------------------------------------------------------

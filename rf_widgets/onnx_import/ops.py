@@ -9,13 +9,22 @@ documented in docs/onnx.md.
 from __future__ import annotations
 
 import math
-import re
 from fractions import Fraction
 from typing import Any
 
 from rf_widgets.core.layers import INPUT, Resample
 from rf_widgets.onnx_import.builder import Act, OnnxCall, ShapeOf
-from rf_widgets.onnx_import.layout import Layout, block, cut, extended, is_spatial, regroup
+from rf_widgets.onnx_import.layout import (
+    Block,
+    Cut,
+    Extended,
+    Layout,
+    Phase,
+    Role,
+    is_spatial,
+    merged,
+    regroup,
+)
 from rf_widgets.onnx_import.reader import Const
 from rf_widgets.rules import RuleTable, Unsupported
 
@@ -484,10 +493,10 @@ def _reshape(call: OnnxCall) -> Act:
         kernel = tuple(split.get(a, 1) for a in range(call.ndim))
         # the block indices are the positions of the new map
         layout = tuple(
-            k[1] if (k := block(r)) is not None and k[0] == "G" and split.get(k[1]) == k[2] else r
+            r.axis if isinstance(r, Block) and r.kind == "G" and split.get(r.axis) == r.size else r
             for r in layout
         )
-        if any(block(r) is not None for r in layout):
+        if any(isinstance(r, Block) for r in layout):
             raise Unsupported(
                 f"a reshape from {list(before)} to {list(after)} that moves blocks of positions"
             )
@@ -535,14 +544,12 @@ def _maybe_flatten(call: OnnxCall, layout: Layout) -> Act:
 
 
 def _flatten(call: OnnxCall) -> Act:
-    from rf_widgets.onnx_import.layout import _merged
-
     x = call.x
     rank = len(x.layout)
     axis = int(call.attr("axis", 1)) % (rank + 1)
     left, right = list(x.layout[:axis]), list(x.layout[axis:])
     roles = [
-        _merged(part, 1, call.ndim) if len(part) > 1 else (part[0] if part else "N") for part in (left, right)
+        merged(part, 1, call.ndim) if len(part) > 1 else (part[0] if part else "N") for part in (left, right)
     ]
     return _maybe_flatten(call, tuple(roles))
 
@@ -645,7 +652,7 @@ def _slice(call: OnnxCall) -> Act:
         role = x.layout[int(axis) % rank]
         if not is_spatial(role):
             continue  # a slice of channels: every position keeps its field
-        ext = extended(role)
+        ext = role if isinstance(role, Extended) else None
         if ext is not None and len(starts) == 1 and _phase_ok(call, int(axis) % rank, ext, start, end, step):
             # one phase of a subsampling by `step` of an axis padded to whole blocks of `step` (Swin's
             # patch merging): taken further only by a Concat that gathers every phase (below)
@@ -654,14 +661,14 @@ def _slice(call: OnnxCall) -> Act:
                 d = int(axis) % rank
                 call.remember_shape((*shape[:d], shape[d] // step, *shape[d + 1 :]))
             d = int(axis) % rank
-            return call.relayout(x.layout[:d] + (f"S{ext[0]}:{step}+{start}/{ext[1]}",) + x.layout[d + 1 :])
+            return call.relayout(x.layout[:d] + (Phase(ext.axis, step, start, ext.n0),) + x.layout[d + 1 :])
         if ext is not None and len(starts) == 1 and step == 1:
             # one half of a roll written with constant bounds (torch's TorchScript exporter)
             return _roll_piece(call, role, int(axis) % rank)
         if not isinstance(role, int):
-            if extended(role) is not None:
+            if isinstance(role, Extended):
                 raise Unsupported(
-                    f"a slice {start}:{end}:{step} of spatial axis {extended(role)[0]} padded by an amount "  # type: ignore[index]
+                    f"a slice {start}:{end}:{step} of spatial axis {role.axis} padded by an amount "
                     "computed at run time (only a window partition or the crop back to the map size is "
                     "recognised after such a pad)"
                 )
@@ -680,44 +687,38 @@ def _slice(call: OnnxCall) -> Act:
     return call.emit(kernel=(1,) * call.ndim, stride=tuple(stride), padding=tuple(padding))
 
 
-def _phase_ok(call: OnnxCall, d: int, ext: tuple[int, int, int], start: int, end: int, step: int) -> bool:
+def _phase_ok(call: OnnxCall, d: int, ext: Extended, start: int, end: int, step: int) -> bool:
     """A slice ``start::step`` to the end of an unrolled axis padded to a multiple of ``step``."""
     shape = call.shape(call.node.input[0])
-    _, n0, shift = ext
+    n0, shift = ext.n0, ext.shift
     return (
         shift == 0 and step >= 2 and 0 <= start < step and end >= TO_THE_END
         and shape is not None and shape[d] == -(-n0 // step) * step
     )  # fmt: skip
 
 
-_PHASE = re.compile(r"^S(\d+):(\d+)\+(\d+)/(\d+)$")
-
-
 def _merge_phases(call: OnnxCall) -> Act | None:
     """``Concat`` along channels of every phase ``x[i::b, j::b]`` of a map padded to whole ``b x b`` blocks:
     a ``b x b`` window with stride ``b`` (ceil mode: the padded size), as the torch import reads Swin's
     patch merging. None when no input holds such a phase; Unsupported when the phases are not all there."""
-    found = [
-        [(d, m) for d, r in enumerate(a.layout) if isinstance(r, str) and (m := _PHASE.match(r))]
-        for a in call.acts
-    ]
+    found = [[(d, r) for d, r in enumerate(a.layout) if isinstance(r, Phase)] for a in call.acts]
     if not any(found):
         return None
     sources = {a.source for a in call.acts}
     dims = {tuple(d for d, _ in f) for f in found}
-    steps = {int(m[2]) for f in found for _, m in f}
+    steps = {r.step for f in found for _, r in f}
     if len(sources) != 1 or len(dims) != 1 or len(steps) != 1 or len(call.acts) != len(call.inputs):
         raise Unsupported("a concatenation of subsampled phases of different maps or strides")
     b = steps.pop()
     (positions,) = dims
-    phases = {tuple(int(m[3]) for _, m in f) for f in found}
+    phases = {tuple(r.start for _, r in f) for f in found}
     if len(phases) != len(call.acts) or len(phases) != b ** len(positions) or len(positions) != call.ndim:
         raise Unsupported(
             f"a concatenation of {len(call.acts)} phases of a subsampling by {b}: not every phase"
         )
     layout = list(call.x.layout)
-    for d, m in found[0]:
-        layout[d] = int(m[1])
+    for d, r in found[0]:
+        layout[d] = r.axis
     return call.emit(
         layout=tuple(layout), kernel=(b,) * call.ndim, stride=(b,) * call.ndim, ceil_mode=True,
     )  # fmt: skip
@@ -837,7 +838,7 @@ def _pad_to_blocks(call: OnnxCall) -> Act:
         begin, end = int(pads[d]), int(pads[d + rank])
         role = x.layout[d]
         if isinstance(role, int) and begin == 0:
-            layout[d] = f"E{role}/{shape[d]}>0"
+            layout[d] = Extended(role, int(shape[d]))
         elif begin or end:
             raise Unsupported(
                 "a pad by amounts computed at run time that is not at the end of the spatial axes"
@@ -860,30 +861,33 @@ def _roll_piece(call: OnnxCall, role: Any, d: int) -> Act:
     start, end = start + n if start < 0 else start, end + n if end < 0 else min(end, n)
     if int(steps[0]) != 1 or start < 0 or end < start:
         raise Unsupported(f"the slice {start}:{end} of spatial axis {role} at bounds computed at run time")
-    ext = extended(role)
+    ext = role if isinstance(role, Extended) else None
     out_shape = (*shape[:d], end - start, *shape[d + 1 :])
     call.remember_shape(out_shape)
     bound = call.input(2)
     to_the_end = (isinstance(bound, ShapeOf) and bound.source == x.source) or int(ends[0]) >= TO_THE_END
-    if ext is not None and ext[2] == 0 and start == 0 and end == ext[1] and not to_the_end:
+    if ext is not None and ext.shift == 0 and start == 0 and end == ext.n0 and not to_the_end:
         # the padding to whole windows cropped: the axis as it was
-        return call.relayout(x.layout[:d] + (ext[0],) + x.layout[d + 1 :])
-    return call.relayout(x.layout[:d] + (f"cut({role}){start}:{end}",) + x.layout[d + 1 :])
+        return call.relayout(x.layout[:d] + (ext.axis,) + x.layout[d + 1 :])
+    return call.relayout(x.layout[:d] + (Cut(role, start, end),) + x.layout[d + 1 :])
 
 
 def _roll(call: OnnxCall, axis: int) -> Act | None:
     """``Concat(x[k:n], x[:k])`` along one axis: a cyclic shift by ``k`` (None when not this pattern)."""
-    pieces = [cut(a.layout[axis]) for a in call.acts]
-    if len(call.acts) != len(call.inputs) or len(pieces) != 2 or any(p is None for p in pieces):
+    pieces = [a.layout[axis] for a in call.acts]
+    if len(call.acts) != len(call.inputs) or len(pieces) != 2:
         return None
-    (role, k, n), (role2, zero, k2) = pieces  # type: ignore[misc]
-    if role != role2 or zero != 0 or k2 != k or len({a.source for a in call.acts}) != 1:
+    tail, head = pieces
+    if not isinstance(tail, Cut) or not isinstance(head, Cut):
         return None
-    ext = extended(role)
+    role, k, n = tail.role, tail.start, tail.end
+    if role != head.role or head.start != 0 or head.end != k or len({a.source for a in call.acts}) != 1:
+        return None
+    rolled: Role
     if isinstance(role, int):
-        rolled: Any = f"E{role}/{n}>{k % n}"
-    elif ext is not None:
-        rolled = f"E{ext[0]}/{ext[1]}>{(ext[2] + k) % n}"
+        rolled = Extended(role, n, k % n)
+    elif isinstance(role, Extended):
+        rolled = Extended(role.axis, role.n0, (role.shift + k) % n)
     else:
         return None
     x = call.acts[0]

@@ -6,8 +6,9 @@ A layout is a tuple with one role per tensor dimension:
 ``"T"`` all spatial axes flattened into tokens (``"Tc"``: with constant tokens such as ViT's class
 token concatenated in front), ``"X"`` a dimension that holds part of the spatial
 positions mixed with something else (window partitions), ``"F"`` features flattened by a flatten layer
-(that layer already accounts for the spatial mixing), ``"Pw:p"`` the positions within ``p x p``
-windows of a window partition and ``"Pg:p"`` the index of those windows (MaxViT's partitions).
+(that layer already accounts for the spatial mixing), ``Partition("Pw", p)`` the positions within
+``p x p`` windows of a window partition and ``Partition("Pg", p)`` the index of those windows (MaxViT's
+partitions). The roles are those of :mod:`rf_widgets.frontends.layout`.
 
 An operation that mixes values along a dimension is global when the role is spatial (an axis or
 ``"T"``), unknown when it is ``"X"``, and elementwise otherwise.
@@ -18,26 +19,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["Layout", "Role", "is_spatial", "mixing", "regroup", "standard"]
+from rf_widgets.frontends.layout import Layout, Partition, Role, is_spatial
+from rf_widgets.frontends.layout import channels_first as standard
 
-Role = str | int
-Layout = tuple[Role, ...]
-
-
-def standard(ndim: int) -> Layout:
-    """``(N, C, 0, 1, ...)``: the layout of a channels-first input."""
-    return ("N", "C", *range(ndim))
-
-
-def is_spatial(role: Role) -> bool:
-    return isinstance(role, int) or role in ("T", "Tc", "X") or partition(role) is not None
+__all__ = ["Layout", "Partition", "Role", "is_spatial", "mixing", "regroup", "standard"]
 
 
 def partition(role: Role) -> tuple[str, int] | None:
     """``("Pw", p)`` or ``("Pg", p)`` for the roles of a window partition, else None."""
-    if isinstance(role, str) and role[:3] in ("Pw:", "Pg:"):
-        return role[:2], int(role[3:])
-    return None
+    return (role.kind, role.size) if isinstance(role, Partition) else None
 
 
 def mixing(roles: Sequence[Role]) -> str:

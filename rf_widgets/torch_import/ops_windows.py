@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from rf_widgets.frontends.layout import Partition
 from rf_widgets.torch_import.call import Act, Call
 from rf_widgets.torch_import.rules import RuleTable, Unsupported
 
@@ -293,13 +294,13 @@ def _window_partition(call: Call) -> Act:
     p = int(call.literal(1, "p"))
     if tuple(call.x.layout) != ("N", "C", *range(call.ndim)) or call.ndim != 2:
         raise Unsupported(f"a window partition of a tensor laid out as {call.x.layout}")
-    return call.relayout(("N", f"Pg:{p}", f"Pw:{p}", "C"))
+    return call.relayout(("N", Partition("Pg", p), Partition("Pw", p), "C"))
 
 
 def _window_departition(call: Call) -> Act:
     """MaxViT's ``WindowDepartition``: the partition undone, back to ``(N, C, H, W)``."""
     p = int(call.literal(1, "p"))
-    if tuple(call.x.layout) != ("N", f"Pg:{p}", f"Pw:{p}", "C"):
+    if tuple(call.x.layout) != ("N", Partition("Pg", p), Partition("Pw", p), "C"):
         raise Unsupported(f"a window departition of a tensor laid out as {call.x.layout}")
     return call.relayout(("N", "C", *range(call.ndim)))
 
