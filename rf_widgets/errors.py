@@ -13,6 +13,7 @@ __all__ = [
     "ModelImportError",
     "RFError",
     "ResolutionError",
+    "RuleFailureWarning",
     "StackFileError",
     "UnknownOperationWarning",
 ]
@@ -44,6 +45,10 @@ class StackFileError(RFError):
 
 class UnknownOperationWarning(UserWarning):
     """An operation without a receptive-field rule was found; it is reported with status "unknown"."""
+
+
+class RuleFailureWarning(UnknownOperationWarning):
+    """A rule raised an exception (a bug of the rule) and the node it failed at is reported as unknown."""
 
 
 class DataError(RFError):

@@ -16,7 +16,8 @@ frontend (``"onnx"``: keyed by the ONNX op type; ``"keras"``: keyed by the layer
 ``"module.qualname"``) and receives that frontend's call object; each frontend has its own built-in
 table (:func:`builtin_rules` with its name) after the user tables. A rule that cannot handle the arguments it
 got raises :class:`Unsupported`: the node then becomes an ``unknown`` layer with that reason. Any other
-exception from a rule is an importer bug and is raised as a ModelImportError naming the node.
+exception from a rule (but an RFError, which is about the user's input and propagates) is a bug of the
+rule: the node becomes ``unknown`` with the error as its reason and a RuleFailureWarning names the rule.
 
 Examples
 --------

@@ -55,6 +55,7 @@ PUBLIC = {
         "ModelImportError",
         "RFError",
         "ResolutionError",
+        "RuleFailureWarning",
         "StackFileError",
         "UnknownOperationWarning",
     ],

@@ -9,7 +9,11 @@ torch = pytest.importorskip("torch")
 import torch.nn as nn  # noqa: E402
 
 import rf_widgets as rfw  # noqa: E402
-from rf_widgets.errors import ModelImportError, UnknownOperationWarning  # noqa: E402
+from rf_widgets.errors import (  # noqa: E402
+    LayerSpecError,
+    RuleFailureWarning,
+    UnknownOperationWarning,
+)
 from rf_widgets.torch_import.rules import Unsupported, active_tables, builtin_rules  # noqa: E402
 
 
@@ -94,10 +98,68 @@ def test_a_rule_that_raises_unsupported_gives_an_unknown_layer_with_its_reason()
     assert any("not modelled" in d.message for d in result.diagnostics if d.layer == "1")
 
 
-def test_a_broken_rule_is_an_import_error_naming_the_node():
+def _divide_by_zero(call):
+    return 1 // 0
+
+
+def _failures(caught) -> list[str]:
+    return [str(w.message) for w in caught if w.category is RuleFailureWarning]
+
+
+def test_a_broken_rule_makes_its_node_unknown_and_a_warning_names_the_rule():
+    # issue 22 item 3: one rule's bug no longer costs the whole analysis (before: ModelImportError)
     table = rfw.RuleTable()
-    table.module(Blur, lambda call: 1 // 0)
-    with pytest.raises(ModelImportError, match=r"Blur.*fx node '_1'.*ZeroDivisionError"):
+    table.module(Blur, _divide_by_zero)
+    model = nn.Sequential(nn.Conv2d(3, 3, 3), Blur(), nn.Conv2d(3, 3, 5))
+    with pytest.warns(UnknownOperationWarning) as caught:
+        result = rfw.analyze(model, 32, rules=table)
+    (failure,) = _failures(caught)
+    assert failure == (
+        "the rule test_rules._divide_by_zero for Blur failed at fx node '_1' (in 1): ZeroDivisionError: "
+        "integer division or modulo by zero; this node is reported as unknown (a bug of the rule)"
+    )
+    layer = result.layer("1")
+    assert layer.status == "unknown"
+    assert any(
+        "its rule failed (ZeroDivisionError" in d.message for d in result.diagnostics if d.layer == "1"
+    )
+    assert result.layer("2").r_max == (7, 7)  # the rest is analysed: 3 + (5 - 1), Blur adds nothing
+
+
+def test_a_rule_that_fails_halfway_leaves_one_unknown_layer():
+    def halfway(call):
+        call.window(kernel=3, padding=1, op="first_half")
+        raise KeyError("the second half")
+
+    table = rfw.RuleTable()
+    table.module(Blur, halfway)
+    with pytest.warns(UnknownOperationWarning) as caught:
+        result = rfw.analyze(_model(), 32, rules=table)
+    assert "KeyError: 'the second half'" in _failures(caught)[0]
+    assert [(layer.name, layer.op) for layer in result.layers] == [
+        ("0", "Conv2d"),
+        ("1", "Blur"),
+        ("2", "Conv2d"),
+    ]
+    assert result.layer("1").status == "unknown"
+    assert result.layer("2").r_max == (3, 3)  # the dropped 3x3 window left nothing behind
+
+
+def test_a_rule_that_fails_at_several_nodes_gives_one_warning():
+    table = rfw.RuleTable()
+    table.module(Blur, _divide_by_zero)
+    model = nn.Sequential(nn.Conv2d(3, 3, 3), Blur(), Blur(), Blur(), Blur(), nn.Conv2d(3, 3, 3))
+    with pytest.warns(UnknownOperationWarning) as caught:
+        result = rfw.analyze(model, 32, rules=table)
+    (failure,) = _failures(caught)
+    assert "at fx node '_1' (in 1), '_2' (in 2), '_3' (in 3) and 1 more: ZeroDivisionError" in failure
+    assert [layer.status for layer in result.layers[1:5]] == ["unknown"] * 4
+
+
+def test_a_rule_whose_error_is_the_users_input_still_raises():
+    table = rfw.RuleTable()
+    table.module(Blur, lambda call: call.window(kernel=0))  # kernel 0: the rule's (the user's) layer fields
+    with pytest.raises(LayerSpecError, match="kernel"):
         rfw.analyze(_model(), 32, rules=table)
 
 

@@ -8,9 +8,12 @@ in the rule chain (:mod:`rf_widgets.torch_import.rules`) and its rule gets a
 resampling of positions).
 
 A node without a rule becomes an ``unknown`` layer; a rule that raises
-:class:`~rf_widgets.torch_import.rules.Unsupported` too, with its reason. Any other exception is a bug
-(of a rule or of the importer) and is raised as :class:`~rf_widgets.errors.ModelImportError` naming the
-node, never hidden as "unknown".
+:class:`~rf_widgets.torch_import.rules.Unsupported` too, with its reason. Any other exception (but the
+:class:`~rf_widgets.errors.RFError` family, which is about the user's input and propagates) is a bug of
+the rule: the node becomes ``unknown`` with the error as its reason, the layers the rule emitted before
+it raised are dropped, the rest of the model is analysed, and a
+:class:`~rf_widgets.errors.RuleFailureWarning` names the rule and the nodes. One rule's bug does not cost
+the whole analysis; the warning keeps it from passing unnoticed.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from __future__ import annotations
 import io
 import operator
 import re
+import warnings
 from collections.abc import Iterable
 from contextlib import redirect_stderr
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -28,7 +33,7 @@ import torch.nn as nn
 
 from rf_widgets.core.arithmetic import Diagnostic
 from rf_widgets.core.layers import INPUT, Layer
-from rf_widgets.errors import ModelImportError, RFError
+from rf_widgets.errors import ModelImportError, RFError, RuleFailureWarning
 from rf_widgets.torch_import.call import CONST, Act, Call, ShapeOf
 from rf_widgets.torch_import.layout import Layout, standard
 from rf_widgets.torch_import.rules import RuleTable, Unsupported
@@ -61,8 +66,12 @@ class GraphBuilder:
         self.unknown: list[str] = []
         self.requirements: list[Any] = []  # MapRequirement of layers whose module fixes its map size
         self.outputs: list[tuple[str, Act]] = []
+        self.failures: list[RuleFailure] = []
         self._used: dict[str, int] = {}
         self._counted_params: set[int] = set()
+        self._param_log: list[int] = []  # the order parameters were counted in, for _rollback
+        self._bases: list[str] = []  # the name each layer was counted under in _used, for _rollback
+        self._last_base = ""
         self._shapes: dict[str, tuple[int, ...]] | None = None
         self._seen_input = False
 
@@ -71,6 +80,7 @@ class GraphBuilder:
     def build(self) -> list[Layer]:
         for node in self.gm.graph.nodes:
             self.values[node] = self._visit(node)
+        self._warn_failures()
         return self.layers
 
     def _visit(self, node: fx.Node) -> Any:
@@ -97,19 +107,23 @@ class GraphBuilder:
         rule = self._rule(node, module)
         if rule is None:
             return call.unknown(_no_rule(node, module, call.op))
+        mark = self._mark()
         try:
             value = rule(call)
-        except Unsupported as why:
-            return call.unknown(str(why) or "the rule does not cover these arguments")
-        except RFError:
-            raise
-        except Exception as err:
-            raise self._bug(node, call, err) from err
-        if isinstance(value, dict):
-            try:
+            if isinstance(value, dict):
                 value = call.layer(value)
-            except Unsupported as why:
-                return call.unknown(str(why))
+        except Unsupported as why:
+            self._rollback(mark)
+            return self._fresh(call).unknown(str(why) or "the rule does not cover these arguments")
+        except RFError:
+            raise  # the user's input (a rule's invalid layer fields, a model that breaks a requirement)
+        except Exception as err:
+            # a bug of the rule: this node becomes unknown with the error as its reason, the rest of the
+            # model is still analysed, and a RuleFailureWarning names the rule (see build)
+            self._rollback(mark)
+            failure = self._failure(node, call, rule, err)
+            self.failures.append(failure)
+            return self._fresh(call).unknown(f"its rule failed ({failure.error})")
         return value
 
     def _rule(self, node: fx.Node, module: nn.Module | None) -> Any:
@@ -126,12 +140,56 @@ class GraphBuilder:
             return _tuple_of_args  # a namedtuple built from activations
         return None
 
-    def _bug(self, node: fx.Node, call: Call, err: Exception) -> ModelImportError:
-        scope = _scope(node) or "the top level"
-        return ModelImportError(
-            f"the rule for {call.op} failed at fx node '{node.name}' (in {scope}): "
-            f"{type(err).__name__}: {err}"
+    def _failure(self, node: fx.Node, call: Call, rule: Any, err: Exception) -> RuleFailure:
+        module = getattr(rule, "__module__", None)
+        name = getattr(rule, "__qualname__", None) or type(rule).__name__
+        lines = str(err).strip().splitlines()
+        error = f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
+        return RuleFailure(f"{module}.{name}" if module else name, call.op, node.name, _scope(node), error)
+
+    def _warn_failures(self) -> None:
+        """One :class:`RuleFailureWarning` per rule that raised, naming it and the nodes it failed at."""
+        by_rule: dict[tuple[str, str], list[RuleFailure]] = {}
+        for failure in self.failures:
+            by_rule.setdefault((failure.rule, failure.op), []).append(failure)
+        for (rule, op), failures in by_rule.items():
+            first = failures[0]
+            at = ", ".join(f"'{f.node}' (in {f.scope or 'the top level'})" for f in failures[:3])
+            more = f" and {len(failures) - 3} more" if len(failures) > 3 else ""
+            warnings.warn(
+                f"the rule {rule} for {op} failed at fx node {at}{more}: {first.error}; "
+                f"{'this node is' if len(failures) == 1 else 'these nodes are'} reported as unknown "
+                "(a bug of the rule)",
+                RuleFailureWarning,
+                stacklevel=4,
+            )
+
+    # -- undoing a rule that failed halfway -----------------------------------------------------------
+
+    def _mark(self) -> tuple[int, ...]:
+        return (
+            len(self.layers),
+            len(self.diagnostics),
+            len(self.unknown),
+            len(self.requirements),
+            len(self._param_log),
         )
+
+    def _rollback(self, mark: tuple[int, ...]) -> None:
+        """Drop what a rule emitted before it raised: its node is then one unknown layer."""
+        layers, diagnostics, unknown, requirements, params = mark
+        for base in self._bases[layers:]:
+            self._used[base] -= 1
+        del self._bases[layers:]
+        del self.layers[layers:], self.diagnostics[diagnostics:], self.unknown[unknown:]
+        del self.requirements[requirements:]
+        for key in self._param_log[params:]:
+            self._counted_params.discard(key)
+        del self._param_log[params:]
+
+    @staticmethod
+    def _fresh(call: Call) -> Call:
+        return Call(call.builder, call.node, call.args, call.kwargs, call.module, call.op)
 
     # -- state the rules use --------------------------------------------------------------------------
 
@@ -143,6 +201,7 @@ class GraphBuilder:
         name = self._name(node, op, suffix)
         layer = Layer(name, op, inputs=sources, module=module, extra={"fx_node": node.name}, **fields)
         self.layers.append(layer)
+        self._bases.append(self._last_base)
         return Act(name, layout)
 
     def take_params(self, parameters: Iterable[torch.Tensor]) -> int:
@@ -151,6 +210,7 @@ class GraphBuilder:
         for p in parameters:
             if id(p) not in self._counted_params:
                 self._counted_params.add(id(p))
+                self._param_log.append(id(p))
                 total += p.numel()
         return total
 
@@ -171,6 +231,7 @@ class GraphBuilder:
             scope = _scope(node)
             base = f"{scope}.{op}" if scope else op
         base += f".{suffix}" if suffix else ""
+        self._last_base = base
         count = self._used.get(base, 0) + 1
         self._used[base] = count
         return base if count == 1 else f"{base}:{count}"
@@ -186,6 +247,17 @@ class GraphBuilder:
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleFailure:
+    """A rule that raised at one node: which rule (``module.qualname``), where, and the error's first line."""
+
+    rule: str
+    op: str
+    node: str
+    scope: str
+    error: str
 
 
 def _tuple_of_args(call: Call) -> tuple[Any, ...]:

@@ -58,6 +58,11 @@ def _reshape(call: Call) -> Act:
     after = call.shape_of(call.node)
     if before is None or after is None:
         raise Unsupported("the shapes around this reshape could not be worked out")
+    if len(before) != len(x.layout):
+        # an unknown operation before it changed the rank (timm's HaloNet without its rule: unfold)
+        raise Unsupported(
+            f"its input's dimensions are not known ({len(before)} dimensions, {len(x.layout)} followed)"
+        )
     layout = regroup(x.layout, before, after, call.ndim)
     if layout is None:
         raise Unsupported(f"a reshape from {before} to {after}")
