@@ -26,6 +26,14 @@ timm pays nothing.
   block attention is a ``"windows"`` layer of the partition size, grid attention global over the map
   (as torchvision's), each plus the residual; the partition must divide the map (timm asserts it).
 - ``Conv2dSame``, ``AvgPool2dSame``, ``MaxPool2dSame``: TensorFlow's "SAME" padding, decided per size.
+- ``timm.layers.HaloAttn`` (HaloNet, and the halo blocks of ``halo2botnet``, ``lamhalobotnet``,
+  ``sehalonet``, ``haloregnetz``): the queries of each ``b x b`` block attend to the keys and values of
+  the block grown by its halo ``h`` on every side (zero padding at the border). Unit ``u`` of block
+  ``j = u // b`` sees ``[j b - h, j b + b + h - 1]``: a ``2h + 1`` window with padding ``h``
+  (``<m>.halo``) followed by attention within windows of ``b`` (the union of the ``2h + 1`` windows
+  over a block). With a query stride ``s`` (``block_stride``) output unit ``u`` is the query at
+  ``s u``: a 1x1 window with stride ``s`` follows; with ``avg_down`` a 2x2 average pool. timm asserts
+  that ``b`` divides the map: a :class:`~rf_widgets.core.analysis.MapRequirement`.
 """
 
 from __future__ import annotations
@@ -233,6 +241,54 @@ def _partition_attention(call: Call) -> Act:
     return block
 
 
+def _halo_attention(call: Call) -> Act:
+    from rf_widgets.core.analysis import MapRequirement
+    from rf_widgets.core.layers import Resample
+
+    module: Any = call.module
+    if call.ndim != 2 or tuple(call.x.layout) != ("N", "C", 0, 1):
+        raise Unsupported(f"a halo attention on a tensor laid out as {call.x.layout}")
+    block, halo, stride = int(module.block_size), int(module.halo_size), int(module.block_stride)
+    win = int(module.win_size)
+    pooled = isinstance(module.pool, nn.AvgPool2d)
+    # per query: the query projection, q.k and the weighted values over the win x win keys, and the
+    # relative logits along each axis (q against 2 win - 1 embeddings per axis)
+    qk, v = int(module.dim_out_qk), int(module.dim_out_v)
+    per_query = module.q.in_channels * module.q.out_channels + win * win * (qk + v) + 2 * (2 * win - 1) * qk
+    keys = call.emit(
+        "halo",
+        suffix="halo",
+        kernel=(2 * halo + 1,) * 2,
+        padding=((halo, halo),) * 2,
+        macs_per_position=module.kv.in_channels * module.kv.out_channels,
+    )
+    spec = Resample("windows", window=(block, block), shift=(0, 0))
+    last = stride == 1 and not pooled
+    attn = call.emit(
+        "halo_attention",
+        inputs=[keys],
+        suffix="" if last else "attn",
+        kind="resample",
+        resample=spec,
+        macs_per_position=per_query if stride == 1 else 0,
+    )
+    call.builder.requirements.append(
+        MapRequirement(
+            attn.source,
+            lambda size: all(n % block == 0 for n in size),
+            f"timm's HaloAttn cuts the map into {block}x{block} blocks and asserts that they divide it",
+        )
+    )
+    if last:
+        return attn
+    if pooled:
+        return call.emit("avg_pool", inputs=[attn], kernel=(2, 2), stride=(2, 2))
+    # the queries are the strided positions: output unit u is the query at s u
+    return call.emit(
+        "halo_queries", inputs=[attn], kernel=(1, 1), stride=(stride,) * 2, macs_per_position=per_query
+    )
+
+
 def _projection_macs(attn: Any) -> int:
     """Per token: the query/key/value and output projections (not a position-bias MLP, run once per map)."""
     return sum(_linear_macs(getattr(attn, name)) for name in ("qkv", "proj") if hasattr(attn, name))
@@ -271,5 +327,6 @@ def register(table: RuleTable) -> None:
         table.module(block, _swin_block)
     for partition in ("PartitionAttentionCl", "PartitionAttention2d", "ParallelPartitionAttention"):
         table.module(f"timm.models.maxxvit.{partition}", _partition_attention)
+    table.module("timm.layers.halo_attn.HaloAttn", _halo_attention)
     for merging in ("swin_transformer", "swin_transformer_v2", "swin_transformer_v2_cr"):
         table.module(f"timm.models.{merging}.PatchMerging", _patch_merging)
