@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 from rf_widgets.core.analysis import MAX_INPUT_SIZE
 from rf_widgets.core.graph import Stack
-from rf_widgets.core.layers import Layer
 from rf_widgets.core.results import Analysis, analyze_stack
-from rf_widgets.errors import ModelImportError, ResolutionError, shown
+from rf_widgets.errors import ResolutionError, shown
+from rf_widgets.frontends.registry import resolve
 
 __all__ = ["MAX_INPUT_SIZE", "analyze", "check_input_size", "load_stack", "to_stack"]
 
@@ -73,39 +72,10 @@ def to_stack(model: Any, *, allow_code: bool = True, rules: Any = None, name: st
 
     ``allow_code=False`` refuses ``package.module:factory`` specs (see :mod:`rf_widgets.specs`);
     ``rules`` is a :class:`~rf_widgets.RuleTable` used for this import only; ``name`` names an
-    imported model in reports (a spec string names itself).
+    imported model in reports (a spec string names itself). Which frontend imports it is
+    :func:`rf_widgets.frontends.registry.resolve`'s answer.
     """
-    if isinstance(model, Stack):
-        return model
-    if isinstance(model, os.PathLike):
-        path = os.fspath(model)
-        if not isinstance(path, str):
-            raise ModelImportError(f"a path to a model must be text, got {type(path).__name__}")
-        if not path.strip().lower().endswith(".onnx"):
-            from rf_widgets.stackfile import read_stack
-
-            return read_stack(path)
-    if _is_onnx(model):
-        from rf_widgets.onnx_import import import_onnx
-
-        return import_onnx(model, name=name, rules=rules)
-    if isinstance(model, str):
-        from rf_widgets.specs import load_model_spec
-
-        loaded = load_model_spec(model, allow_code=allow_code)
-        return loaded if isinstance(loaded, Stack) else _import_torch(loaded, model, rules)
-    if _is_keras_model(model):
-        from rf_widgets.keras_import import import_model as import_keras
-
-        return import_keras(model, rules=rules)
-    if is_torch_module(model):
-        return _import_torch(model, name, rules)
-    if isinstance(model, Sequence) and model and all(isinstance(layer, Layer) for layer in model):
-        return Stack(model)
-    raise ModelImportError(
-        "analyze() takes a torch.nn.Module, a Keras model, a Stack, a list of layers or a model spec string "
-        f"such as 'torchvision:resnet18', got {type(model).__name__}"
-    )
+    return resolve(model, allow_code=allow_code).stack(name=name, rules=rules)
 
 
 def load_stack(path: str | os.PathLike[str]) -> Stack:
@@ -113,30 +83,3 @@ def load_stack(path: str | os.PathLike[str]) -> Stack:
     from rf_widgets.stackfile import read_stack
 
     return read_stack(path)
-
-
-def _import_torch(model: Any, name: str | None, rules: Any = None) -> Stack:
-    from rf_widgets.torch_import import import_model
-
-    return import_model(model, name=name, rules=rules)
-
-
-def is_torch_module(model: Any) -> bool:
-    torch = sys.modules.get("torch")
-    # Keras layers on the torch backend are torch modules too, but are read through Keras
-    return torch is not None and isinstance(model, torch.nn.Module) and not _is_keras_model(model)
-
-
-def _is_keras_model(model: Any) -> bool:
-    keras = sys.modules.get("keras")
-    return keras is not None and isinstance(model, keras.layers.Layer)
-
-
-def _is_onnx(model: Any) -> bool:
-    """An ``onnx.ModelProto`` or the path of a ``.onnx`` file (onnx is imported only for those)."""
-    import os
-
-    onnx = sys.modules.get("onnx")
-    if onnx is not None and isinstance(model, onnx.ModelProto):
-        return True
-    return isinstance(model, (str, os.PathLike)) and os.fspath(model).strip().lower().endswith(".onnx")

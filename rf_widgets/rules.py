@@ -14,7 +14,8 @@ the function object, or its ``"module.qualname"`` string (functions wrapped for 
 need not be imported); a method rule matches the method name. An operator rule belongs to a named
 frontend (``"onnx"``: keyed by the ONNX op type; ``"keras"``: keyed by the layer class or its
 ``"module.qualname"``) and receives that frontend's call object; each frontend has its own built-in
-table (:func:`builtin_rules` with its name) after the user tables. A rule that cannot handle the arguments it
+table (:func:`builtin_rules` with its name; frontends are registered in
+:mod:`rf_widgets.frontends.registry`) after the user tables. A rule that cannot handle the arguments it
 got raises :class:`Unsupported`: the node then becomes an ``unknown`` layer with that reason. Any other
 exception from a rule (but an RFError, which is about the user's input and propagates) is a bug of the
 rule: the node becomes ``unknown`` with the error as its reason and a RuleFailureWarning names the rule.
@@ -50,7 +51,6 @@ __all__ = [
     "active_tables",
     "builtin_rules",
     "lookup_chain",
-    "register_frontend",
 ]
 
 Rule = Callable[["Call"], Any]
@@ -207,8 +207,6 @@ class RuleTable:
 
 _ACTIVE: ContextVar[tuple[RuleTable, ...]] = ContextVar("rf_widgets_rule_tables", default=())
 _BUILTIN: dict[str, RuleTable] = {}
-_BUILTIN_LOADERS: dict[str, str] = {"torch": "rf_widgets.torch_import.ops"}
-"""frontend -> module with ``register(table)`` functions (loaded on first use; see :func:`builtin_rules`)."""
 
 
 def active_tables() -> tuple[RuleTable, ...]:
@@ -219,23 +217,19 @@ def active_tables() -> tuple[RuleTable, ...]:
 def builtin_rules(frontend: str = "torch") -> RuleTable:
     """The table of built-in rules of ``frontend`` (built on first use).
 
-    Each frontend's module (see ``_BUILTIN_LOADERS``) has a ``register(table)`` function; a frontend
-    adds itself with :func:`register_frontend`.
+    The registered frontend of that name (:func:`rf_widgets.frontends.registry.frontend`) names the
+    module whose ``register(table)`` function fills it.
     """
     if frontend not in _BUILTIN:
         import importlib
 
-        if frontend not in _BUILTIN_LOADERS:
-            raise KeyError(f"no importer is registered for frontend {frontend!r}")
+        from rf_widgets.frontends.registry import frontend as registered
+
+        module = registered(frontend).rules_module
         table = RuleTable(f"built-in {frontend} rules" if frontend != "torch" else "built-in rules")
-        importlib.import_module(_BUILTIN_LOADERS[frontend]).register(table)
+        importlib.import_module(module).register(table)
         _BUILTIN[frontend] = table
     return _BUILTIN[frontend]
-
-
-def register_frontend(frontend: str, module: str) -> None:
-    """Name the module whose ``register(table)`` fills the built-in table of ``frontend``."""
-    _BUILTIN_LOADERS[frontend] = module
 
 
 def lookup_chain(explicit: RuleTable | None = None, frontend: str = "torch") -> tuple[RuleTable, ...]:

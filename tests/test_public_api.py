@@ -72,7 +72,17 @@ PUBLIC = {
         "search",
         "suggest",
     ],
-    "rf_widgets.frontends": ["CONST", "Act", "ShapeOf"],
+    "rf_widgets.frontends": [
+        "CONST",
+        "Act",
+        "Frontend",
+        "Resolved",
+        "ShapeOf",
+        "frontend",
+        "frontends",
+        "register",
+        "resolve",
+    ],
     "rf_widgets.core.analysis": [
         "Engine",
         "Evaluation",

@@ -20,11 +20,9 @@ from rf_widgets.errors import ModelImportError
 from rf_widgets.frontends.reporting import warn_unknown
 from rf_widgets.keras_import.builder import KerasBuilder, graph_of
 from rf_widgets.keras_import.call import Act, KerasCall, channel_layout
-from rf_widgets.rules import RuleTable, lookup_chain, register_frontend
+from rf_widgets.rules import RuleTable, lookup_chain
 
 __all__ = ["Act", "KerasCall", "import_model", "is_keras_model"]
-
-register_frontend("keras", "rf_widgets.keras_import.ops")
 
 
 def is_keras_model(model: Any) -> bool:

@@ -17,11 +17,9 @@ from typing import Any
 from rf_widgets.core.graph import Stack
 from rf_widgets.errors import ModelImportError
 from rf_widgets.frontends.reporting import warn_unknown
-from rf_widgets.rules import RuleTable, lookup_chain, register_frontend
+from rf_widgets.rules import RuleTable, lookup_chain
 
 __all__ = ["import_onnx"]
-
-register_frontend("onnx", "rf_widgets.onnx_import.ops")
 
 
 def import_onnx(model: Any, *, name: str | None = None, rules: RuleTable | None = None) -> Stack:

@@ -16,17 +16,14 @@ def source_of(model: Any, name: str | None = None) -> tuple[Source, tuple[int, .
     ``model`` is an ``nn.Module``, a :class:`Stack`, a list of layers, a model spec string or an
     :class:`Analysis`.
     """
-    from rf_widgets._api import is_torch_module, to_stack
+    from rf_widgets.frontends.registry import resolve
 
     if isinstance(model, Analysis):
         return Source(model.stack, name or model.model), model.input_size
-    if isinstance(model, str):
-        from rf_widgets.specs import load_model_spec
-
-        name = name or model
-        model = load_model_spec(model)
-    if is_torch_module(model):
+    found = resolve(model)
+    name = name or found.name
+    if found.kind == "torch":
         from rf_widgets.strategies.surgery import TorchSource
 
-        return TorchSource(model, name), None
-    return Source(to_stack(model), name), None
+        return TorchSource(found.model, name), None
+    return Source(found.stack(), name), None

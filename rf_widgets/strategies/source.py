@@ -104,7 +104,7 @@ class Source:
 
     def _refuse_imported(self, what: str, whose: str) -> None:
         frontend = self.stack.metadata.get("frontend")
-        if frontend is not None:  # imported from Keras or ONNX: nothing to edit the model with
+        if frontend not in (None, "torch"):  # imported from Keras or ONNX: nothing to edit the model with
             raise RFError(
                 f"{what} applies to torch models only (torch.fx surgery); this {frontend} model is not "
                 f"changed: {whose} layer graph is .stack"

@@ -94,6 +94,7 @@ def import_traced(
         ndim,
         label,
         metadata={
+            "frontend": "torch",
             "import_method": how,
             "opaque_modules": opaque,
             "diagnostics": tuple(builder.diagnostics),

@@ -21,7 +21,6 @@ from typing import Any
 import ipywidgets as widgets
 
 from rf_widgets import editing
-from rf_widgets._api import to_stack
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import (
     Layer,
@@ -34,6 +33,7 @@ from rf_widgets.core.layers import (
 )
 from rf_widgets.core.results import Analysis
 from rf_widgets.errors import RFError
+from rf_widgets.frontends.registry import resolve
 from rf_widgets.stackfile import stack_to_dict
 from rf_widgets.strategies import Suggestions
 from rf_widgets.widgets import panels
@@ -115,16 +115,12 @@ class Explorer(widgets.VBox):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        if isinstance(model, str):  # load a spec once: the effective field needs the module itself
-            from rf_widgets.specs import load_model_spec
-
-            spec, model = model, load_model_spec(model)
-            stack = model if isinstance(model, Stack) else to_stack(model, name=spec)
-        else:
-            stack = to_stack(model)
+        found = resolve(model)  # a spec is loaded once: the effective field needs the module itself
+        model = found.model
+        stack = found.stack()
         if name:
             stack = stack.replace(stack.layers, name=name)
-        self.is_torch = "import_method" in stack.metadata
+        self.is_torch = found.kind == "torch"
         self.state = ExplorerState(stack, input_size, image, model if self.is_torch else None)
         state = self.state
         self.renderer = Renderer(state.result, state.layer, state.image, interactive)
