@@ -133,14 +133,14 @@ def test_interpolate_to_the_input_size_follows_the_input():
 
 
 class ShapeBranch(nn.Module):
-    """Python control flow on a shape: symbolic tracing cannot follow it."""
+    """Python control flow on the values: neither symbolic tracing nor torch.export can follow it."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(4, 4, 3, padding=1)
 
     def forward(self, x):
-        if x.shape[-1] > 8:
+        if x.amax() > 8:
             return self.conv(x)
         return x
 
@@ -160,6 +160,7 @@ def test_untraceable_submodule_becomes_an_opaque_leaf():
     with pytest.warns(UnknownOperationWarning, match="branch"):
         result = rfw.analyze(Outer(), 32)
     assert "opaque" in result.stack.metadata["import_method"]
+    assert "torch.export failed too" in result.stack.metadata["import_method"]
     assert result.stack.metadata["opaque_modules"] == ("branch",)
     assert result.layer("branch").status == "unknown"
     assert result.layer("head").status == "productive"

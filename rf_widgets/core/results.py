@@ -555,6 +555,8 @@ def summary_rows(result: Analysis) -> list[tuple[str, str]]:
     unknown = _unknown(result)
     if unknown:
         rows.append(("Unknown operations (values after them are lower bounds)", ", ".join(unknown)))
+    if _exported(result):
+        rows.append(("Traced with", EXPORT_NOTE))
     return rows
 
 
@@ -576,4 +578,14 @@ def summary_lines(result: Analysis) -> list[str]:
     unknown = _unknown(result)
     if unknown:
         lines.append(f"unknown operations (values after them are lower bounds): {', '.join(unknown)}")
+    if _exported(result):
+        lines.append(f"traced with {EXPORT_NOTE}")
     return lines
+
+
+EXPORT_NOTE = "torch.export (torch.fx could not trace the model; see the 'traced-with-export' diagnostic)"
+
+
+def _exported(result: Analysis) -> bool:
+    """Whether the torch importer read the graph through torch.export (its second tracer)."""
+    return result.stack.metadata.get("tracer") == "torch.export"

@@ -16,10 +16,11 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 
+from rf_widgets.core.arithmetic import Diagnostic
 from rf_widgets.core.graph import Stack
 from rf_widgets.errors import ModelImportError
 from rf_widgets.frontends.reporting import warn_unknown
-from rf_widgets.torch_import.builder import GraphBuilder
+from rf_widgets.torch_import.builder import REFERENCE_SIZE, GraphBuilder
 from rf_widgets.torch_import.call import Call
 from rf_widgets.torch_import.rules import RuleTable, Unsupported, iter_module_types, lookup_chain
 from rf_widgets.torch_import.tracing import preserved, trace
@@ -72,9 +73,11 @@ def import_traced(
     label = name or type(model).__name__
     ndim, in_channels = _input_geometry(model) if ndim is None else (ndim, _input_geometry(model)[1])
     chain = lookup_chain(rules)
+    reference = _native_size(model, ndim) or (REFERENCE_SIZE.get(ndim, 32),) * ndim
     with preserved(model), torch.no_grad():
         try:
-            gm, how, opaque = trace(model, leaf_types(rules))
+            example = _example_input(model, in_channels, reference)
+            gm, how, opaque = trace(model, leaf_types(rules), example=example, chain=chain)
         except ModelImportError as err:
             backbone = getattr(model, "backbone", None)
             if isinstance(backbone, nn.Module):
@@ -84,8 +87,11 @@ def import_traced(
                     f"rf_widgets.analyze(model.backbone, size)"
                 ) from err
             raise
-        builder = GraphBuilder(gm, ndim, in_channels, _native_size(model, ndim), chain)
+        builder = GraphBuilder(gm, ndim, in_channels, reference, chain)
         layers = builder.build()
+    tracer = "torch.export" if how.startswith("torch.export") else "torch.fx"
+    if tracer == "torch.export":
+        builder.diagnostics.insert(0, Diagnostic(None, "traced-with-export", _export_note(how)))
     if not layers:
         raise ModelImportError(f"{label} has no operation on its input that rf_widgets can see")
     warn_unknown(label, [f"'{n}'" for n in builder.unknown], stacklevel=2)
@@ -96,6 +102,7 @@ def import_traced(
         metadata={
             "frontend": "torch",
             "import_method": how,
+            "tracer": tracer,
             "opaque_modules": opaque,
             "diagnostics": tuple(builder.diagnostics),
             "outputs": tuple((label, act.source) for label, act in builder.outputs if act.source != "input"),
@@ -103,6 +110,18 @@ def import_traced(
         },
     )
     return stack, gm
+
+
+def _example_input(model: nn.Module, channels: int, size: tuple[int, ...]) -> torch.Tensor:
+    """What torch.export runs the model on: one image of the reference size, where the weights are."""
+    weight = next((p for p in model.parameters() if p.is_floating_point()), None)
+    device = weight.device if weight is not None else torch.device("cpu")
+    dtype = weight.dtype if weight is not None else torch.float32
+    return torch.zeros(1, channels, *size, device=device, dtype=dtype)
+
+
+def _export_note(how: str) -> str:
+    return f"the graph is {how}; Python control flow that depends on the input size was fixed at that size"
 
 
 def _native_size(model: nn.Module, ndim: int) -> tuple[int, ...] | None:

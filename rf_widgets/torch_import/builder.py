@@ -242,7 +242,11 @@ class GraphBuilder:
             if isinstance(value, torch.Tensor):
                 return tuple(value.shape)
         if self._shapes is None:
-            self._shapes = _propagate_shapes(self.gm, self.reference, self.in_channels)
+            recorded = self.gm.meta.get("shapes")  # the export tracer's, at the reference size
+            if recorded is not None:
+                self._shapes = dict(recorded)
+            else:
+                self._shapes = _propagate_shapes(self.gm, self.reference, self.in_channels)
         return self._shapes.get(node.name)
 
 

@@ -12,6 +12,7 @@ import torch
 import torch.fx as fx
 
 from rf_widgets.errors import ModelImportError
+from rf_widgets.rules import RuleTable
 
 __all__ = ["preserved", "trace"]
 
@@ -34,43 +35,92 @@ class _Tracer(fx.Tracer):
 
 
 def trace(
-    model: torch.nn.Module, leaf_types: tuple[type, ...] = ()
+    model: torch.nn.Module,
+    leaf_types: tuple[type, ...] = (),
+    *,
+    example: torch.Tensor | None = None,
+    chain: tuple[RuleTable, ...] = (),
 ) -> tuple[fx.GraphModule, str, tuple[str, ...]]:
-    """Trace ``model`` symbolically; on failure, make the failing submodule a leaf and retry.
+    """Trace ``model`` symbolically; when torch.fx cannot, export it; else make submodules opaque leaves.
 
-    Returns the graph module, a sentence saying how the graph was obtained, and the names of the
-    modules that had to be treated as opaque leaves.
+    With an ``example`` input, a model torch.fx cannot trace is read through ``torch.export`` on that
+    input (:mod:`rf_widgets.torch_import.exporting`; ``chain`` is the rule chain the operators are
+    mapped for). When that fails too, or without an example, the submodule whose code fails becomes an
+    opaque leaf and the trace is retried. Returns the graph module, a sentence saying how the graph was
+    obtained (it starts with "torch.export" when export made the graph) and the names of the modules
+    that had to be treated as opaque leaves.
     """
     own = _own_graph(model, leaf_types)
     if own is not None:
         _check_single_input(model, own.graph)
         return own, "its own torch.fx graph (a GraphModule)", ()
+    try:
+        module = _fx_trace(model, set(), leaf_types)
+    except ModelImportError:
+        raise
+    except Exception as err:  # tracing runs arbitrary user code: any failure is possible
+        fx_error = err
+    else:
+        return module, "torch.fx symbolic trace", ()
+    fx_reason = f"torch.fx could not trace {type(model).__name__}: {_failing_call(fx_error)}"
+    export_reason = "torch.export was not tried"
+    if example is not None:
+        try:
+            module = _export(model, example, leaf_types, chain)
+        except ModelImportError:
+            raise
+        except Exception as err:  # exporting runs arbitrary user code too
+            export_reason = f"torch.export failed too: {_failing_call(err, skip='torch/')}"
+        else:
+            size = "x".join(str(n) for n in example.shape[2:])
+            return module, f"torch.export at {size} ({fx_reason})", ()
+    module, opaque = _with_opaque_leaves(model, leaf_types, fx_error, f"{fx_reason}; {export_reason}")
+    how = (
+        "torch.fx symbolic trace with the untraceable submodules "
+        + ", ".join(f"'{n}'" for n in opaque)
+        + f" kept as opaque leaves ({export_reason})"
+    )
+    return module, how, opaque
+
+
+def _fx_trace(model: torch.nn.Module, leaves: set[int], leaf_types: tuple[type, ...]) -> fx.GraphModule:
+    tracer = _Tracer(leaves, leaf_types)
+    graph = tracer.trace(model)
+    _check_single_input(model, graph)
+    return fx.GraphModule(tracer.root, graph, type(model).__name__)
+
+
+def _export(
+    model: torch.nn.Module, example: torch.Tensor, leaf_types: tuple[type, ...], chain: tuple[RuleTable, ...]
+) -> fx.GraphModule:
+    from rf_widgets.torch_import.exporting import export_graph
+
+    tracer = _Tracer(set(), leaf_types)
+    module = export_graph(model, example, tracer.is_leaf_module, chain)
+    _check_single_input(model, module.graph)
+    return module
+
+
+def _with_opaque_leaves(
+    model: torch.nn.Module, leaf_types: tuple[type, ...], first: BaseException, reasons: str
+) -> tuple[fx.GraphModule, tuple[str, ...]]:
+    """Retry torch.fx with each submodule whose code fails made an opaque leaf."""
     names = {id(m): name for name, m in model.named_modules()}
     leaves: set[int] = set()
     opaque: list[str] = []
+    err: BaseException = first
     while True:
-        tracer = _Tracer(leaves, leaf_types)
+        culprit = _failing_submodule(err, names, leaves, id(model))
+        if culprit is None or len(opaque) >= MAX_FALLBACK_LEAVES:
+            raise ModelImportError(reasons) from first
+        leaves.add(culprit)
+        opaque.append(names[culprit])
         try:
-            graph = tracer.trace(model)
-        except Exception as err:  # tracing runs arbitrary user code: any failure is possible
-            culprit = _failing_submodule(err, names, leaves, id(model))
-            if culprit is None or len(opaque) >= MAX_FALLBACK_LEAVES:
-                raise ModelImportError(
-                    f"torch.fx could not trace {type(model).__name__}: {_failing_call(err)}"
-                ) from err
-            leaves.add(culprit)
-            opaque.append(names[culprit])
-            continue
-        _check_single_input(model, graph)
-        module = fx.GraphModule(tracer.root, graph, type(model).__name__)
-        if not opaque:
-            return module, "torch.fx symbolic trace", ()
-        how = (
-            "torch.fx symbolic trace with the untraceable submodules "
-            + ", ".join(f"'{n}'" for n in opaque)
-            + " kept as opaque leaves"
-        )
-        return module, how, tuple(opaque)
+            return _fx_trace(model, leaves, leaf_types), tuple(opaque)
+        except ModelImportError:
+            raise
+        except Exception as again:  # tracing runs arbitrary user code: any failure is possible
+            err = again
 
 
 def _check_single_input(model: torch.nn.Module, graph: fx.Graph) -> None:
@@ -127,9 +177,10 @@ def _failing_submodule(err: BaseException, names: dict[int, str], leaves: set[in
     return found
 
 
-def _failing_call(err: BaseException) -> str:
+def _failing_call(err: BaseException, skip: str = "torch/fx") -> str:
+    """The error's first line and the last frame of the model's code (not under ``skip``) it came from."""
     frames = traceback.extract_tb(err.__traceback__)
-    user = [f for f in frames if "torch/fx" not in f.filename.replace("\\", "/")]
+    user = [f for f in frames if skip not in f.filename.replace("\\", "/")]
     where = user[-1] if user else (frames[-1] if frames else None)
     message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     if where is None:
