@@ -257,6 +257,36 @@ def test_a_squeeze_and_excitation_gate_does_not_rescue_an_unproductive_map():
     check_against_reference(result)
 
 
+def test_an_unknown_gate_behind_a_global_pool_does_not_rescue_an_unproductive_map():
+    """An unknown operation that reads only a global pool sees the whole image whatever it computes: like
+    the known gate above it leaves ``scale`` unproductive. On a local map the same operation may carry
+    content of its own, and the layer after it is not called unproductive.
+
+    (Found by the generated networks: the engine counted every unknown input as local content.)
+    """
+    stack = rfw.Stack(
+        [
+            rfw.conv("c1", 5),
+            rfw.conv("c2", 5),  # r 9 > 4, input r 5 >= 4: rule A
+            rfw.global_pool("squeeze", inputs="c2"),
+            rfw.unknown("excite", "mystery", inputs="squeeze"),
+            rfw.add("scale", ["c2", "excite"]),
+            rfw.unknown("local", "mystery", inputs="c2"),
+            rfw.add("mixed", ["c2", "local"]),
+        ]
+    )
+    result = rfw.analyze(stack, 4)
+    assert result.layer("excite").status == "unknown"
+    assert result.layer("excite").r_min[0] == math.inf
+    assert (result.layer("scale").status, result.layer("scale").reason) == (
+        "unproductive",
+        "follows-unproductive",
+    )
+    assert result.layer("local").r_min == (9, 9)
+    assert result.layer("mixed").status == "critical"  # r_min 9 > 4, and not unproductive
+    check_against_reference(result)
+
+
 def test_the_network_input_counts_as_productive_content():
     stack = rfw.Stack(
         [

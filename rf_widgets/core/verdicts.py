@@ -222,10 +222,13 @@ def judge(
         judged = rules.judged.tolist()
         unknown = rules.unknown.tolist()
         layer_inputs, reads_input = plan.layer_inputs, plan.reads_input
+        # An unknown layer may carry local content, unless all it reads is global (its field is then
+        # the whole image whatever it computes): it counts as a global input, as a gate would.
+        everywhere = np.all(np.isinf(arrays.r_min), axis=1).tolist()
         for i in range(int(bad_spatial[0]) + 1, len(spatial)):
             if spatial[i] or not judged[i] or reads_input[i]:
                 continue
-            local = [j for j in layer_inputs[i] if judged[j] or unknown[j]]
+            local = [j for j in layer_inputs[i] if judged[j] or (unknown[j] and not everywhere[j])]
             unproductive[i] = bool(local) and all(unproductive[j] for j in local)
         unproductive_array = np.array(unproductive)
     critical = np.all(arrays.r_min > np.array(resolution, dtype=float), axis=1)
