@@ -180,6 +180,9 @@ def test(*options: str) -> None:
     # so a notebook's cells, stay together on one worker (--dist loadfile). `-n 0` runs in one process.
     workers = min(4, os.cpu_count() or 1)
     parallel = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+    # Each worker computes with one thread per core it has: torch's default (a thread per core in every
+    # process) makes the workers' OpenMP threads wait on each other, up to 100x slower on small tensors.
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     pytest = [PYTHON, "-m", "pytest", "-p", "no:cacheprovider", *parallel, "--durations=25"]
     run(*pytest, *selection, "tests", *notebooks, *options)
 

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
+
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    # Under pytest-xdist (as `tasks.py test` runs it; it sets this too): one computing thread per core a
+    # worker has, before any test imports torch. With torch's default, a thread per core in every worker,
+    # the workers' OpenMP threads wait on each other: a small model's backward pass ran up to 100x slower.
+    _workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
 
 
 class _CallbackErrors(logging.Handler):
