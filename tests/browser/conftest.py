@@ -54,7 +54,7 @@ def _missing_pieces() -> list[str]:
     missing = []
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         missing.append(f"{CHROMIUM} (apt-get install -y chromium fonts-dejavu-core)")
-    for module in ("playwright", "jupyterlab", "voila"):
+    for module in ("playwright", "jupyterlab", "voila", "notebook"):
         if importlib.util.find_spec(module) is None:
             missing.append(f"the Python package {module} (pip install -e '.[browser]')")
     return missing
@@ -199,7 +199,12 @@ def _serve(
         _stop(process)
 
 
-def _lab(base: Path, widgets_enabled: bool = True) -> contextlib.AbstractContextManager[Server]:
+def _lab(
+    base: Path, widgets_enabled: bool = True, app: str = "jupyterlab"
+) -> contextlib.AbstractContextManager[Server]:
+    """JupyterLab (``app="jupyterlab"``) or Notebook 7 (``app="notebook"``, built on the same front end
+    and server) on a free port, with isolated settings and the app object exposed as
+    ``window.jupyterapp``."""
     root, workspaces, settings = base / "root", base / "workspaces", base / "settings"
     for folder in (root, workspaces, settings):
         folder.mkdir(parents=True)
@@ -216,20 +221,21 @@ def _lab(base: Path, widgets_enabled: bool = True) -> contextlib.AbstractContext
             json.dumps({"disabledExtensions": {WIDGETS_LAB_EXTENSION: True}})
         )
     port, token = _free_port(), secrets.token_hex(16)
-    server = Server(f"http://127.0.0.1:{port}", token, root, base / "jupyterlab.log")
+    server = Server(f"http://127.0.0.1:{port}", token, root, base / f"{app}.log")
+    config = {"jupyterlab": "LabApp", "notebook": "JupyterNotebookApp"}[app]
     command = [
         sys.executable,
         "-m",
-        "jupyterlab",
+        app,
         "--no-browser",
         "--ip=127.0.0.1",
         f"--port={port}",
         f"--IdentityProvider.token={token}",
         "--allow-root",
         f"--ServerApp.root_dir={root}",
-        f"--LabApp.workspaces_dir={workspaces}",
-        f"--LabApp.user_settings_dir={settings}",
-        "--LabApp.expose_app_in_browser=True",
+        f"--{config}.workspaces_dir={workspaces}",
+        f"--{config}.user_settings_dir={settings}",
+        f"--{config}.expose_app_in_browser=True",
     ]
     return _serve(command, env, server, f"{server.url}/api/status?token={token}")
 
@@ -238,6 +244,13 @@ def _lab(base: Path, widgets_enabled: bool = True) -> contextlib.AbstractContext
 def lab(browser_stack: None, tmp_path: Path) -> Iterator[Server]:
     """JupyterLab serving a copy of the fixture notebook."""
     with _lab(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def notebook7(browser_stack: None, tmp_path: Path) -> Iterator[Server]:
+    """Notebook 7 (the classic notebook's successor) serving a copy of the fixture notebook."""
+    with _lab(tmp_path, app="notebook") as server:
         yield server
 
 

@@ -1,4 +1,4 @@
-"""The Explorer in a real browser: JupyterLab and Voila in headless Chromium.
+"""The Explorer in a real browser: JupyterLab, Notebook 7 and Voila in headless Chromium.
 
 The fixture notebook shows ``rfw.explore(resnet18, input_size=224)``. Each test checks that the widget
 really renders (no "Loading widget" / "Error displaying widget"), drags the resolution knob with the mouse
@@ -255,6 +255,15 @@ def test_explorer_in_jupyterlab(page: Any, lab: Any, artifacts: Path) -> None:
     _assert_explorer_rendered(page, timeout=KERNEL_ANSWER_TIMEOUT)
     _preview_trim(page, artifacts / "explorer-lab-trim.png")
     _search_front_and_build(page, artifacts / "explorer-lab-front.png")
+
+
+def test_explorer_in_notebook7(page: Any, notebook7: Any) -> None:
+    """Notebook 7: the widget renders, and pressing and dragging on the picture picks units."""
+    page.goto(f"{notebook7.url}/notebooks/{NOTEBOOK}?token={notebook7.token}", timeout=FIRST_RENDER_TIMEOUT)
+    page.wait_for_function(KERNEL_IDLE, timeout=FIRST_RENDER_TIMEOUT)
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    _assert_explorer_rendered(page)
+    _pick_units_on_the_picture(page)
 
 
 def test_explorer_in_voila(page: Any, voila: Any, artifacts: Path) -> None:
