@@ -3,6 +3,7 @@
     python benchmarks/timm_sweep.py                      # every name of timm.list_models(), 60 s limit each
     python benchmarks/timm_sweep.py --stride 10          # every tenth name: a quick look
     python benchmarks/timm_sweep.py --table docs/timm_sweep.md --results /tmp/sweep.json
+    python benchmarks/timm_sweep.py 'halonet*' caformer_s18   # these names (fnmatch patterns) only
 
 Each model is built as the zoo builds it (random initialisation, ``pretrained=False``, on the meta device,
 falling back to the CPU when it cannot be built or analysed there) and analysed at the input size of its
@@ -95,12 +96,18 @@ def worker() -> None:
     import resource
 
     resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_LIMIT, MEMORY_LIMIT))
+    # the checkout this script belongs to, not whichever rf_widgets the environment has installed
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     out = sys.stdout
     sys.stdout = sys.stderr  # anything a constructor prints must not corrupt the protocol
     # Imported before the first deadline: a fresh worker's start-up is not the model's time.
     import timm  # noqa: F401
+    import torch
 
     import rf_widgets  # noqa: F401
+
+    # one model at a time on one core: a second intra-op thread mostly waits for a busy core
+    torch.set_num_threads(1)
 
     out.write("ready\n")
     out.flush()
@@ -241,6 +248,9 @@ def table(rows: list[dict], header: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "patterns", nargs="*", help="model names or fnmatch patterns ('halonet*'); default: every name"
+    )
     parser.add_argument("--stride", type=int, default=1, help="take every STRIDE-th name (default 1: all)")
     parser.add_argument("--limit", type=float, default=60.0, help="seconds per model (default 60)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
@@ -259,7 +269,12 @@ def main() -> None:
         return
     import timm
 
-    names = timm.list_models()[:: args.stride]
+    names = timm.list_models()
+    if args.patterns:
+        from fnmatch import fnmatchcase
+
+        names = [n for n in names if any(fnmatchcase(n, p) for p in args.patterns)]
+    names = names[:: args.stride]
     done: dict[str, dict] = {}
     if args.results and args.results.exists() and not args.fresh:
         rows = json.loads(args.results.read_text())

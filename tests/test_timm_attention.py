@@ -9,6 +9,7 @@ are compared with torch's FLOP counter (``rf_widgets.zoo.count_macs``) where the
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 
 import pytest
@@ -23,6 +24,15 @@ from timm.layers.halo_attn import HaloAttn  # noqa: E402
 import rf_widgets as rfw  # noqa: E402
 from rf_widgets.errors import ResolutionError, UnknownOperationWarning  # noqa: E402
 from rf_widgets.zoo import count_macs  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny tensors: a second intra-op thread only waits for a busy core (200 ms a forward under load)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _quiet(model, size):
@@ -99,3 +109,105 @@ def test_halonets_have_no_unknown_layer(name, first_map):
     halo = [layer for layer in result.layers if layer.op == "halo_attention"]
     assert halo[0].feature_map == (first_map, first_map)
     assert result.layers[-1].status == "global"
+
+
+# -- tokens turned back into a grid, class tokens cut off and put back -------------------------------------
+
+
+class TokensBack(nn.Module):
+    """A 3x3 conv, a Linear over the tokens of its map, the tokens reshaped to the map, another 3x3 conv
+    (MetaFormer's downsampling after attention stages, CoaT's and PiT's convolutions between tokens)."""
+
+    def __init__(self, split=None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
+        self.mix = nn.Linear(4, 4)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.split = split
+
+    def forward(self, x):
+        y = self.conv1(x)
+        b, c, h, w = y.shape
+        tokens = self.mix(y.flatten(2).transpose(1, 2))
+        grid = (h, w) if self.split is None else (h // 2, w * 2)
+        return self.conv2(tokens.transpose(1, 2).reshape(b, c, *grid))
+
+
+class ClassTokenAround(nn.Module):
+    """Tokens with a class token in front; the class token cut off, the map's tokens through a 3x3 conv on
+    their grid (CoaT's convolutional position encoding), the class token put back, a scaling of the map's
+    tokens only (as RoPE), and the grid again: a 3x3 conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(2, 4, 2, stride=2)
+        self.cls = nn.Parameter(torch.zeros(1, 1, 4))
+        self.cpe = nn.Conv2d(4, 4, 3, padding=1)
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        y = self.patch(x)
+        b, c, h, w = y.shape
+        t = torch.cat((self.cls.expand(b, -1, -1), y.flatten(2).transpose(1, 2)), dim=1)
+        cls, img = t[:, :1], t[:, 1:]
+        img = self.cpe(img.transpose(1, 2).reshape(b, c, h, w)).flatten(2).transpose(1, 2)
+        t = torch.cat((cls, img), dim=1)
+        t = torch.cat((t[:, :1], t[:, 1:] * 2.0), dim=1)
+        t = nn.functional.pad(t[:, 1:], (0, 0, 1, 0))  # a zero token in front, as CoaT's factor attention
+        return self.conv(t[:, 1:].transpose(1, 2).reshape(b, c, h, w))
+
+
+def test_tokens_reshaped_to_their_map_are_the_map_again():
+    # before: the second conv saw "partitioned positions" and was unknown (86 timm models, caformer first)
+    model = TokensBack()
+    result = _quiet(model, 12)
+    assert result.layer("conv2").r_max == (5, 5)
+    assert _every_unit(model, result, "conv2", 12) > 0
+
+
+def test_tokens_reshaped_to_another_grid_stay_unknown():
+    with pytest.warns(UnknownOperationWarning, match="'conv2'"):
+        result = rfw.analyze(TokensBack(split=True), 12)
+    assert result.layer("conv2").status == "unknown"
+
+
+def test_class_tokens_cut_off_and_put_back():
+    model = ClassTokenAround()
+    result = _quiet(model, 16)
+    # 2x2 patches (2), the 3x3 cpe at jump 2 (+ 4), the 3x3 conv (+ 4)
+    assert result.layer("conv").r_max == (10, 10)
+    assert result.layer("cpe").r_max == (6, 6)
+    assert _every_unit(model, result, "conv", 16) > 0
+
+
+def test_lambda_layer_position_lambda_is_its_window_and_the_content_global():
+    from timm.layers.lambda_layer import LambdaLayer
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 8, 1), LambdaLayer(8, 8, num_heads=2, dim_head=4, r=5)).eval()
+    result = _quiet(model, 12)
+    assert result.layer("1.conv_lambda").r_max == (5, 5)
+    last = result.layers[-1]  # the content lambda reaches everything, the position lambda its window
+    assert last.r_max == (math.inf, math.inf)
+    assert last.r_max_local == (5, 5)
+    twin = _oracle_copy(model)
+    seen = {}
+    twin[1].conv_lambda.register_forward_hook(lambda m, a, out: seen.__setitem__("pos", out))
+    # brute force (torch's gradient through timm's strided reshape was not trustworthy here): perturb
+    # each pixel and see which units of the position lambda (N, dim_head, H, W, dim_v) change
+    x = torch.rand(1, 2, 12, 12, dtype=torch.float64)
+    with torch.no_grad():
+        twin(x)
+        base = seen["pos"].abs().sum(dim=(0, 1, 4))
+        reach = torch.zeros(12, 12, 12, 12, dtype=torch.bool)  # unit (h, w) x pixel (i, j)
+        for i, j in itertools.product(range(12), range(12)):
+            moved = x.clone()
+            moved[0, :, i, j] += 1.0
+            out = twin(moved)
+            assert out.shape == (1, 8, 12, 12)
+            reach[:, :, i, j] = (seen["pos"].abs().sum(dim=(0, 1, 4)) - base).abs() > 0
+    for unit in [(0, 0), (5, 6), (11, 3), (2, 9)]:
+        rows, cols = torch.nonzero(reach[unit]).unbind(1)
+        box = result.unit_box("1.conv_lambda", unit, path="hull")
+        assert (int(rows.min()), int(rows.max())) == (max(box.start[0], 0), min(box.stop[0], 11))
+        assert (int(cols.min()), int(cols.max())) == (max(box.start[1], 0), min(box.stop[1], 11))

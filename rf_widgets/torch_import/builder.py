@@ -67,6 +67,9 @@ class GraphBuilder:
         self.requirements: list[Any] = []  # MapRequirement of layers whose module fixes its map size
         self.outputs: list[tuple[str, Act]] = []
         self.failures: list[RuleFailure] = []
+        # spatial sizes (at the reference input) of the maps flattened into tokens ("T"), for reshapes
+        # of tokens back into a grid
+        self.token_grids: set[tuple[int, ...]] = set()
         self._used: dict[str, int] = {}
         self._counted_params: set[int] = set()
         self._param_log: list[int] = []  # the order parameters were counted in, for _rollback

@@ -182,6 +182,7 @@ class Call:
         """A sliding window over the spatial axes (ints apply to every axis; ``padding="same"`` works)."""
         from rf_widgets.torch_import.ops_layers import conv_fields
 
+        kernel, stride, dilation, padding = self._spatial_entries(kernel, stride, dilation, padding)
         fields = conv_fields(kernel, stride, dilation, padding, self._window_axes())
         fields["ceil_mode"] = bool(ceil_mode)
         return self.layer(fields, op=op, **extra)
@@ -206,6 +207,30 @@ class Call:
         if order is not None and order != tuple(range(self.ndim)):
             fields = _reorder(fields, order)
         return self.emit(op, **fields, **extra)
+
+    def _spatial_entries(self, kernel: Any, stride: Any, dilation: Any, padding: Any) -> tuple[Any, ...]:
+        """Per-dimension values of a window over more trailing dimensions than there are spatial axes
+        (timm's lambda layer: a ``(r, r, 1)`` Conv3d over ``(H, W, channels)``), kept for the spatial ones.
+
+        A dimension that is not spatial must have kernel, stride and dilation 1 and no padding.
+        """
+        if not isinstance(kernel, (tuple, list)):
+            return kernel, stride, dilation, padding
+        layout = self.x.layout
+        spatial = sum(isinstance(r, int) for r in layout)
+        if len(kernel) <= spatial or len(kernel) > len(layout):
+            return kernel, stride, dilation, padding
+        roles = layout[len(layout) - len(kernel) :]
+        values = [kernel, stride, dilation, padding]
+        neutral = [1, 1, 1, 0]
+        per_dim = [v if isinstance(v, (tuple, list)) else (v,) * len(kernel) for v in values]
+        if isinstance(padding, str) or any(len(v) != len(kernel) for v in per_dim):
+            return kernel, stride, dilation, padding
+        for i, role in enumerate(roles):
+            if not isinstance(role, int) and any(v[i] != n for v, n in zip(per_dim, neutral, strict=True)):
+                raise Unsupported(f"a window along a dimension that holds no spatial axis ({_show(layout)})")
+        keep = [i for i, role in enumerate(roles) if isinstance(role, int)]
+        return tuple(tuple(v[i] for i in keep) for v in per_dim)
 
     def _window_axes(self) -> int:
         order = _spatial_order(self.x.layout, self.ndim)

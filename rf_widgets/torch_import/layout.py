@@ -17,12 +17,12 @@ An operation that mixes values along a dimension is global when the role is spat
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from rf_widgets.frontends.layout import Layout, Partition, Role, is_spatial
 from rf_widgets.frontends.layout import channels_first as standard
 
-__all__ = ["Layout", "Partition", "Role", "is_spatial", "mixing", "regroup", "standard"]
+__all__ = ["Layout", "Partition", "Role", "is_spatial", "mixing", "regroup", "standard", "token_grid"]
 
 
 def partition(role: Role) -> tuple[str, int] | None:
@@ -46,15 +46,23 @@ def mixing(roles: Sequence[Role]) -> str:
     return "unknown" if windows else "elementwise"
 
 
-def regroup(layout: Layout, before: Sequence[int], after: Sequence[int], ndim: int) -> Layout | None:
+def regroup(
+    layout: Layout,
+    before: Sequence[int],
+    after: Sequence[int],
+    ndim: int,
+    grids: Collection[tuple[int, ...]] = (),
+) -> Layout | None:
     """The layout after reshaping a tensor of shape ``before`` (with ``layout``) into ``after``.
 
     Consecutive dimensions are grouped so that their sizes multiply to the same number on both sides;
     a group keeps its role when it maps one dimension to one, becomes ``"T"`` when it merges exactly
     all spatial axes in order, ``"X"`` when it splits or merges spatial positions otherwise, and the
-    non-spatial role of its members (``"C"`` over ``"N"``) when no spatial axis takes part. Dimensions
-    of size 1 carry no positions: dropped on the left, role ``"N"`` on the right. Returns None when
-    the sizes do not factor.
+    non-spatial role of its members (``"C"`` over ``"N"``) when no spatial axis takes part. Tokens
+    (``"T"``) split into ``ndim`` dimensions whose sizes are one of ``grids`` (the maps that tokens were
+    flattened from, at the same reference size) are the spatial axes again, in order. Dimensions of size
+    1 carry no positions: dropped on the left, role ``"N"`` on the right. Returns None when the sizes do
+    not factor.
     """
     if math.prod(before) != math.prod(after):
         return None
@@ -89,9 +97,20 @@ def regroup(layout: Layout, before: Sequence[int], after: Sequence[int], ndim: i
                         return None
                     want *= after[j]
                     span += 1
-            out.extend([_group_role(roles, span, ndim)] * span)
+            if roles == ["T"] and span == ndim and tuple(after[j - span + 1 : j + 1]) in grids:
+                out.extend(range(ndim))  # the grid the tokens were flattened from, restored
+            else:
+                out.extend([_group_role(roles, span, ndim)] * span)
             j += 1
     return tuple(out)
+
+
+def token_grid(layout: Layout, shape: Sequence[int], ndim: int) -> tuple[int, ...] | None:
+    """The sizes of the spatial axes when ``layout`` holds them all, in order (about to become tokens)."""
+    axes = [d for d, r in enumerate(layout) if isinstance(r, int)]
+    if [layout[d] for d in axes] != list(range(ndim)) or len(shape) != len(layout):
+        return None
+    return tuple(int(shape[d]) for d in axes)
 
 
 def _group_role(roles: list[Role], span: int, ndim: int) -> Role:

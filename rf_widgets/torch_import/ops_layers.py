@@ -126,15 +126,19 @@ def pad_layer(call: Call, pad: Any, op: str | None = None) -> Act:
     x = call.x
     pad = tuple(int(p) for p in pad)
     padding = [(0, 0)] * call.ndim
+    layout = list(x.layout)
     for k in range(len(pad) // 2):
-        role = x.layout[len(x.layout) - 1 - k]
+        dim = len(x.layout) - 1 - k
+        role = x.layout[dim]
         pair = (pad[2 * k], pad[2 * k + 1])
         if isinstance(role, int):
             padding[role] = pair
-        elif role in ("T", "X") and pair != (0, 0):
+        elif role in ("T", "Tc") and pair[0] > 0 and pair[1] == 0:
+            layout[dim] = "Tc"  # constant tokens in front of the map's (CoaT's slot for the class token)
+        elif role in ("T", "Tc", "X") and pair != (0, 0):
             raise Unsupported("padding along flattened spatial positions")
     if all(p == (0, 0) for p in padding):
-        return call.pointwise(op)
+        return call.pointwise(op, layout=tuple(layout))
     return call.emit(op, kernel=(1,) * call.ndim, padding=tuple(padding))
 
 

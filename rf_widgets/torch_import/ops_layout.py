@@ -7,6 +7,7 @@ axis is a 1x1 window with a stride and a crop; flattening the spatial axes into 
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch
 import torch.fx as fx
 
 from rf_widgets.torch_import.call import CONST, Act, Call, ShapeOf
-from rf_widgets.torch_import.layout import is_spatial, regroup
+from rf_widgets.torch_import.layout import is_spatial, regroup, token_grid
 from rf_widgets.torch_import.rules import RuleTable, Unsupported
 
 __all__ = ["dims", "flatten", "register"]
@@ -39,10 +40,18 @@ def flatten(call: Call, start: int, end: int) -> Act:
     if len(merged) <= 1:
         return x
     spatial = [r for r in merged if is_spatial(r)]
+    kept = [r for r in merged if r != "N"]
     if not spatial:
         role: Any = "C"
+    elif len(kept) == 1:
+        # positions merged with the batch (LeViT's BatchNorm1d over (B * tokens, C)): each value keeps its
+        # position; mixing along the merged dimension mixes positions, as along the positions alone
+        role = kept[0]
     elif merged == list(range(call.ndim)):
         role = "T"
+        shape = call.shape_of(call.node.args[0])
+        if shape is not None:
+            _remember_grid(call, x.layout, shape)
     elif all(isinstance(r, int) for r in spatial) and len(spatial) == call.ndim:
         layout = x.layout[:start] + ("F",) + x.layout[end + 1 :]
         return call.emit("flatten" if call.module is None else None, layout=layout, kind="flatten")
@@ -63,10 +72,20 @@ def _reshape(call: Call) -> Act:
         raise Unsupported(
             f"its input's dimensions are not known ({len(before)} dimensions, {len(x.layout)} followed)"
         )
-    layout = regroup(x.layout, before, after, call.ndim)
+    grids = call.builder.token_grids
+    layout = regroup(x.layout, before, after, call.ndim, grids)
     if layout is None:
         raise Unsupported(f"a reshape from {before} to {after}")
+    if "T" in layout and "T" not in x.layout:
+        _remember_grid(call, x.layout, before)
     return call.relayout(layout)
+
+
+def _remember_grid(call: Call, layout: Any, shape: Any) -> None:
+    """The map that is being flattened into tokens: a later reshape of the tokens to it restores the axes."""
+    grid = token_grid(layout, shape, call.ndim)
+    if grid is not None:
+        call.builder.token_grids.add(grid)
 
 
 def _permute(call: Call) -> Act:
@@ -189,6 +208,7 @@ def _getitem(call: Call) -> Any:
     out: list[Any] = []
     ndim = call.ndim
     stride, padding = [1] * ndim, [(0, 0)] * ndim
+    constants = False
     d = 0
     for item in index:
         if item is None:
@@ -211,7 +231,11 @@ def _getitem(call: Call) -> Any:
                 stride[role] = step
                 padding[role] = (-start, 0 if stop is None else stop)
                 out.append(role)
-            elif role in ("T", "X"):
+            elif role in ("T", "Tc"):
+                kept, only_constants = _token_slice(call, role, item, d, len(out))
+                constants = constants or only_constants
+                out.append(kept)
+            elif role == "X":
                 out.append("X")
             else:
                 out.append(role)
@@ -230,11 +254,42 @@ def _getitem(call: Call) -> Any:
             raise Unsupported(f"indexing with {type(item).__name__}")
         d += 1
     out.extend(layout[d:])
+    if constants:
+        # the constant tokens in front of the map's (ViT's class token): as for selecting token 0, they
+        # see the image only through whatever mixed all tokens
+        return call.global_("select", layout=tuple(out))
     if stride != [1] * ndim or padding != [(0, 0)] * ndim:
         return call.emit(
             "slice", layout=tuple(out), kernel=(1,) * ndim, stride=tuple(stride), padding=tuple(padding)
         )
     return call.relayout(tuple(out))
+
+
+def _token_slice(call: Call, role: Any, item: slice, before_dim: int, after_dim: int) -> tuple[Any, bool]:
+    """The role of a slice of tokens, and whether it holds constant tokens only.
+
+    All of them keep their role; after the constant tokens in front (``x[:, prefix:]``, sizes from the
+    shape pass) the map's tokens are ``"T"``; the constant tokens alone (``x[:, :prefix]``) and an empty
+    slice carry no position (``"N"``); any other part of the positions is ``"X"``.
+    """
+    start, stop, step = item.start, item.stop, item.step
+    if start in (None, 0) and stop is None and step in (None, 1):
+        return role, False
+    before = call.shape_of(call.node.args[0])
+    after = call.shape_of(call.node)
+    if step not in (None, 1) or before is None or after is None:
+        return "X", False
+    if len(before) <= before_dim or len(after) <= after_dim:
+        return "X", False
+    n, m = before[before_dim], after[after_dim]
+    if m == 0:
+        return "N", False
+    counts = {math.prod(grid) for grid in call.builder.token_grids}
+    if role == "Tc" and stop is None and m in counts:
+        return "T", False
+    if role == "Tc" and start in (None, 0) and n - m in counts:
+        return "N", True
+    return "X", False
 
 
 LAYOUT_METHODS: tuple[str, ...] = (

@@ -68,9 +68,11 @@ def _cat(call: Call) -> Any:
     dim = int(call.literal(1, "dim", 0)) % len(x.layout)
     if call.op == "stack":
         return call.pointwise("stack", layout=x.layout[:dim] + ("C",) + x.layout[dim:])
-    role = x.layout[dim]
-    if not is_spatial(role):
+    roles = [a.layout[dim] if len(a.layout) > dim else None for a in call.acts]
+    spatial = [a for a, r in zip(call.acts, roles, strict=True) if r is not None and is_spatial(r)]
+    if not spatial:
         return call.pointwise("concat" if len(call.acts) > 1 else "cat")
+    role = spatial[0].layout[dim]
     if len(call.acts) == 1:
         # One activation and constants (a class token): positions are added, none are mixed.
         tensors = call.args[0] if isinstance(call.args[0], (list, tuple)) else call.args
@@ -78,6 +80,11 @@ def _cat(call: Call) -> Any:
         if role in ("T", "Tc") and not isinstance(tensors[0], Act):
             layout = x.layout[:dim] + ("Tc",) + x.layout[dim + 1 :]
         return call.pointwise("cat", layout=layout)
+    if len(spatial) == 1 and role in ("T", "Tc") and all(r == "N" for r in roles if r not in ("T", "Tc")):
+        # the map's tokens and constant tokens sliced off before (CoaT's class token, RoPE applied to the
+        # map's tokens only): each token of the map is its input's own, the constants are no position
+        layout = spatial[0].layout[:dim] + ("Tc",) + spatial[0].layout[dim + 1 :]
+        return call.pointwise("cat", inputs=spatial, layout=layout)
     raise Unsupported("concatenating activations along a spatial axis")
 
 
