@@ -217,17 +217,14 @@ def active_tables() -> tuple[RuleTable, ...]:
 def builtin_rules(frontend: str = "torch") -> RuleTable:
     """The table of built-in rules of ``frontend`` (built on first use).
 
-    The registered frontend of that name (:func:`rf_widgets.frontends.registry.frontend`) names the
-    module whose ``register(table)`` function fills it.
+    The registered frontend of that name (:func:`rf_widgets.frontends.registry.frontend`) fills it with
+    its ``register_rules(table)``.
     """
     if frontend not in _BUILTIN:
-        import importlib
-
         from rf_widgets.frontends.registry import frontend as registered
 
-        module = registered(frontend).rules_module
         table = RuleTable(f"built-in {frontend} rules" if frontend != "torch" else "built-in rules")
-        importlib.import_module(module).register(table)
+        registered(frontend).register_rules(table)
         _BUILTIN[frontend] = table
     return _BUILTIN[frontend]
 

@@ -83,7 +83,9 @@ class Toy:
     """A frontend for a made-up format: ``{"toy": [kernel, kernel, ...]}``, a chain of convolutions."""
 
     name = "toy"
-    rules_module = "rf_widgets.frontends.registry"  # unused: this frontend has no rule table
+
+    def register_rules(self, table: Any) -> None:
+        pass  # this frontend reads no operator rules
 
     def accepts(self, model: object) -> bool:
         return isinstance(model, dict) and "toy" in model

@@ -1,8 +1,8 @@
 """Which importer reads a model: the frontends, registered in one place, and :func:`resolve`.
 
 A frontend implements :class:`Frontend`: a ``name`` (the key of its operator rules in a
-:class:`~rf_widgets.rules.RuleTable` and the stack's ``metadata["frontend"]``), the module whose
-``register(table)`` fills its built-in rule table, ``accepts(model)`` and ``load(model, name=, rules=)``.
+:class:`~rf_widgets.rules.RuleTable` and the stack's ``metadata["frontend"]``), ``register_rules(table)``
+that fills its built-in rule table, ``accepts(model)`` and ``load(model, name=, rules=)``.
 ``accepts`` never imports a framework: a model of a framework nobody imported cannot exist, so it looks
 in ``sys.modules``. Nothing here imports torch, onnx or keras; ``load`` imports its importer when called.
 
@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -46,8 +47,11 @@ class Frontend(Protocol):
 
     name: str
     """The frontend's name: ``RuleTable.operator(name, key, rule)`` and ``stack.metadata["frontend"]``."""
-    rules_module: str
-    """The module whose ``register(table)`` fills the built-in rule table (loaded on first use)."""
+
+    def register_rules(self, table: RuleTable) -> None:
+        """Add the built-in rules to ``table`` (called once, on the first import; see
+        :func:`rf_widgets.rules.builtin_rules`)."""
+        ...
 
     def accepts(self, model: object) -> bool:
         """Whether this frontend imports ``model`` (without importing any framework)."""
@@ -58,7 +62,17 @@ class Frontend(Protocol):
         ...
 
 
-class _Keras:
+class _BuiltIn:
+    """A frontend of this package: its built-in rules are ``register(table)`` of ``rules_module``."""
+
+    name = ""
+    rules_module = ""
+
+    def register_rules(self, table: RuleTable) -> None:
+        importlib.import_module(self.rules_module).register(table)
+
+
+class _Keras(_BuiltIn):
     name = "keras"
     rules_module = "rf_widgets.keras_import.ops"
 
@@ -72,7 +86,7 @@ class _Keras:
         return import_model(model, name=name, rules=rules)
 
 
-class _Onnx:
+class _Onnx(_BuiltIn):
     name = "onnx"
     rules_module = "rf_widgets.onnx_import.ops"
 
@@ -91,7 +105,7 @@ class _Onnx:
         return import_onnx(model, name=name, rules=rules)
 
 
-class _Torch:
+class _Torch(_BuiltIn):
     name = "torch"
     rules_module = "rf_widgets.torch_import.ops"
 
@@ -128,7 +142,7 @@ def register(added: Frontend) -> None:
     """Add a frontend, asked before the registered ones; one of the same name is replaced."""
     if not isinstance(added, Frontend):
         raise TypeError(
-            f"a frontend needs name, rules_module, accepts(model) and load(model, name=, rules=); "
+            f"a frontend needs name, register_rules(table), accepts(model) and load(model, name=, rules=); "
             f"got {type(added).__name__}"
         )
     _REGISTERED[:] = [added, *(f for f in _REGISTERED if f.name != added.name)]

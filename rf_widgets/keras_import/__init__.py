@@ -17,7 +17,6 @@ from typing import Any
 
 from rf_widgets.core.graph import Stack
 from rf_widgets.errors import ModelImportError
-from rf_widgets.frontends.reporting import warn_unknown
 from rf_widgets.keras_import.builder import KerasBuilder, graph_of
 from rf_widgets.keras_import.call import Act, KerasCall, channel_layout
 from rf_widgets.rules import RuleTable, lookup_chain
@@ -88,7 +87,7 @@ def import_model(model: Any, *, name: str | None = None, rules: RuleTable | None
     outputs = builder.walk(graph, inputs)
     if not builder.layers:
         raise ModelImportError(f"{label} has no layer that reads its spatial input")
-    warn_unknown(label, [f"'{n}'" for n in builder.unknown], stacklevel=3)
+    builder.warn_unknown(label, stacklevel=3)
     named = [(str(i), act.source) for i, act in enumerate(outputs) if isinstance(act, Act)]
     return Stack(
         builder.layers,

@@ -10,27 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from rf_widgets.core.arithmetic import Diagnostic
 from rf_widgets.core.layers import INPUT, Layer
-from rf_widgets.errors import ModelImportError, RFError
+from rf_widgets.errors import ModelImportError
+from rf_widgets.frontends.base import BaseBuilder
 from rf_widgets.keras_import.call import CONST, Act, KerasCall, Layout
-from rf_widgets.rules import RuleTable, Unsupported
+from rf_widgets.rules import RuleTable
 
 __all__ = ["KerasBuilder", "graph_of"]
 
 
-class KerasBuilder:
+class KerasBuilder(BaseBuilder):
     """Turns the nodes of one Keras model into layers, in graph order."""
 
+    frontend = "keras"
+
     def __init__(self, ndim: int, data_format: str, chain: tuple[RuleTable, ...]) -> None:
-        self.ndim = ndim
+        super().__init__(ndim, chain)
         self.data_format = data_format
-        self.chain = chain
-        self.layers: list[Layer] = []
-        self.diagnostics: list[Diagnostic] = []
-        self.unknown: list[str] = []
         self._used: dict[str, int] = {}
-        self._counted: set[int] = set()
 
     # -- driver ---------------------------------------------------------------------------------------
 
@@ -62,37 +59,15 @@ class KerasBuilder:
         probe = KerasCall(self, node, args, kwargs, name)
         if not probe.acts:
             return CONST  # computed from non-image inputs alone
-        if graph_of(operation) is not None and self._rule(operation) is None:
+        rule = self.rule_for(type(operation))
+        if graph_of(operation) is not None and rule is None:
             inner_inputs = _flatten(args)
             outputs = self.walk(operation, inner_inputs, prefix=f"{name}/")
             return outputs if len(outputs) > 1 else outputs[0]
-        rule = self._rule(operation)
         call = KerasCall(self, node, args, kwargs, self._unique(name))
         if rule is None:
             return call.unknown(_no_rule(operation))
-        try:
-            value = rule(call)
-        except Unsupported as why:
-            return call.unknown(str(why) or "the rule does not cover these arguments")
-        except RFError:
-            raise
-        except Exception as err:
-            raise ModelImportError(
-                f"the rule for {call.op} failed at Keras layer '{name}': {type(err).__name__}: {err}"
-            ) from err
-        if isinstance(value, dict):
-            try:
-                value = _fields_layer(call, value)
-            except Unsupported as why:
-                return call.unknown(str(why))
-        return value
-
-    def _rule(self, operation: Any) -> Any:
-        for table in self.chain:
-            rule = table.for_operator("keras", type(operation))
-            if rule is not None:
-                return rule
-        return None
+        return self.run_rule(rule, call, call.op, f"Keras layer '{name}'")
 
     # -- state the calls use --------------------------------------------------------------------------
 
@@ -102,28 +77,11 @@ class KerasBuilder:
         self.layers.append(layer)
         return Act(call.name, tuple(layout))
 
-    def unknown_layer(self, call: KerasCall, why: str, layout: Layout | None) -> Act:
-        act = call.emit(layout=layout, kind="unknown", note=why)
-        self.unknown.append(f"{act.source} ({call.op})")
-        self.diagnostics.append(
-            Diagnostic(
-                act.source,
-                "unknown-op",
-                f"'{act.source}' ({call.op}) has no receptive-field rule: {why}; values after it assume it "
-                "adds no context and are lower bounds",
-            )
-        )
-        return act
-
     def take_params(self, layer: Any) -> int:
         """The layer's parameter count the first time it is called (shared layers count once)."""
-        if id(layer) in self._counted or not hasattr(layer, "count_params"):
+        if not hasattr(layer, "count_params"):
             return 0
-        self._counted.add(id(layer))
-        try:
-            return int(layer.count_params())
-        except ValueError:  # a layer that was never built
-            return 0
+        return self.params.once(id(layer), lambda: _count_params(layer))
 
     def _unique(self, name: str) -> str:
         count = self._used.get(name, 0) + 1
@@ -157,19 +115,11 @@ def _is_tensor(value: Any) -> bool:
     return type(value).__name__ == "KerasTensor"
 
 
-def _fields_layer(call: KerasCall, fields: dict[str, Any]) -> Act:
-    """A rule's dict of Layer fields as one layer; a window's per-axis values in the layer's dim order."""
-    fields = dict(fields)
-    kind = fields.get("kind", "window")
-    if kind == "window" and any(key in fields for key in ("kernel", "stride", "dilation", "padding")):
-        return call.window(
-            fields.pop("kernel", 1),
-            fields.pop("stride", 1),
-            fields.pop("dilation", 1),
-            fields.pop("padding", "valid"),
-            **{k: v for k, v in fields.items() if k != "kind"},
-        )
-    return call.emit(**fields)
+def _count_params(layer: Any) -> int:
+    try:
+        return int(layer.count_params())
+    except ValueError:  # a layer that was never built
+        return 0
 
 
 def _no_rule(operation: Any) -> str:

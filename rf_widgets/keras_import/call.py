@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rf_widgets.frontends.base import BaseCall, collect_acts
 from rf_widgets.frontends.records import CONST, Act
 from rf_widgets.rules import Unsupported
 
@@ -30,7 +31,7 @@ def channel_layout(ndim: int, data_format: str) -> Layout:
     return ("C", *spatial) if data_format == "channels_first" else (*spatial, "C")
 
 
-class KerasCall:
+class KerasCall(BaseCall):
     """One call of a Keras layer (or operation) being imported; the argument of every Keras rule.
 
     Attributes
@@ -47,6 +48,8 @@ class KerasCall:
         The ``op`` the emitted layer gets (the layer's class name).
     """
 
+    builder: KerasBuilder
+
     def __init__(
         self, builder: KerasBuilder, node: Any, args: tuple[Any, ...], kwargs: dict[str, Any], name: str
     ) -> None:
@@ -57,16 +60,14 @@ class KerasCall:
         self.kwargs = kwargs
         self.name = name
         self.op = type(self.layer).__name__
-        self.acts = _acts(args) + _acts(kwargs)
+        self.acts = collect_acts(args) + collect_acts(kwargs)
 
     @property
-    def x(self) -> Act:
-        return self.acts[0]
+    def what(self) -> str:
+        return self.op
 
-    @property
-    def ndim(self) -> int:
-        """The number of spatial axes of the network input."""
-        return self.builder.ndim
+    def entry(self, source: str) -> str:
+        return f"'{source} ({self.op})'"
 
     @property
     def input_shapes(self) -> list[tuple[int | None, ...]]:
@@ -97,21 +98,27 @@ class KerasCall:
         fields.setdefault("params", self.builder.take_params(self.layer))
         return self.builder.append(self, op or self.op, sources, layout, fields)
 
-    def pointwise(self, layout: Layout | None = None, **extra: Any) -> Act:
-        """A layer that treats every position alone (activations, norms, merges along channels)."""
-        return self.emit(layout=layout, **extra)
-
     def global_(self, layout: Layout | None = None, **extra: Any) -> Act:
         """A layer whose every output depends on every input position."""
         return self.emit(layout=layout or ("C",), kind="global", **extra)
 
-    def unknown(self, why: str, layout: Layout | None = None) -> Act:
-        """A layer without a rule: status unknown, a diagnostic and a warning (never identity)."""
-        return self.builder.unknown_layer(self, why, layout)
-
     def relayout(self, layout: Layout, act: Act | None = None) -> Act:
         """The same activation with its dimensions reinterpreted; emits a pointwise layer for it."""
         return self.emit(inputs=[act or self.x], layout=tuple(layout))
+
+    def emit_fields(self, fields: dict[str, Any]) -> Act:
+        """A rule's dict of Layer fields as one layer; a window's per-axis values in the layer's dim order."""
+        fields = dict(fields)
+        kind = fields.get("kind", "window")
+        if kind == "window" and any(key in fields for key in ("kernel", "stride", "dilation", "padding")):
+            return self.window(
+                fields.pop("kernel", 1),
+                fields.pop("stride", 1),
+                fields.pop("dilation", 1),
+                fields.pop("padding", "valid"),
+                **{k: v for k, v in fields.items() if k != "kind"},
+            )
+        return self.emit(**fields)
 
     def spatial_dims(self, data_format: str | None, count: int | None = None) -> list[int]:
         """Positions (after the batch dimension) of the ``count`` spatial dimensions of ``data_format``."""
@@ -189,19 +196,6 @@ class KerasCall:
 
 
 # -- helpers ------------------------------------------------------------------------------------------
-
-
-def _acts(value: Any) -> list[Act]:
-    out: list[Act] = []
-    if isinstance(value, Act):
-        out.append(value)
-    elif isinstance(value, (tuple, list)):
-        for item in value:
-            out.extend(_acts(item))
-    elif isinstance(value, dict):
-        for item in value.values():
-            out.extend(_acts(item))
-    return out
 
 
 def _widest(acts: Sequence[Act]) -> Layout:

@@ -16,7 +16,6 @@ from typing import Any
 
 from rf_widgets.core.graph import Stack
 from rf_widgets.errors import ModelImportError
-from rf_widgets.frontends.reporting import warn_unknown
 from rf_widgets.rules import RuleTable, lookup_chain
 
 __all__ = ["import_onnx"]
@@ -78,7 +77,7 @@ def import_onnx(model: Any, *, name: str | None = None, rules: RuleTable | None 
             builder, layers = retry, retried
     if not layers:
         raise ModelImportError(f"'{label}' has no operation on its image input that rf_widgets can see")
-    warn_unknown(label, [f"'{n}' ({op})" for n, op in builder.unknown], stacklevel=2)
+    builder.warn_unknown(label, stacklevel=2)
     return Stack(
         layers,
         image.ndim,

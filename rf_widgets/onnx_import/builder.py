@@ -9,13 +9,15 @@ other exception is a bug and is raised as :class:`~rf_widgets.errors.ModelImport
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from rf_widgets.core.arithmetic import Diagnostic
 from rf_widgets.core.layers import INPUT, Layer, Resample
-from rf_widgets.errors import ModelImportError, RFError
+from rf_widgets.errors import ModelImportError
+from rf_widgets.frontends.base import BaseBuilder, BaseCall
 from rf_widgets.frontends.layout import Partition, Windows, describe
 from rf_widgets.frontends.records import Act, ShapeOf
 from rf_widgets.onnx_import.layout import Layout, mixing, plain, spatial_order
@@ -33,7 +35,7 @@ class TooLarge(Exception):
     """A folded constant would exceed :data:`FOLD_LIMIT` elements (raised before allocating it)."""
 
 
-class OnnxCall:
+class OnnxCall(BaseCall):
     """One ONNX node being imported; the argument of every ONNX rule.
 
     Attributes
@@ -51,6 +53,8 @@ class OnnxCall:
         The activations among the inputs; ``x`` is the first.
     """
 
+    builder: GraphBuilder
+
     def __init__(self, builder: GraphBuilder, node: Any, inputs: list[Any], name: str) -> None:
         self.builder = builder
         self.node = node
@@ -63,12 +67,11 @@ class OnnxCall:
         self._attrs: dict[str, Any] | None = None
 
     @property
-    def x(self) -> Act:
-        return self.acts[0]
+    def what(self) -> str:
+        return f"ONNX {self.key}"
 
-    @property
-    def ndim(self) -> int:
-        return self.builder.ndim
+    def entry(self, source: str) -> str:
+        return f"'{source}' ({self.key})"
 
     @property
     def opset(self) -> int:
@@ -141,33 +144,15 @@ class OnnxCall:
         self.emitted += 1
         return self.builder.append(self, op or self.op_type, acts, layout, fields)
 
-    def pointwise(self, layout: Layout | None = None, **extra: Any) -> Act:
-        """A layer that treats every position alone (activations, norms, merges along channels)."""
-        return self.emit(layout=layout, **extra)
-
     def global_(self, layout: Layout | None = None, **extra: Any) -> Act:
         """A layer whose every output depends on every input position."""
         return self.emit(layout=layout, kind="global", **extra)
 
-    def unknown(self, why: str, layout: Layout | None = None) -> Act:
-        """A layer without a rule: status unknown, a diagnostic and a warning (never identity)."""
-        if layout is None and self.acts:
-            layout = self._unknown_layout()
-        act = self.emit(layout=layout, kind="unknown", note=why)
-        self.builder.unknown.append((act.source, self.key))
-        self.builder.diagnostics.append(
-            Diagnostic(
-                act.source,
-                "unknown-op",
-                f"'{act.source}' (ONNX {self.key}) has no receptive-field rule: {why}; values after it "
-                "assume it adds no context and are lower bounds",
-            )
-        )
-        return act
-
-    def _unknown_layout(self) -> Layout:
+    def unknown_layout(self) -> Layout | None:
         """What the output of an unknown operation holds: its input's roles when the rank stays, the
         conventional ``(N, C, spatial...)`` for that rank, else positions mixed beyond recognition."""
+        if not self.acts:
+            return None
         shape = self.shape(self.node.output[0]) if self.node.output else None
         rank = len(shape) if shape is not None else len(self.x.layout)
         if rank == len(self.x.layout):
@@ -253,8 +238,10 @@ class OnnxCall:
 # -- the walk ----------------------------------------------------------------------------------------
 
 
-class GraphBuilder:
+class GraphBuilder(BaseBuilder):
     """Turns the nodes of one ONNX graph into layers, in graph order."""
+
+    frontend = "onnx"
 
     def __init__(
         self,
@@ -265,20 +252,15 @@ class GraphBuilder:
         base: Path | None,
         opset: int = 21,
     ) -> None:
+        super().__init__(int(image.ndim), chain)
         self.graph = graph
         self.opset = opset
         self.image = image
-        self.ndim = int(image.ndim)
         self.shapes = shapes
-        self.chain = chain
         self.base = base
-        self.layers: list[Layer] = []
         self.values: dict[str, Any] = {}
-        self.diagnostics: list[Diagnostic] = []
-        self.unknown: list[tuple[str, str]] = []
         self._used: set[str] = set()
         self._weights: dict[str, tuple[int, ...]] = {}
-        self._counted: set[str] = set()
 
     def build(self) -> list[Layer]:
         layout: Layout = (
@@ -331,7 +313,7 @@ class GraphBuilder:
             # a whole axis read as one block is the axis itself to anything but a further partition
             inputs = [Act(v.source, plain(v.layout)) if isinstance(v, Act) else v for v in inputs]
         call = OnnxCall(self, node, inputs, name)
-        rule = self._rule(node)
+        rule = self.rule_for(_key(node))
         if captured:
             # a subgraph (a Loop or Scan body, an If branch) reads the image: what it computes is
             # beyond the rules, and dropping it would drop every layer after it
@@ -344,18 +326,7 @@ class GraphBuilder:
                 f"rf_widgets.RuleTable().operator('onnx', '{key}', rule): see docs/onnx.md)"
             )
         else:
-            try:
-                value = rule(call)
-                if isinstance(value, dict):
-                    value = call.emit(**value)
-            except Unsupported as why:
-                value = call.unknown(str(why) or "the rule does not cover these arguments")
-            except RFError:
-                raise
-            except Exception as err:
-                raise ModelImportError(
-                    f"the rule for ONNX {call.key} failed at node '{call.name}': {type(err).__name__}: {err}"
-                ) from err
+            value = self.run_rule(rule, call, f"ONNX {call.key}", f"node '{call.name}'")
         self._assign(node, value)
 
     def _if(self, node: Any, name: str, inputs: list[Any]) -> None:
@@ -423,14 +394,6 @@ class GraphBuilder:
                 return Const(np.asarray(helper.get_attribute_value(a)))
         return Const()
 
-    def _rule(self, node: Any) -> Any:
-        key = _key(node)
-        for table in self.chain:
-            rule = table.for_operator("onnx", key)
-            if rule is not None:
-                return rule
-        return None
-
     def append(
         self, call: OnnxCall, op: str, inputs: Iterable[Act], layout: Layout, fields: dict[str, Any]
     ) -> Act:
@@ -445,12 +408,8 @@ class GraphBuilder:
         """Elements of the initializers a node reads that no earlier layer counted (shared once)."""
         total = 0
         for name in node.input:
-            if name in self._weights and name not in self._counted:
-                self._counted.add(name)
-                count = 1
-                for d in self._weights[name]:
-                    count *= d
-                total += count
+            if name in self._weights:
+                total += self.params.once(name, math.prod(self._weights[name]))
         return total
 
 
