@@ -280,7 +280,7 @@ POINTWISE_FUNCTIONS: tuple[Any, ...] = (
     F.tanh, torch.tanh, torch.clamp, torch.clip, torch.exp, torch.abs, torch.sqrt, torch.rsqrt,
     torch.neg, F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.batch_norm,
     F.layer_norm, F.group_norm, F.instance_norm, F.local_response_norm, F.rms_norm, operator.neg,
-    operator.abs, operator.pow, torch.pow, F.channel_shuffle, torch.channel_shuffle,
+    operator.abs, operator.pow, torch.pow, torch.square, F.channel_shuffle, torch.channel_shuffle,
     torch.native_channel_shuffle,
 )  # fmt: skip
 

@@ -38,6 +38,18 @@ def _binary(op: str) -> Any:
     return rule
 
 
+def _addcmul(call: Call) -> Act:
+    # input + value * tensor1 * tensor2, position by position (ConvNeXt-V2's GRN, ResMLP's affine)
+    layout = max((a.layout for a in call.acts), key=len)
+    return call.pointwise("addcmul", layout=layout)
+
+
+def _normalize(call: Call) -> Act:
+    # x / max(||x||_p along dim, eps): mixes values along dim (channels: pointwise; positions: global)
+    dim = int(call.literal(2, "dim", 1)) % len(call.x.layout)
+    return call.mix([call.x.layout[dim]], op="normalize")
+
+
 def reduce(call: Call, op: str, dim: Any, keepdim: Any) -> Act:
     x = call.x
     along = dims(dim, len(x.layout))
@@ -101,3 +113,6 @@ def register(table: RuleTable) -> None:
         table.method(name, _max)
     for fn in (torch.cat, torch.concat, torch.concatenate, torch.stack):
         table.function(fn, _cat)
+    table.function(torch.addcmul, _addcmul)
+    table.method("addcmul", _addcmul)
+    table.function(torch.nn.functional.normalize, _normalize)
