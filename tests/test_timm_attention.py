@@ -211,3 +211,48 @@ def test_lambda_layer_position_lambda_is_its_window_and_the_content_global():
         box = result.unit_box("1.conv_lambda", unit, path="hull")
         assert (int(rows.min()), int(rows.max())) == (max(box.start[0], 0), min(box.stop[0], 11))
         assert (int(cols.min()), int(cols.max())) == (max(box.start[1], 0), min(box.stop[1], 11))
+
+
+# -- per-position and whole-map operations: GRN, normalize, square ------------------------------------------
+
+
+class Normalize(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x):
+        if self.dim == 1:
+            return torch.square(nn.functional.normalize(x, dim=1))
+        b, c, h, w = x.shape  # over the tokens of the map (XCA), then back to the map
+        tokens = nn.functional.normalize(x.flatten(2), dim=-1)
+        return tokens.reshape(b, c, h, w)
+
+
+@pytest.mark.parametrize(("dim", "local"), [(1, True), (-1, False)])
+def test_normalize_along_channels_is_pointwise_and_along_tokens_global(dim, local):
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), Normalize(dim), nn.Conv2d(4, 2, 3, padding=1))
+    result = _quiet(model, 10)
+    twin = _oracle_copy(model)
+    x = torch.rand(1, 2, 10, 10, dtype=torch.float64, requires_grad=True)
+    out = twin(x)
+    if local:
+        assert result.layer("2").r_max == (5, 5)
+        assert _every_unit(model, result, "2", 10) > 0
+    else:
+        assert result.layer("2").status == "global"
+        assert _support(out, x, (5, 5)) == [(0, 9), (0, 9)]
+
+
+def test_global_response_norm_reaches_the_whole_map():
+    from timm.layers.grn import GlobalResponseNorm
+
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), GlobalResponseNorm(4, channels_last=False))
+    result = _quiet(model, 10)
+    last = result.layers[-1]  # x + addcmul(bias, weight, x * (norm over the map))
+    assert last.op == "add"
+    assert last.r_max == (math.inf, math.inf)
+    assert last.r_max_local == (3, 3)
+    twin = _oracle_copy(model)
+    x = torch.rand(1, 2, 10, 10, dtype=torch.float64, requires_grad=True)
+    assert _support(twin(x), x, (4, 4)) == [(0, 9), (0, 9)]
