@@ -39,10 +39,7 @@ import sys
 import weakref
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from rf_widgets.torch_import.call import Call  # the torch frontend's call; others pass their own
+from typing import Any
 
 __all__ = [
     "Rule",
@@ -51,9 +48,12 @@ __all__ = [
     "active_tables",
     "builtin_rules",
     "lookup_chain",
+    "register_frontend",
 ]
 
-Rule = Callable[["Call"], Any]
+Rule = Callable[[Any], Any]
+"""A rule takes its frontend's call object (torch's :class:`~rf_widgets.torch_import.call.Call`, ONNX's
+``OnnxCall``, Keras' ``KerasCall``) and returns the value of the node."""
 
 
 class Unsupported(Exception):
@@ -207,6 +207,10 @@ class RuleTable:
 
 _ACTIVE: ContextVar[tuple[RuleTable, ...]] = ContextVar("rf_widgets_rule_tables", default=())
 _BUILTIN: dict[str, RuleTable] = {}
+_FILLERS: dict[str, Callable[[RuleTable], None]] = {}
+"""frontend -> what fills its built-in table; set by :mod:`rf_widgets.frontends.registry` for every
+frontend it registers (the built-in three when ``rf_widgets`` is imported, which importing this module
+does first)."""
 
 
 def active_tables() -> tuple[RuleTable, ...]:
@@ -217,16 +221,24 @@ def active_tables() -> tuple[RuleTable, ...]:
 def builtin_rules(frontend: str = "torch") -> RuleTable:
     """The table of built-in rules of ``frontend`` (built on first use).
 
-    The registered frontend of that name (:func:`rf_widgets.frontends.registry.frontend`) fills it with
-    its ``register_rules(table)``.
+    The registered frontend of that name (:mod:`rf_widgets.frontends.registry`) fills it with its
+    ``register_rules(table)``.
     """
     if frontend not in _BUILTIN:
-        from rf_widgets.frontends.registry import frontend as registered
-
+        if frontend not in _FILLERS:
+            known = ", ".join(_FILLERS)
+            raise KeyError(f"no frontend is registered as {frontend!r} (known: {known})")
         table = RuleTable(f"built-in {frontend} rules" if frontend != "torch" else "built-in rules")
-        registered(frontend).register_rules(table)
+        _FILLERS[frontend](table)
         _BUILTIN[frontend] = table
     return _BUILTIN[frontend]
+
+
+def register_frontend(frontend: str, fill: Callable[[RuleTable], None]) -> None:
+    """Use ``fill(table)`` to make the built-in table of ``frontend`` (called by
+    :func:`rf_widgets.frontends.register`; a table made before is dropped)."""
+    _FILLERS[frontend] = fill
+    _BUILTIN.pop(frontend, None)
 
 
 def lookup_chain(explicit: RuleTable | None = None, frontend: str = "torch") -> tuple[RuleTable, ...]:

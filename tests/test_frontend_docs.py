@@ -17,6 +17,7 @@ BLOCKS = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), fla
 def test_the_fourth_frontend_of_the_docs_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "_REGISTERED", list(registry._REGISTERED))  # the doc registers one
     monkeypatch.setattr(rules, "_BUILTIN", dict(rules._BUILTIN))
+    monkeypatch.setattr(rules, "_FILLERS", dict(rules._FILLERS))
     assert len(BLOCKS) == 1
     namespace: dict[str, object] = {"__name__": "frontends_doc"}
     exec(compile(BLOCKS[0], str(DOC), "exec", dont_inherit=True), namespace)

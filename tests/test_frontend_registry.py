@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import rf_widgets as rfw
+from rf_widgets import rules
 from rf_widgets.frontends import registry
 from rf_widgets.frontends.registry import Resolved, frontend, frontends, register, resolve
 from rf_widgets.strategies.resolve import source_of
@@ -97,6 +98,7 @@ class Toy:
 
 def test_a_registered_frontend_is_asked_before_the_built_in_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "_REGISTERED", list(registry._REGISTERED))
+    monkeypatch.setattr(rules, "_FILLERS", dict(rules._FILLERS))
     register(Toy())
     assert [f.name for f in frontends()] == ["toy", "keras", "onnx", "torch"]
     assert frontend("toy").accepts({"toy": []})

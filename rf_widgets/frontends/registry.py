@@ -29,14 +29,12 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from rf_widgets.core.graph import Stack
 from rf_widgets.core.layers import Layer
 from rf_widgets.errors import ModelImportError
-
-if TYPE_CHECKING:
-    from rf_widgets.rules import RuleTable
+from rf_widgets.rules import RuleTable, register_frontend
 
 __all__ = ["Frontend", "Resolved", "frontend", "frontends", "register", "resolve"]
 
@@ -123,6 +121,9 @@ class _Torch(_BuiltIn):
 _REGISTERED: list[Frontend] = [_Keras(), _Onnx(), _Torch()]
 """In the order :func:`resolve` asks them (Keras before torch: see :class:`_Torch`)."""
 
+for _builtin in _REGISTERED:
+    register_frontend(_builtin.name, _builtin.register_rules)  # the rule module loads on first use
+
 
 def frontends() -> tuple[Frontend, ...]:
     """The registered frontends, in the order :func:`resolve` asks them."""
@@ -146,6 +147,7 @@ def register(added: Frontend) -> None:
             f"got {type(added).__name__}"
         )
     _REGISTERED[:] = [added, *(f for f in _REGISTERED if f.name != added.name)]
+    register_frontend(added.name, added.register_rules)
 
 
 @dataclass(frozen=True)

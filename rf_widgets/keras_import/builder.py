@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rf_widgets.core.layers import INPUT, Layer
 from rf_widgets.errors import ModelImportError
 from rf_widgets.frontends.base import BaseBuilder
-from rf_widgets.keras_import.call import CONST, Act, KerasCall, Layout
+from rf_widgets.keras_import.call import CONST, KerasCall
 from rf_widgets.rules import RuleTable
 
 __all__ = ["KerasBuilder", "graph_of"]
@@ -56,7 +55,7 @@ class KerasBuilder(BaseBuilder):
     def _visit(self, node: Any, args: tuple[Any, ...], kwargs: dict[str, Any], prefix: str) -> Any:
         operation = node.operation
         name = prefix + operation.name
-        probe = KerasCall(self, node, args, kwargs, name)
+        probe = KerasCall(self, node, args, kwargs, name, self.data_format)
         if not probe.acts:
             return CONST  # computed from non-image inputs alone
         rule = self.rule_for(type(operation))
@@ -64,24 +63,10 @@ class KerasBuilder(BaseBuilder):
             inner_inputs = _flatten(args)
             outputs = self.walk(operation, inner_inputs, prefix=f"{name}/")
             return outputs if len(outputs) > 1 else outputs[0]
-        call = KerasCall(self, node, args, kwargs, self._unique(name))
+        call = KerasCall(self, node, args, kwargs, self._unique(name), self.data_format)
         if rule is None:
             return call.unknown(_no_rule(operation))
         return self.run_rule(rule, call, call.op, f"Keras layer '{name}'")
-
-    # -- state the calls use --------------------------------------------------------------------------
-
-    def append(self, call: KerasCall, op: str, inputs: list[Act], layout: Layout, fields: dict) -> Act:
-        sources = tuple(dict.fromkeys(a.source for a in inputs)) or (INPUT,)
-        layer = Layer(call.name, op, inputs=sources, module=call.name.partition(":")[0], **fields)
-        self.layers.append(layer)
-        return Act(call.name, tuple(layout))
-
-    def take_params(self, layer: Any) -> int:
-        """The layer's parameter count the first time it is called (shared layers count once)."""
-        if not hasattr(layer, "count_params"):
-            return 0
-        return self.params.once(id(layer), lambda: _count_params(layer))
 
     def _unique(self, name: str) -> str:
         count = self._used.get(name, 0) + 1
@@ -113,13 +98,6 @@ def _flatten(value: Any) -> list[Any]:
 
 def _is_tensor(value: Any) -> bool:
     return type(value).__name__ == "KerasTensor"
-
-
-def _count_params(layer: Any) -> int:
-    try:
-        return int(layer.count_params())
-    except ValueError:  # a layer that was never built
-        return 0
 
 
 def _no_rule(operation: Any) -> str:

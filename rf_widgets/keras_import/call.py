@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rf_widgets.frontends.base import BaseCall, collect_acts
+from rf_widgets.core.layers import INPUT, Layer
+from rf_widgets.frontends.base import BaseBuilder, BaseCall, collect_acts
 from rf_widgets.frontends.records import CONST, Act
 from rf_widgets.rules import Unsupported
-
-if TYPE_CHECKING:
-    from rf_widgets.keras_import.builder import KerasBuilder
 
 __all__ = ["CONST", "Act", "KerasCall", "Layout"]
 
@@ -48,12 +46,17 @@ class KerasCall(BaseCall):
         The ``op`` the emitted layer gets (the layer's class name).
     """
 
-    builder: KerasBuilder
-
     def __init__(
-        self, builder: KerasBuilder, node: Any, args: tuple[Any, ...], kwargs: dict[str, Any], name: str
+        self,
+        builder: BaseBuilder,
+        node: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str,
+        data_format: str,
     ) -> None:
         self.builder = builder
+        self.data_format = data_format  # the model's, for layers that do not say theirs
         self.node = node
         self.layer = node.operation
         self.args = args
@@ -95,8 +98,18 @@ class KerasCall(BaseCall):
         sources = list(self.acts if inputs is None else inputs)
         if layout is None:
             layout = _widest(sources)
-        fields.setdefault("params", self.builder.take_params(self.layer))
-        return self.builder.append(self, op or self.op, sources, layout, fields)
+        fields.setdefault("params", self._take_params())
+        inputs_of = tuple(dict.fromkeys(a.source for a in sources)) or (INPUT,)
+        module = self.name.partition(":")[0]
+        self.builder.layers.append(Layer(self.name, op or self.op, inputs=inputs_of, module=module, **fields))
+        return Act(self.name, tuple(layout))
+
+    def _take_params(self) -> int:
+        """The layer's parameter count the first time it is called (shared layers count once)."""
+        layer = self.layer
+        if not hasattr(layer, "count_params"):
+            return 0
+        return self.builder.params.once(id(layer), lambda: _count_params(layer))
 
     def global_(self, layout: Layout | None = None, **extra: Any) -> Act:
         """A layer whose every output depends on every input position."""
@@ -147,7 +160,7 @@ class KerasCall(BaseCall):
         ``"causal"`` (1-D: all padding in front), an int, one int or one ``(lo, hi)`` pair per
         dimension. ``data_format`` defaults to the layer's own.
         """
-        data_format = data_format or self.attr("data_format") or self.builder.data_format
+        data_format = data_format or self.attr("data_format") or self.data_format
         k = _tuple(kernel, None)
         count = len(k) if len(k) > 1 else self.ndim
         k = _tuple(kernel, count)
@@ -172,7 +185,7 @@ class KerasCall(BaseCall):
         spatial dimensions do not hold the network's spatial axes raises :class:`Unsupported`.
         """
         count = len(next(iter(per_dim.values())))
-        dims = self.spatial_dims(data_format or self.builder.data_format, count)
+        dims = self.spatial_dims(data_format or self.data_format, count)
         layout = self.x.layout
         if max(dims) >= len(layout):
             raise Unsupported(f"a {count}-D window on a tensor with {len(layout)} dimensions")
@@ -233,6 +246,13 @@ def _pairs(padding: Any, count: int) -> list[tuple[int, int]]:
 def _show(layout: Layout) -> str:
     names = {"C": "channels", "B": "reduced"}
     return ", ".join(names.get(r, str(r)) if isinstance(r, str) else f"spatial axis {r}" for r in layout)
+
+
+def _count_params(layer: Any) -> int:
+    try:
+        return int(layer.count_params())
+    except ValueError:  # a layer that was never built
+        return 0
 
 
 def kernel_macs(*shapes: Any) -> int:

@@ -154,7 +154,14 @@ class Explorer(widgets.VBox):
         self._wire()
         self._show_state()
         state.observe(lambda _: self._show_state(), names="revision")
-        self.front_view = FrontView(self)  # the design search in the Strategies tab
+        self.front_view = FrontView(  # the design search in the Strategies tab
+            self.state,
+            self.controls,
+            interactive=interactive,
+            act=self._act,
+            report=self._report,
+            export_json=self._export_json,
+        )
 
     # -- the public surface -----------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from rf_widgets.core.graph import Stack
     from rf_widgets.strategies.budget import Candidate, Front
     from rf_widgets.strategies.views import FrontPlot
-    from rf_widgets.widgets.explorer import Explorer
+    from rf_widgets.widgets.state import ExplorerState
 
 __all__ = ["FrontView", "front_panel"]
 
@@ -90,10 +90,23 @@ class FrontView:
         The module *Build module* made last.
     """
 
-    def __init__(self, explorer: Explorer) -> None:
-        self.explorer = explorer
-        self.state = explorer.state
-        self.controls = explorer.controls
+    def __init__(
+        self,
+        state: ExplorerState,
+        controls: dict[str, Any],
+        *,
+        interactive: bool,
+        act: Callable[[Callable[[], str]], None],
+        report: Callable[[str, bool], None],
+        export_json: Callable[[], str],
+    ) -> None:
+        # what the panel needs of the Explorer it sits in, handed over (this module does not import it)
+        self.state = state
+        self.controls = controls
+        self.interactive = interactive
+        self._run = act
+        self._report = report
+        self._export_json = export_json
         self.front: Front | None = None
         self.plot: FrontPlot | None = None
         self.built: Any = None
@@ -132,7 +145,7 @@ class FrontView:
         self.front = front
         self._base = (state.stack, state.position, tuple(state.resolution), torch_model)
         self.plot = plot_front(front)
-        if self.explorer.interactive:
+        if self.interactive:
             self._clickable(self.plot)
         self._ringed = None
         self.show(redraw=True)
@@ -184,7 +197,7 @@ class FrontView:
         except Exception as err:  # surgery runs the user's model once
             raise RFError(f"building '{candidate.label}' failed ({type(err).__name__}: {err})") from None
         self.built = module
-        self.explorer._export_json()  # the built candidate's layer graph, readable in any front end
+        self._export_json()  # the built candidate's layer graph, readable in any front end
         params = sum(p.numel() for p in module.parameters())
         size = _format.size(candidate.input_size)
         return (
@@ -253,7 +266,7 @@ class FrontView:
         if self.plot is not None and (redraw or candidate is not self._ringed):
             self.plot.select(candidate)
             self._ringed = candidate
-            if self.explorer.interactive:
+            if self.interactive:
                 self.plot.figure.canvas.draw_idle()  # ipympl sends the frame itself
             else:
                 c["front_plot"].value = _png(self.plot)
@@ -316,7 +329,7 @@ class FrontView:
         """
         button = self.controls["front_search"]
         label = button.description
-        self.explorer._report(f"Searching the front of {self.state.stack.name} at {what}...", error=False)
+        self._report(f"Searching the front of {self.state.stack.name} at {what}...", False)
         button.description, button.disabled = "Searching...", True
         try:
             yield
@@ -326,7 +339,7 @@ class FrontView:
     def _act(self, action: Callable[[], str]) -> None:
         """Run an action the Explorer's way (a refusal is reported), then put this panel back in step."""
         try:
-            self.explorer._act(action)
+            self._run(action)
         finally:
             self.show()
 
