@@ -256,3 +256,23 @@ def test_global_response_norm_reaches_the_whole_map():
     twin = _oracle_copy(model)
     x = torch.rand(1, 2, 10, 10, dtype=torch.float64, requires_grad=True)
     assert _support(twin(x), x, (4, 4)) == [(0, 9), (0, 9)]
+
+
+@pytest.mark.parametrize("pool_type", ["token", ""])
+def test_attention_pool_is_global(pool_type):
+    from timm.layers.attention_pool2d import AttentionPool2d
+
+    torch.manual_seed(0)
+    pool = AttentionPool2d(4, feat_size=6, out_features=3, head_dim=4, pool_type=pool_type)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), pool).eval()
+    result = _quiet(model, 6)
+    assert result.layer("1").status == "global"
+    twin = _oracle_copy(model)
+    x = torch.rand(1, 2, 6, 6, dtype=torch.float64, requires_grad=True)
+    out = twin(x)
+    if pool_type == "token":
+        (grad,) = torch.autograd.grad(out[0].sum(), x)
+        assert bool((grad.abs().sum(dim=(0, 1)) > 0).all())
+    else:
+        assert result.layer("1").feature_map == (6, 6)
+        assert _support(out, x, (0, 0)) == [(0, 5), (0, 5)]

@@ -289,6 +289,23 @@ def _halo_attention(call: Call) -> Act:
     )
 
 
+def _attention_pool(call: Call) -> Act:
+    """timm's ``AttentionPool2d`` (CLIP's ResNet head): attention over every position of the map plus a
+    mean or class token, then that token (``pool_type="token"``) or the map's positions: global either way."""
+    from rf_widgets.core.layers import Resample
+
+    module: Any = call.module
+    if tuple(call.x.layout) != ("N", "C", *range(call.ndim)):
+        raise Unsupported(f"an attention pool on a tensor laid out as {call.x.layout}")
+    # per token: the projections (q, k, v, out); per pair: q.k and the weighted value
+    mixing = (_linear_macs(module), 2 * int(module.num_heads) * int(module.head_dim))
+    if module.pool_type == "token":
+        return call.global_("attention_pool", layout=("N", "C"), mixing_macs=mixing)
+    # the map's positions, each having attended to all of them: windows larger than any map
+    spec = Resample("windows", window=(1 << 30,) * call.ndim, shift=(0,) * call.ndim)
+    return call.emit("attention_pool", kind="resample", resample=spec)
+
+
 def _projection_macs(attn: Any) -> int:
     """Per token: the query/key/value and output projections (not a position-bias MLP, run once per map)."""
     return sum(_linear_macs(getattr(attn, name)) for name in ("qkv", "proj") if hasattr(attn, name))
@@ -328,5 +345,6 @@ def register(table: RuleTable) -> None:
     for partition in ("PartitionAttentionCl", "PartitionAttention2d", "ParallelPartitionAttention"):
         table.module(f"timm.models.maxxvit.{partition}", _partition_attention)
     table.module("timm.layers.halo_attn.HaloAttn", _halo_attention)
+    table.module("timm.layers.attention_pool2d.AttentionPool2d", _attention_pool)
     for merging in ("swin_transformer", "swin_transformer_v2", "swin_transformer_v2_cr"):
         table.module(f"timm.models.{merging}.PatchMerging", _patch_merging)
