@@ -276,3 +276,14 @@ def test_attention_pool_is_global(pool_type):
     else:
         assert result.layer("1").feature_map == (6, 6)
         assert _support(out, x, (0, 0)) == [(0, 5), (0, 5)]
+
+
+def test_eca_conv_over_channels_stays_pointwise():
+    # a Conv1d over the channels of a pooled map (ECA): no spatial axis, pointwise as before the lambda rule
+    from timm.layers import EcaModule
+
+    model = nn.Sequential(nn.Conv2d(2, 8, 3, padding=1), EcaModule(8, kernel_size=3))
+    result = _quiet(model, 8)
+    last = result.layers[-1]
+    assert last.r_max_local == (3, 3)
+    assert last.r_max == (math.inf, math.inf)

@@ -218,7 +218,7 @@ class Call:
             return kernel, stride, dilation, padding
         layout = self.x.layout
         spatial = sum(isinstance(r, int) for r in layout)
-        if len(kernel) <= spatial or len(kernel) > len(layout):
+        if spatial == 0 or len(kernel) <= spatial or len(kernel) > len(layout):
             return kernel, stride, dilation, padding
         roles = layout[len(layout) - len(kernel) :]
         values = [kernel, stride, dilation, padding]
