@@ -287,3 +287,22 @@ def test_eca_conv_over_channels_stays_pointwise():
     last = result.layers[-1]
     assert last.r_max_local == (3, 3)
     assert last.r_max == (math.inf, math.inf)
+
+
+class SplitSizes(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 6, 3, padding=1)
+        self.dim = dim
+
+    def forward(self, x):
+        a, b = torch.split_with_sizes(self.conv(x), [2, 4] if self.dim == 1 else [3, 5], dim=self.dim)
+        return a.sum(dim=self.dim, keepdim=True) + b.sum(dim=self.dim, keepdim=True)
+
+
+def test_split_with_sizes_along_channels_is_a_split_and_along_an_axis_unknown():
+    # TinyViT splits q, k, v with torch.split_with_sizes (before: no rule)
+    assert _quiet(SplitSizes(1), 8).layers[-1].r_max == (3, 3)
+    with pytest.warns(UnknownOperationWarning, match="split_with_sizes"):
+        result = rfw.analyze(SplitSizes(2), 8)
+    assert result.layers[1].status == "unknown"
