@@ -322,8 +322,8 @@ def register(table: RuleTable) -> None:
         (torch.reshape, _reshape), (torch.permute, _permute), (torch.transpose, _transpose),
         (torch.swapaxes, _transpose), (torch.swapdims, _transpose), (torch.movedim, _movedim),
         (torch.flatten, _flatten_fn), (torch.unsqueeze, _unsqueeze), (torch.squeeze, _squeeze),
-        (torch.chunk, _split), (torch.split, _split), (torch.tensor_split, _split), (torch.split_with_sizes, _split),
-        (torch.unbind, _unbind),
+        (torch.chunk, _split), (torch.split, _split), (torch.tensor_split, _split),
+        (torch.split_with_sizes, _split), (torch.unbind, _unbind),
     ):  # fmt: skip
         table.function(fn, rule)
 
