@@ -454,7 +454,7 @@ def axis_centres(result: Analysis, layer: str, axis: int, every: bool = False) -
     n = result.layer(layer).feature_map[axis]
     units = np.arange(n) if every else _indices(n)
     classes = result.field.classes[result.stack.index[layer]][axis]
-    phased = any(type(key) is tuple and key[1] > 1 for key in classes)
+    phased = any(isinstance(key, tuple) and key[1] > 1 for key in classes)
     if not phased and n > 1:
         first, second = (sum(unit_interval(classes, u, "max")) / 2 for u in (0, 1))
         return float(first) + units * float(second - first)

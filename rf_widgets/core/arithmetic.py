@@ -449,7 +449,7 @@ def _through_window(
 ) -> None:
     grow = k - 1
     for jump, cls in classes.items():
-        if type(jump) is tuple:  # a phased class: follow each phase exactly
+        if type(jump) is PhasedKey:  # a phased class: follow each phase exactly
             _through_taps({jump: cls}, _window_as_taps(k, s, lo, dilation), into)
             continue
         rmin, pmin, rmax, pmax, offmax, endmax = cls
@@ -494,7 +494,7 @@ def _through_taps(classes: dict[Any, PathClass], taps: Taps, into: dict[Any, Pat
 
 def _unpack(key: Any) -> tuple[Number, int, tuple[Number, ...], tuple[Number, ...]]:
     """(jump, period, start offsets, end offsets) of a class key; a plain jump has period 1."""
-    if type(key) is tuple:
+    if type(key) is PhasedKey:
         return key
     return key, 1, (0,), (0,)
 
@@ -510,6 +510,13 @@ def _phased_step(key: Any, taps: Taps) -> tuple[Any, int, int]:
     period, advance, step = taps.period, taps.advance, taps.step
     new_period = period * q // math.gcd(q, advance)
     new_jump = Fraction(jump) * advance / period
+    # Whole numbers in units of 1 / scale: the loops below run period * q times, and Fractions there
+    # made GhostNet-V2 at 224 take minutes.
+    scale = math.lcm(new_jump.denominator, *(Fraction(v).denominator for v in (jump, *ss, *es)))
+    j = int(Fraction(jump) * scale)
+    nj = int(new_jump * scale)
+    s_int = [int(Fraction(v) * scale) for v in ss]
+    e_int = [int(Fraction(v) * scale) for v in es]
     starts, ends = [], []
     for phase in range(new_period):
         blocks, rest = divmod(phase, period)
@@ -519,19 +526,33 @@ def _phased_step(key: Any, taps: Taps) -> tuple[Any, int, int]:
         # unit 0), so take the extremes over the taps; one period of them is enough, since a unit's
         # box moves by q * J > 0 from one period to the next.
         # (with holes: the q taps at each end, since taps q * step apart have the same offsets)
-        start = min(t * jump + ss[t % q] for t in range(first, min(last, first + (q - 1) * step) + 1, step))
+        start = min(t * j + s_int[t % q] for t in range(first, min(last, first + (q - 1) * step) + 1, step))
         tail = last - min(q - 1, (last - first) // step) * step
-        end = max(t * jump + es[t % q] for t in range(tail, last + 1, step))
-        starts.append(start - phase * new_jump)
-        ends.append(end - phase * new_jump)
+        end = max(t * j + e_int[t % q] for t in range(tail, last + 1, step))
+        starts.append(start - phase * nj)
+        ends.append(end - phase * nj)
     s0, e0 = starts[0], ends[0]
     new_key = _canonical(
         _number_of(new_jump),
         new_period,
-        tuple(_number_of(Fraction(v - s0)) for v in starts),
-        tuple(_number_of(Fraction(v - e0)) for v in ends),
+        tuple(_number_of(Fraction(v - s0, scale)) for v in starts),
+        tuple(_number_of(Fraction(v - e0, scale)) for v in ends),
     )
-    return new_key, int(-s0), int(e0)
+    return new_key, int(Fraction(-s0, scale)), int(Fraction(e0, scale))
+
+
+class PhasedKey(tuple):  # type: ignore[type-arg]
+    """The key of a phased path class, ``(jump, period, starts, ends)``, that hashes once.
+
+    A dict lookup hashes its key every time, and a tuple does not keep its hash: with periods of 49
+    phases (GhostNet-V2's gates at 224) rehashing the offsets (Fractions) took half of the time.
+    """
+
+    def __hash__(self) -> int:
+        cached = self.__dict__.get("hash")
+        if cached is None:
+            cached = self.__dict__["hash"] = tuple.__hash__(self)
+        return cached
 
 
 def _canonical(jump: Number, q: int, ss: tuple[Number, ...], es: tuple[Number, ...]) -> Any:
@@ -540,13 +561,21 @@ def _canonical(jump: Number, q: int, ss: tuple[Number, ...], es: tuple[Number, .
             break
     if d == 1:
         return jump
-    return (jump, d, ss[:d], es[:d])
+    key = PhasedKey((jump, d, ss[:d], es[:d]))
+    if len(_INTERNED) > MAX_INTERNED:
+        _INTERNED.clear()
+    # one object per key: lookups (dicts, the caches) then find it by identity, not by comparing offsets
+    return _INTERNED.setdefault(key, key)
+
+
+MAX_INTERNED = 65536
+_INTERNED: dict[PhasedKey, PhasedKey] = {}
 
 
 @lru_cache(maxsize=65536)
 def key_width(key: Any) -> Number:
     """How much wider than unit 0's field the widest phase of a class is (0 for a plain jump)."""
-    if type(key) is not tuple:
+    if type(key) is not PhasedKey:
         return 0
     _, _, ss, es = key
     widest: Number = max(e - s for s, e in zip(ss, es, strict=True))
@@ -555,7 +584,7 @@ def key_width(key: Any) -> Number:
 
 def key_jump(key: Any) -> Number:
     """The jump of a class key."""
-    return key[0] if type(key) is tuple else key  # type: ignore[no-any-return]
+    return key[0] if type(key) is PhasedKey else key  # type: ignore[no-any-return]
 
 
 def unit_interval(axis: dict[Any, PathClass], u: int, path: str) -> tuple[Number, Number]:
@@ -835,9 +864,9 @@ def _summary(axis: dict[Any, PathClass]) -> tuple[Number, Number, Number, Number
     """``r_min``, ``r_max``, the largest jump and the offset of the widest class of one axis."""
     if len(axis) == 1:
         ((key, c),) = axis.items()
-        if type(key) is not tuple:
+        if type(key) is not PhasedKey:
             return c[0], c[2], key, c[3]
-    elif not any(type(key) is tuple for key in axis):
+    elif not any(type(key) is PhasedKey for key in axis):
         best = max(axis.items(), key=lambda item: (item[1][2], item[0]))
         return min(c[0] for c in axis.values()), best[1][2], max(axis), best[1][3]
     key, c = widest_class(axis)
@@ -890,7 +919,7 @@ def _misalignment(stack: Stack, i: int, ins: list[tuple[dict[Number, PathClass],
 
 def _mean_centre(key: Any) -> Fraction:
     """How far the centres of a phased class lie, on average over its phases, from unit 0's."""
-    if type(key) is not tuple:
+    if type(key) is not PhasedKey:
         return Fraction(0)
     _, q, ss, es = key
     return Fraction(sum(ss) + sum(es), 2 * q)
