@@ -179,7 +179,8 @@ def test(*options: str) -> None:
     # One pytest-xdist worker per core (at most 4: each holds torch and its models); a file's tests, and
     # so a notebook's cells, stay together on one worker (--dist loadfile). `-n 0` runs in one process.
     workers = min(4, os.cpu_count() or 1)
-    parallel = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+    # The long files go first (tests/conftest.py LONGEST_FIRST): keep that order.
+    parallel = ["-n", str(workers), "--dist", "loadfile", "--no-loadscope-reorder"] if workers > 1 else []
     # Each worker computes with one thread per core it has: torch's default (a thread per core in every
     # process) makes the workers' OpenMP threads wait on each other, up to 100x slower on small tensors.
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))

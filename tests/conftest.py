@@ -67,8 +67,34 @@ LONG_RUNNING = {
 }
 
 
+# The files that take longest, longest first, in seconds on an idle 2-core machine with two workers
+# (2026-12-08, BENCHMARKS.md "Session 7"). Under `--dist loadfile` a worker takes the next file when it
+# is done; handing out the long files first (and `--no-loadscope-reorder`, which keeps this order) leaves
+# only short files for the end, so both workers finish close together. The order changes no result.
+LONGEST_FIRST = (
+    "tests/test_onnx_parity.py",  # 140
+    "tests/test_budget.py",  # 78
+    "tests/browser/test_explorer_browser.py",  # 72
+    "tests/test_readme_shell.py",  # 66 (up to 100 when pip resolves slowly)
+    "tests/test_coverage.py",  # 35
+    "tests/test_dense_models.py",  # 29
+    "tests/test_zoo.py",  # 21
+    "notebooks/04_trim_and_train.ipynb",  # 21
+    "tests/test_cli.py",  # 21
+    "notebooks/06_which_network.ipynb",  # 20
+    "tests/browser/test_readme_picture.py",  # 18
+    "tests/test_model_integrity.py",  # 17
+    "tests/test_export_tracer.py",  # 15
+    "tests/test_keras_applications.py",  # 15
+    "tests/test_strategies.py",  # 14
+    "tests/test_explorer_state.py",  # 13
+    "notebooks/05_does_the_border_predict_the_tail.ipynb",  # 13
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Real-browser tests (a Jupyter server and Chromium each) and ``LONG_RUNNING`` count as slow too.
+    """Real-browser tests (a Jupyter server and Chromium each) and ``LONG_RUNNING`` count as slow too;
+    the files of ``LONGEST_FIRST`` go first, in that order (the rest keep theirs).
 
     So ``tasks.py test --quick`` (``-m "not slow"``) leaves them out; the whole suite runs them.
     """
@@ -76,3 +102,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         name = getattr(item, "originalname", item.name)
         if item.get_closest_marker("browser") is not None or (item.path.name, name) in LONG_RUNNING:
             item.add_marker(pytest.mark.slow)
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+
+    def place(item: pytest.Item) -> int:
+        try:
+            return rank.get(item.path.relative_to(config.rootpath).as_posix(), len(rank))
+        except ValueError:  # a file outside the repository
+            return len(rank)
+
+    items.sort(key=place)
